@@ -1,0 +1,5 @@
+"""The code location's ``Definitions``."""
+
+import dagster as dg
+
+defs = dg.Definitions()

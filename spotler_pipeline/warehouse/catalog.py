@@ -1,0 +1,9 @@
+"""Every table of the warehouse, by name."""
+
+from __future__ import annotations
+
+from spotler_pipeline.warehouse.mailing_tables import MAILING_TABLES
+from spotler_pipeline.warehouse.model import Table
+
+ALL_TABLES: tuple[Table, ...] = (*MAILING_TABLES,)
+TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}

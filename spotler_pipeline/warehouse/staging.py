@@ -1,0 +1,121 @@
+"""Spill fetched pages to local Parquet files until the final write.
+
+A run fetches for minutes; the DuckDB file must not be locked all that time, and a whole
+partition of rows must not sit in memory. So each page, as it arrives, is conformed to its
+table's Arrow schema and appended to a Parquet file in a private temporary folder (one file
+per table and thread, so concurrent fetches never wait on each other). The final write reads
+those files in one transaction (:mod:`spotler_pipeline.warehouse.writes`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spotler_pipeline.warehouse.model import Table
+
+
+class StagingArea:
+    """Parquet files for the rows of one run, per table. Use as a context manager."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="spotler-stage-", dir=directory))
+        self._lock = threading.Lock()
+        self._writers: dict[tuple[str, int], pq.ParquetWriter] = {}
+        self._files: dict[str, list[Path]] = {}
+        self._rows: dict[str, int] = {}
+
+    def __enter__(self) -> StagingArea:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def append(
+        self,
+        table: Table,
+        batch: pa.RecordBatch | pa.Table,
+        constants: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Stage ``batch`` for ``table``; columns missing from it are filled from ``constants``.
+
+        Returns the number of rows staged. Thread-safe.
+        """
+        conformed = conform(table, batch, constants or {})
+        if conformed.num_rows == 0:
+            self._count(table, 0)
+            return 0
+        self._writer(table).write_batch(conformed)
+        self._count(table, conformed.num_rows)
+        return conformed.num_rows
+
+    def rows(self, table: Table) -> int:
+        with self._lock:
+            return self._rows.get(table.name, 0)
+
+    def files(self, table: Table) -> list[Path]:
+        """Closed, readable Parquet files for ``table`` (closes its writers)."""
+        with self._lock:
+            for (name, tid), writer in list(self._writers.items()):
+                if name == table.name:
+                    writer.close()
+                    del self._writers[(name, tid)]
+            return list(self._files.get(table.name, []))
+
+    def cleanup(self) -> None:
+        with self._lock:
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _count(self, table: Table, n: int) -> None:
+        with self._lock:
+            self._rows[table.name] = self._rows.get(table.name, 0) + n
+
+    def _writer(self, table: Table) -> pq.ParquetWriter:
+        key = (table.name, threading.get_ident())
+        with self._lock:
+            writer = self._writers.get(key)
+            if writer is None:
+                files = self._files.setdefault(table.name, [])
+                path = self._dir / f"{table.name}-{len(files):04d}.parquet"
+                # Uncompressed and without dictionaries: the file lives for seconds on local
+                # disk, so encoding time matters more than its size.
+                writer = pq.ParquetWriter(
+                    path, table.arrow_schema, compression="none", use_dictionary=False
+                )
+                self._writers[key] = writer
+                files.append(path)
+            return writer
+
+
+def conform(
+    table: Table, batch: pa.RecordBatch | pa.Table, constants: Mapping[str, Any]
+) -> pa.RecordBatch:
+    """Arrange ``batch`` as ``table``'s columns, in order and type, adding constant columns."""
+    if isinstance(batch, pa.Table):
+        combined = batch.combine_chunks().to_batches()
+        batch = combined[0] if combined else pa.RecordBatch.from_pylist([], schema=batch.schema)
+    n = batch.num_rows
+    arrays = []
+    for col in table.columns:
+        if col.name in constants:
+            arrays.append(pa.repeat(pa.scalar(constants[col.name], col.arrow_type), n))
+            continue
+        idx = batch.schema.get_field_index(col.name)
+        if idx < 0:
+            arrays.append(pa.nulls(n, col.arrow_type))
+            continue
+        arr = batch.column(idx)
+        if not arr.type.equals(col.arrow_type):
+            arr = arr.cast(col.arrow_type)
+        arrays.append(arr)
+    return pa.RecordBatch.from_arrays(arrays, schema=table.arrow_schema)
