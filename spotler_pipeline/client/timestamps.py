@@ -1,0 +1,73 @@
+"""Dates going to Spotler and timestamps coming back.
+
+Spotler takes ``yyyy-mm-ddThh:mm:ss`` in the account's wall-clock zone and answers ISO 8601
+strings that may or may not carry an offset. Naive values are read in the account's zone;
+an ambiguous wall time (the repeated hour in autumn) is read as its first occurrence and a
+wall time inside the spring-forward gap is shifted forward, as Python's ``fold=0`` does.
+Records get aware ``datetime`` values in UTC; Arrow batches get ``timestamp[us, UTC]``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "API_DATETIME_FORMAT",
+    "TIMESTAMP_TYPE",
+    "format_api_datetime",
+    "parse_api_datetime",
+    "parse_timestamp_array",
+]
+
+API_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+_NAIVE_TYPE = pa.timestamp("us")
+
+
+def format_api_datetime(value: datetime, zone: tzinfo) -> str:
+    """``value`` as Spotler's date parameter: aware values are converted to ``zone``,
+    naive ones are taken to be in ``zone`` already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(zone)
+    return value.strftime(API_DATETIME_FORMAT)
+
+
+def parse_api_datetime(value: str | None, zone: tzinfo) -> datetime | None:
+    """An aware UTC ``datetime`` from Spotler's ISO 8601 text (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def parse_timestamp_array(values: pa.Array, zone_name: str, zone: tzinfo) -> pa.Array:
+    """A ``timestamp[us, UTC]`` array from an array of Spotler's timestamp strings.
+
+    Tries Arrow's vectorised parsers first (naive, then offset-carrying) and falls back to
+    :func:`parse_api_datetime` per element for mixed or unusual input.
+    """
+    if pa.types.is_timestamp(values.type):
+        return values.cast(TIMESTAMP_TYPE)
+    if values.null_count == len(values):
+        return pa.nulls(len(values), TIMESTAMP_TYPE)
+    try:
+        naive = values.cast(_NAIVE_TYPE)
+        local = pc.assume_timezone(naive, zone_name, ambiguous="earliest", nonexistent="raise")
+        return local.cast(TIMESTAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        return values.cast(TIMESTAMP_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    return pa.array([parse_api_datetime(v, zone) for v in values.to_pylist()], type=TIMESTAMP_TYPE)
