@@ -1,0 +1,938 @@
+"""The generated Spotler account: ground truth for the simulator's answers and for tests.
+
+Everything is deterministic in ``(seed, scale, anchor, days, heavy_days)``. The account's
+static skeleton (mailings, campaigns, forms and their links) is built at construction; the
+interaction data of a mailing, campaign or form is generated on first use from an RNG
+seeded by ``(seed, kind, index)`` and cached, so start-up is instant at any scale.
+
+What is visible depends on the simulated clock ``now`` (epoch seconds): a mailing's
+recipients exist once its ``scheduledStartDate`` has passed, and every open, click, bounce,
+campaign send and form submission exists once its own timestamp is ``<= now``.
+
+Date-range filters (``fromDate``/``toDate`` on ``/mailing`` and the campaign-mailing
+endpoints, ``startDate``/``endDate`` on form results) are **inclusive at both ends**, and
+some events fall exactly on midnight: a client that asks for ``[day 00:00:00, next day
+00:00:00]`` must itself drop rows stamped with the upper bound, or it double-counts them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from spotler_pipeline.simulator._contacts import Contacts, opaque_ids
+from spotler_pipeline.simulator._rows import RowSet
+from spotler_pipeline.simulator._time import (
+    DAY,
+    HOUR,
+    NEVER,
+    format_many,
+    format_one,
+    local_day,
+    local_midnight,
+)
+
+BASE_POOL = 250_000  # contacts at scale 1.0; target groups are fractions of it
+HORIZON = 30 * DAY  # no interaction is recorded later than this after a send
+HEAVY_ROWS_PER_RECIPIENT = 1.54  # recipients + opens + clicks + bounces, heavy-day mailings
+
+LINK_TYPES = (
+    "webshop", "conversion", "openhtml", "unsubscribe", "editprofile",
+    "twitter", "facebook", "linkedin", "whatsapp",
+)  # fmt: skip
+LINK_CLICK_WEIGHT = {
+    "webshop": 5.0, "conversion": 3.0, "openhtml": 1.0, "unsubscribe": 0.6, "editprofile": 0.4,
+    "twitter": 0.2, "facebook": 0.3, "linkedin": 0.2, "whatsapp": 0.3,
+}  # fmt: skip
+TARGET_GROUPS = (
+    ("Alle abonnees", 0.92), ("Nieuwsbrief NL", 0.55), ("Nieuwsbrief BE", 0.12),
+    ("Actieve kopers 12m", 0.25), ("VIP-klanten", 0.02), ("Inactief > 6 maanden", 0.18),
+    ("Regio Randstad", 0.35), ("Zakelijke klanten", 0.06),
+)  # fmt: skip
+MAILING_TOPICS = (
+    "Nieuwsbrief week {week}", "Zomersale: tot 50% korting", "Nieuwe collectie is binnen",
+    "Alleen voor jou: {pct}% korting", "Black Friday preview", "Webinar-uitnodiging",
+    "Tips van onze experts", "Laatste kans: actie eindigt vandaag", "Klantenservice-update",
+    "Onze favorieten van week {week}", "Weekendactie", "Gratis verzending dit weekend",
+)  # fmt: skip
+FREE_TEXT = ("Prima", "Snelle levering, top!", "Nee", "Jan", "06-12345678", "Kan beter.")
+SMS_TOPICS = ("SMS flash sale", "SMS: je pakket", "SMS weekendactie", "SMS laatste kans")
+SENDERS = ("Sanne de Vries", "Pieter Bakker", "Marketing team", "Ayşe Yılmaz")
+SEND_SLOTS = (  # (hour, minute, second, weight): mostly office hours, some exactly at midnight
+    (0, 0, 0, 0.06), (7, 30, 0, 0.12), (9, 0, 0, 0.2), (10, 0, 0, 0.15), (12, 15, 0, 0.1),
+    (14, 0, 0, 0.12), (16, 45, 30, 0.08), (19, 0, 0, 0.1), (20, 30, 0, 0.07),
+)  # fmt: skip
+
+
+def _rng(seed: int, *parts: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *parts])
+
+
+def _repeat_events(
+    rng: np.random.Generator,
+    who: np.ndarray,
+    first: np.ndarray,
+    extra: np.ndarray,
+    mean_gap: float,
+    limit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expand each ``who[i]`` into ``1 + extra[i]`` events from ``first[i]`` on, capped."""
+    counts = 1 + extra
+    rep = np.repeat(who, counts)
+    gaps = rng.exponential(mean_gap, len(rep)).astype(np.int64) + 1
+    starts = np.cumsum(counts) - counts
+    gaps[starts] = 0
+    cumulative = np.cumsum(gaps)
+    offset = cumulative - np.repeat(cumulative[starts], counts)
+    times = np.minimum(np.repeat(first, counts) + offset, np.repeat(limit, counts))
+    return rep, times
+
+
+@dataclass
+class Interactions:
+    """Per-recipient outcomes and time-ordered event rows (positions index the recipients)."""
+
+    first_open: np.ndarray
+    first_click: np.ndarray
+    bounce_ts: np.ndarray
+    bounce_hard: np.ndarray
+    rendered: np.ndarray
+    open_pos: np.ndarray
+    open_ts: np.ndarray
+    click_pos: np.ndarray
+    click_ts: np.ndarray
+    click_link: np.ndarray  # index into the message's links
+    bounce_pos: np.ndarray
+    bounce_at: np.ndarray
+    bounce_type_hard: np.ndarray
+
+
+def simulate(
+    rng: np.random.Generator,
+    sent: np.ndarray,
+    email: bool,
+    open_rate: float,
+    click_rate: float,
+    bounce_rate: float,
+    link_weights: np.ndarray,
+) -> Interactions:
+    """Opens, clicks and bounces for recipients sent at ``sent`` (epoch seconds each)."""
+    n = len(sent)
+    bounced = rng.random(n) < bounce_rate
+    hard = bounced & (rng.random(n) < 0.4)
+    delay = np.where(hard, rng.exponential(300, n) + 5, rng.exponential(3 * HOUR, n) + 60)
+    bounce_ts = np.where(bounced, sent + delay.astype(np.int64), NEVER)
+    first_open = np.full(n, NEVER, dtype=np.int64)
+    first_click = np.full(n, NEVER, dtype=np.int64)
+    rendered = rng.random(n) < 0.85
+    empty = np.zeros(0, dtype=np.int64)
+    open_pos = open_ts = click_pos = click_ts = click_link = empty
+    if email:
+        op = np.flatnonzero(~bounced & (rng.random(n) < open_rate))
+        u = rng.random(len(op))
+        delay = np.where(
+            u < 0.55,
+            rng.exponential(2 * HOUR, len(op)),
+            np.where(
+                u < 0.9, rng.exponential(20 * HOUR, len(op)), rng.exponential(5 * DAY, len(op))
+            ),
+        )
+        limit = sent[op] + HORIZON
+        first_open[op] = np.minimum(sent[op] + 30 + delay.astype(np.int64), limit)
+        extra = np.minimum(rng.geometric(0.65, len(op)) - 1, 8)
+        open_pos, open_ts = _repeat_events(rng, op, first_open[op], extra, DAY, limit)
+        cp = op[rng.random(len(op)) < click_rate]
+        if len(link_weights) and len(cp):
+            limit = sent[cp] + HORIZON
+            first = np.minimum(
+                first_open[cp] + 5 + rng.exponential(600, len(cp)).astype(np.int64), limit
+            )
+            first_click[cp] = first
+            extra = np.minimum(rng.geometric(0.6, len(cp)) - 1, 6)
+            click_pos, click_ts = _repeat_events(rng, cp, first, extra, 6 * HOUR, limit)
+            click_link = rng.choice(len(link_weights), len(click_pos), p=link_weights)
+    order = np.argsort(open_ts, kind="stable")
+    open_pos, open_ts = open_pos[order], open_ts[order]
+    order = np.argsort(click_ts, kind="stable")
+    click_pos, click_ts, click_link = click_pos[order], click_ts[order], click_link[order]
+    bounce_pos = np.flatnonzero(bounced)
+    order = np.argsort(bounce_ts[bounce_pos], kind="stable")
+    bounce_pos = bounce_pos[order]
+    return Interactions(
+        first_open=first_open,
+        first_click=first_click,
+        bounce_ts=bounce_ts,
+        bounce_hard=hard,
+        rendered=rendered,
+        open_pos=open_pos,
+        open_ts=open_ts,
+        click_pos=click_pos,
+        click_ts=click_ts,
+        click_link=click_link,
+        bounce_pos=bounce_pos,
+        bounce_at=bounce_ts[bounce_pos],
+        bounce_type_hard=hard[bounce_pos],
+    )
+
+
+def _links(rng: np.random.Generator, base_id: int, slug: str, email: bool) -> list[dict]:
+    if not email:
+        return []
+    kinds = ["openhtml"] + ["webshop"] * int(rng.integers(1, 5))
+    kinds += ["conversion"] * int(rng.integers(0, 3))
+    kinds += [k for k in ("facebook", "twitter", "linkedin", "whatsapp") if rng.random() < 0.4]
+    kinds += ["editprofile", "unsubscribe"]
+    names = {
+        "openhtml": "Bekijk online",
+        "webshop": "Shop nu",
+        "conversion": "Bestel direct",
+        "unsubscribe": "Afmelden",
+        "editprofile": "Voorkeuren wijzigen",
+    }
+    links = []
+    for k, kind in enumerate(kinds):
+        link_id = base_id + k + 1
+        links.append(
+            {
+                "id": link_id,
+                "name": f"{names.get(kind, kind.capitalize())} {k + 1}",
+                "url": f"https://www.example-shop.nl/{slug}/{kind}/{k + 1}?utm_source=spotler",
+                "code": f"L{link_id}",
+                "type": kind,
+            }
+        )
+    return links
+
+
+def _link_weights(links: list[dict]) -> np.ndarray:
+    weights = np.array([LINK_CLICK_WEIGHT[link["type"]] for link in links], dtype=float)
+    return weights / weights.sum() if len(weights) else weights
+
+
+@dataclass(eq=False)
+class Mailing:
+    """A one-off mailing (endpoints 1-9)."""
+
+    index: int
+    encrypted_id: str
+    name: str
+    type: str
+    send_ts: int
+    audience: int
+    target_group: str
+    sender: str
+    message: dict
+    archive_link: str
+    links: list[dict]
+    open_rate: float
+    click_rate: float
+    bounce_rate: float
+    heavy: bool = False
+    data: MailingData | None = field(default=None, repr=False)
+
+    def sent(self, now: int) -> bool:
+        return self.send_ts <= now
+
+    def listing(self, now: int) -> dict[str, Any]:
+        return {
+            "encryptedId": self.encrypted_id,
+            "name": self.name,
+            "scheduledStartDate": format_one(self.send_ts),
+            "type": self.type,
+            "archiveLink": self.archive_link,
+            "sentCount": self.audience if self.sent(now) else 0,
+        }
+
+    def detail(self, now: int) -> dict[str, Any]:
+        return {
+            **self.listing(now),
+            "sender": self.sender,
+            "targetGroup": self.target_group,
+            "message": self.message,
+            "links": self.links,
+        }
+
+
+class MailingData:
+    """A mailing's recipients and interactions, with JSON row sets for endpoints 4-9."""
+
+    def __init__(self, mailing: Mailing, contacts: Contacts, seed: int) -> None:
+        rng = _rng(seed, 2, mailing.index)
+        n = mailing.audience
+        self.recipients_idx = np.sort(rng.choice(contacts.size, n, replace=False, shuffle=False))
+        sent = np.full(n, mailing.send_ts, dtype=np.int64)
+        weights = _link_weights(mailing.links)
+        it = simulate(
+            rng,
+            sent,
+            mailing.type == "EMAIL",
+            mailing.open_rate,
+            mailing.click_rate,
+            mailing.bounce_rate,
+            weights,
+        )
+        self.it = it
+        link_ids = np.array([link["id"] for link in mailing.links] or [0], dtype=np.int64)
+        self.link_type = np.array(
+            [LINK_TYPES.index(link["type"]) for link in mailing.links] or [0], dtype=np.int64
+        )
+        rec = self.recipients_idx
+        self.recipients = RowSet(contacts, rec)
+        self.opens = RowSet(contacts, rec[it.open_pos], it.open_ts, "openDate")
+        self.clicks = RowSet(
+            contacts, rec[it.click_pos], it.click_ts, "clickDate", link=link_ids[it.click_link]
+        )
+        self.bounces = RowSet(
+            contacts, rec[it.bounce_pos], it.bounce_at, "bounceDate", hard=it.bounce_type_hard
+        )
+        # Commerce outcomes of clicks, for the statistics endpoint.
+        kinds = self.link_type[it.click_link]
+        webshop = kinds == LINK_TYPES.index("webshop")
+        conversion = kinds == LINK_TYPES.index("conversion")
+        self.cart = webshop & (rng.random(len(kinds)) < 0.25)
+        self.converted = (self.cart & (rng.random(len(kinds)) < 0.4)) | (
+            conversion & (rng.random(len(kinds)) < 0.3)
+        )
+        self.value = np.where(self.converted, np.round(rng.lognormal(4.0, 0.6, len(kinds)), 2), 0)
+        self.click_kind = kinds
+
+    def position(self, contact: int) -> int | None:
+        i = int(np.searchsorted(self.recipients_idx, contact))
+        if i < len(self.recipients_idx) and self.recipients_idx[i] == contact:
+            return i
+        return None
+
+    def statistics(self, mailing: Mailing, now: int) -> dict[str, Any]:
+        it = self.it
+        if not mailing.sent(now):
+            n = 0
+            hard = soft = opened = rendered = clicked = 0
+        else:
+            n = mailing.audience
+            visible_bounce = it.bounce_ts <= now
+            hard = int(np.count_nonzero(visible_bounce & it.bounce_hard))
+            soft = int(np.count_nonzero(visible_bounce & ~it.bounce_hard))
+            opened_mask = it.first_open <= now
+            opened = int(np.count_nonzero(opened_mask))
+            rendered = int(np.count_nonzero(opened_mask & it.rendered))
+            clicked = int(np.count_nonzero(it.first_click <= now))
+        k = self.clicks.visible(now) if n else 0
+        pos, kinds = it.click_pos[:k], self.click_kind[:k]
+
+        def unique_clickers(mask: np.ndarray) -> int:
+            return len(np.unique(pos[mask]))
+
+        return {
+            "sentCount": n,
+            "acceptedCount": n - hard - soft,
+            "openCount": opened,
+            "openRenderedCount": rendered,
+            "clickCount": clicked,
+            "hardbounceCount": hard,
+            "softbounceCount": soft,
+            "notRetainedAfterBounceCount": hard,
+            "conversionClickCount": unique_clickers(kinds == LINK_TYPES.index("conversion")),
+            "unsubscribeCount": unique_clickers(kinds == LINK_TYPES.index("unsubscribe")),
+            "toWebshopCount": unique_clickers(kinds == LINK_TYPES.index("webshop")),
+            "shoppingcartCreatedCount": unique_clickers(self.cart[:k]),
+            "shoppingcartConvertedCount": unique_clickers(self.converted[:k]),
+            "conversionValue": round(float(self.value[:k].sum()), 2),
+        }
+
+
+@dataclass(eq=False)
+class CampaignMailing:
+    """One message step of a campaign (endpoints 17-24)."""
+
+    encrypted_id: str
+    name: str
+    type: str
+    message: dict
+    links: list[dict]
+    campaign: Campaign
+    position: int
+    delay: float  # hours after subscription
+    continue_rate: float  # chance a subscription reaches this step from the previous one
+
+    def listing(self) -> dict[str, Any]:
+        return {"encryptedId": self.encrypted_id, "name": self.name, "type": self.type}
+
+    def detail(self) -> dict[str, Any]:
+        return {**self.listing(), "message": self.message, "links": self.links}
+
+
+@dataclass(eq=False)
+class Campaign:
+    index: int
+    encrypted_id: str
+    name: str
+    active: bool
+    triggers: list[dict]
+    rate: float  # subscriptions per day at scale 1.0
+    repeaters: bool  # draws from a small contact group, so contacts pass many times
+    start_ts: int
+    end_ts: int
+    steps: list[CampaignMailing] = field(default_factory=list)
+    data: CampaignData | None = field(default=None, repr=False)
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            "encryptedId": self.encrypted_id,
+            "name": self.name,
+            "active": self.active,
+            "triggers": self.triggers,
+        }
+
+
+class StepData:
+    """Sends and interactions of one campaign mailing, time-ordered."""
+
+    def __init__(self, contacts: Contacts, rec_contact, rec_sub, rec_ts, it: Interactions, links):
+        self.rec_contact, self.rec_sub, self.rec_ts, self.it = rec_contact, rec_sub, rec_ts, it
+        link_ids = np.array([link["id"] for link in links] or [0], dtype=np.int64)
+        self.recipients = RowSet(contacts, rec_contact, rec_ts, "sendDate", sub=rec_sub)
+        self.opens = RowSet(
+            contacts, rec_contact[it.open_pos], it.open_ts, "openDate", sub=rec_sub[it.open_pos]
+        )
+        self.clicks = RowSet(
+            contacts,
+            rec_contact[it.click_pos],
+            it.click_ts,
+            "clickDate",
+            link=link_ids[it.click_link],
+            sub=rec_sub[it.click_pos],
+        )
+        self.bounces = RowSet(
+            contacts,
+            rec_contact[it.bounce_pos],
+            it.bounce_at,
+            "bounceDate",
+            hard=it.bounce_type_hard,
+            sub=rec_sub[it.bounce_pos],
+        )
+
+
+class CampaignData:
+    def __init__(self, campaign: Campaign, contacts: Contacts, seed: int, scale: float) -> None:
+        rng = _rng(seed, 3, campaign.index)
+        span_days = (campaign.end_ts - campaign.start_ts) / DAY
+        count = max(3, int(rng.poisson(campaign.rate * scale * span_days)))
+        starts = np.sort(rng.integers(campaign.start_ts, campaign.end_ts, count))
+        if campaign.repeaters:
+            group = rng.choice(contacts.size, max(2, min(contacts.size, count // 3)), replace=False)
+            who = group[rng.integers(0, len(group), count)]
+        else:
+            who = rng.integers(0, contacts.size, count)
+        self.sub_ids = (campaign.index + 1) * 10_000_000 + np.arange(1, count + 1, dtype=np.int64)
+        self.sub_contact = who.astype(np.int64)
+        self.sub_start = starts.astype(np.int64)
+        reached = np.ones(count, dtype=bool)
+        self.steps: dict[str, StepData] = {}
+        for step in campaign.steps:
+            if step.position:
+                reached &= rng.random(count) < step.continue_rate
+            subs = np.flatnonzero(reached)
+            jitter = rng.integers(0, 900, len(subs))
+            ts = self.sub_start[subs] + int(step.delay * HOUR) + jitter
+            order = np.argsort(ts, kind="stable")
+            subs, ts = subs[order], ts[order]
+            email = step.type == "EMAIL"
+            it = simulate(
+                rng, ts, email, 0.45, 0.2, 0.008 if email else 0.02, _link_weights(step.links)
+            )
+            self.steps[step.encrypted_id] = StepData(
+                contacts, self.sub_contact[subs], self.sub_ids[subs], ts, it, step.links
+            )
+
+
+@dataclass(eq=False)
+class FormField:
+    field_id: int
+    description: str
+    kind: str  # text | email | number | score | choice | multi | date
+    options: tuple[str, ...] = ()
+    optional: bool = False
+
+
+@dataclass(eq=False)
+class Form:
+    index: int
+    id: int
+    name: str
+    sub_type: str
+    state: str
+    fields: list[FormField]
+    rate: float  # submissions per day at scale 1.0
+    data: FormData | None = field(default=None, repr=False)
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "formSubType": self.sub_type,
+            "formState": self.state,
+        }
+
+
+class FormData:
+    """Submissions of a form in time order; ``formResultId = form.id * 10**7 + k + 1``."""
+
+    def __init__(self, form: Form, account: Account) -> None:
+        rng = _rng(account.seed, 4, form.index)
+        start, end = account.first_ts - 14 * DAY, account.anchor_ts + 30 * DAY
+        count = 0
+        if form.rate:
+            count = max(4, int(rng.poisson(form.rate * account.scale * (end - start) / DAY)))
+        self.ts = np.sort(rng.integers(start, end, count)).astype(np.int64)
+        self.contact = rng.integers(0, account.contacts.size, count).astype(np.int64)
+        self.completed = rng.random(count) < 0.85
+        self.test = np.full(count, True) if form.state == "proof" else rng.random(count) < 0.03
+        self.result_ids = form.id * 10_000_000 + np.arange(1, count + 1, dtype=np.int64)
+
+    def index_of(self, form: Form, result_id: int) -> int | None:
+        k = result_id - form.id * 10_000_000 - 1
+        return k if 0 <= k < len(self.ts) else None
+
+
+FORM_SPECS = (  # (id, name, formSubType, formState, submissions per day at scale 1, fields)
+    (2101, "Inschrijven nieuwsbrief", "subscribe", "final", 40.0, (
+        ("E-mailadres", "email", (), False), ("Voornaam", "text", (), True),
+        ("Interesses", "multi", ("Dames", "Heren", "Kinderen", "Sport", "Wonen"), True),
+    )),
+    (2102, "Afmelden nieuwsbrief", "unSubscribe", "final", 15.0, (
+        ("Reden", "choice", ("Te veel e-mails", "Niet relevant", "Nooit aangemeld", "Anders"),
+         False),
+        ("Toelichting", "text", (), True),
+    )),
+    (2103, "Profiel wijzigen", "editProfile", "final", 10.0, (
+        ("Voornaam", "text", (), False), ("Geboortedatum", "date", (), True),
+        ("Voorkeuren", "multi", ("E-mail", "SMS", "Post"), True),
+    )),
+    (2104, "Klanttevredenheid", "normal", "final", 25.0, (
+        ("Hoe waarschijnlijk is het dat u ons aanbeveelt?", "score", (), False),
+        ("Tevreden over de levering?", "choice", ("Ja", "Nee", "Weet niet"), False),
+        ("Aantal bestellingen dit jaar", "number", (), True),
+        ("Opmerkingen", "text", (), True),
+    )),
+    (2105, "Productfeedback", "normal", "proof", 1.0, (
+        ("Welk product?", "text", (), False), ("Cijfer", "score", (), False),
+    )),
+    (2106, "Eventaanmelding", "normal", "draft", 0.0, (("Naam", "text", (), False),)),
+    (2107, "Winactie zomer", "normal", "final", 20.0, (
+        ("Hoeveel ballen zitten er in de pot?", "number", (), False),
+        ("Naam", "text", (), False),
+    )),
+    (2108, "Inschrijven SMS-alerts", "subscribe", "draft", 0.0, (
+        ("Mobiel nummer", "text", (), False),
+    )),
+    (2109, "Afmelden SMS", "unSubscribe", "proof", 0.5, (("Mobiel nummer", "text", (), False),)),
+    (2110, "Voorkeurencentrum", "editProfile", "draft", 0.0, (
+        ("Frequentie", "choice", ("Wekelijks", "Maandelijks"), False),
+    )),
+)  # fmt: skip
+
+CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type, hours, continue)])
+    ("Welkomstreeks", True, ("Inschrijving nieuwsbrief", "Account aangemaakt"), 120.0, False, (
+        ("Welkom bij ons!", "EMAIL", 0.05, 1.0), ("Ontdek ons assortiment", "EMAIL", 48, 0.9),
+        ("Je eerste korting", "EMAIL", 168, 0.85),
+    )),
+    ("Verlaten winkelwagen", True, ("Winkelwagen verlaten",), 200.0, True, (
+        ("Je vergat iets", "EMAIL", 1, 1.0), ("Herinnering winkelwagen", "SMS", 24, 0.6),
+        ("Laatste kans op je winkelwagen", "EMAIL", 72, 0.7),
+    )),
+    ("Verjaardag", True, ("Verjaardag",), 60.0, False, (
+        ("Gefeliciteerd!", "EMAIL", 0.0, 1.0), ("Verjaardagscadeau", "SMS", 0.5, 0.8),
+    )),
+    ("Heractivatie", True, ("Inactief 180 dagen",), 80.0, False, (
+        ("We missen je", "EMAIL", 0.0, 1.0), ("Speciaal voor jou", "EMAIL", 120, 0.9),
+        ("Blijf je ingeschreven?", "EMAIL", 240, 0.9),
+    )),
+    ("Na aankoop", True, ("Order afgeleverd", "Retour verwerkt"), 150.0, True, (
+        ("Hoe bevalt je aankoop?", "EMAIL", 72, 1.0), ("Schrijf een review", "EMAIL", 168, 0.8),
+    )),
+    ("Zomeractie 2024", False, ("Zomeractie aanmelding",), 50.0, False, (
+        ("Zomeractie bevestiging", "EMAIL", 0.0, 1.0), ("Zomeractie herinnering", "SMS", 96, 0.8),
+    )),
+)  # fmt: skip
+
+
+class Account:
+    """The whole generated account (see the module docstring)."""
+
+    def __init__(
+        self,
+        seed: int,
+        scale: float,
+        anchor_day: date,
+        days: int,
+        heavy_days: dict[date, int] | None = None,
+    ) -> None:
+        self.seed, self.scale, self.days = seed, scale, days
+        self.anchor_day = anchor_day
+        self.anchor_ts = local_midnight(anchor_day)
+        self.first_ts = local_midnight(anchor_day - timedelta(days=days))
+        base_pool = max(20, round(BASE_POOL * scale))
+        heavy_days = dict(heavy_days or {})
+        heavy_audience = {
+            day: max(1, round(rows / HEAVY_ROWS_PER_RECIPIENT)) for day, rows in heavy_days.items()
+        }
+        self.contacts = Contacts(seed, max([base_pool, *heavy_audience.values()]))
+        self._lock = threading.RLock()
+        self.mailings = self._make_mailings(base_pool, heavy_audience)
+        self.mailings_by_id = {m.encrypted_id: m for m in self.mailings}
+        self.campaigns = self._make_campaigns()
+        self.campaigns_by_id = {c.encrypted_id: c for c in self.campaigns}
+        self.campaign_mailings_by_id = {s.encrypted_id: s for c in self.campaigns for s in c.steps}
+        self.forms = self._make_forms()
+        self.forms_by_id = {f.id: f for f in self.forms}
+
+    # -- skeleton ------------------------------------------------------------------------
+
+    def _message(self, rng, name: str, email: bool, subject: str | None) -> dict:
+        return {
+            "name": name,
+            "author": SENDERS[int(rng.integers(len(SENDERS)))],
+            "subject": subject if email else None,
+            "fromName": "Example Shop",
+            "fromEmail": "nieuws@example-shop.nl",
+        }
+
+    def _make_mailings(self, base_pool: int, heavy_audience: dict[date, int]) -> list[Mailing]:
+        rng = _rng(self.seed, 1)
+        slots = np.array([w for *_, w in SEND_SLOTS])
+        plan: list[tuple[int, bool, int | None]] = []  # (send_ts, sms, heavy audience)
+        for offset in range(-self.days, 3):
+            day = self.anchor_day + timedelta(days=offset)
+            if offset >= 0:
+                count = 1
+            elif day.weekday() < 5:
+                count = int(rng.choice([0, 1, 1, 2, 2, 3, 4]))
+            else:
+                count = int(rng.choice([0, 0, 1]))
+            midnight = local_midnight(day)
+            for _ in range(count):
+                h, m, s, _w = SEND_SLOTS[int(rng.choice(len(SEND_SLOTS), p=slots / slots.sum()))]
+                if offset >= 0 and h == 0:
+                    h = 11
+                plan.append((midnight + h * HOUR + m * 60 + s, bool(rng.random() < 0.12), None))
+        for day, audience in sorted(heavy_audience.items()):
+            plan.append((local_midnight(day) + 10 * HOUR, False, audience))
+        plan.sort(key=lambda p: p[0])
+        ids = opaque_ids(self.seed, 2, np.arange(len(plan)))
+        mailings = []
+        for index, ((send_ts, sms, heavy), encrypted_id) in enumerate(zip(plan, ids, strict=True)):
+            r = _rng(self.seed, 5, index)
+            week = local_day(send_ts).isocalendar().week
+            if sms:
+                name = SMS_TOPICS[int(r.integers(len(SMS_TOPICS)))]
+            else:
+                topic = MAILING_TOPICS[int(r.integers(len(MAILING_TOPICS)))]
+                name = topic.format(week=week, pct=int(r.choice([10, 15, 20, 25])))
+            if heavy is not None:
+                name, group, audience = "Jaarlijkse mega-actie", "Alle contacten", heavy
+            else:
+                group, fraction = TARGET_GROUPS[int(r.integers(len(TARGET_GROUPS)))]
+                audience = max(1, round(base_pool * fraction * r.uniform(0.85, 1.0)))
+            day_text = local_day(send_ts).isoformat()
+            email = not sms
+            mailings.append(
+                Mailing(
+                    index=index,
+                    encrypted_id=encrypted_id,
+                    name=f"{name} ({day_text})",
+                    type="SMS" if sms else "EMAIL",
+                    send_ts=send_ts,
+                    audience=audience,
+                    target_group=group,
+                    sender=SENDERS[int(r.integers(len(SENDERS)))],
+                    message=self._message(r, name, email, f"{name} 🎉" if email else None),
+                    archive_link=f"https://archive.mailplus.nl/m/{encrypted_id}",
+                    links=_links(r, 1_000_000 + index * 100, f"m{index}", email),
+                    open_rate=0.32 if heavy else float(r.uniform(0.2, 0.4)),
+                    click_rate=0.12 if heavy else float(r.uniform(0.08, 0.2)),
+                    bounce_rate=(0.01 if email else 0.02) * (1.0 if heavy else r.uniform(0.7, 1.3)),
+                    heavy=heavy is not None,
+                )
+            )
+        return mailings
+
+    def _make_campaigns(self) -> list[Campaign]:
+        campaigns = []
+        step_ids = iter(opaque_ids(self.seed, 4, np.arange(100)))
+        campaign_ids = opaque_ids(self.seed, 3, np.arange(len(CAMPAIGN_SPECS)))
+        trigger_ids = iter(opaque_ids(self.seed, 6, np.arange(100)))
+        for index, (name, active, triggers, rate, repeaters, steps) in enumerate(CAMPAIGN_SPECS):
+            r = _rng(self.seed, 6, index)
+            start = self.first_ts - 14 * DAY
+            end = self.anchor_ts + 30 * DAY if active else self.first_ts + self.days * DAY // 2
+            campaign = Campaign(
+                index=index,
+                encrypted_id=campaign_ids[index],
+                name=name,
+                active=active,
+                triggers=[{"encryptedId": next(trigger_ids), "name": t} for t in triggers],
+                rate=rate,
+                repeaters=repeaters,
+                start_ts=start,
+                end_ts=end,
+            )
+            for position, (step_name, kind, hours, cont) in enumerate(steps):
+                email = kind == "EMAIL"
+                campaign.steps.append(
+                    CampaignMailing(
+                        encrypted_id=next(step_ids),
+                        name=step_name,
+                        type=kind,
+                        message=self._message(r, step_name, email, step_name),
+                        links=_links(
+                            r, 9_000_000 + index * 1000 + position * 100, f"c{index}", email
+                        ),
+                        campaign=campaign,
+                        position=position,
+                        delay=hours,
+                        continue_rate=cont,
+                    )
+                )
+            campaigns.append(campaign)
+        return campaigns
+
+    def _make_forms(self) -> list[Form]:
+        forms = []
+        for index, (form_id, name, sub_type, state, rate, fields) in enumerate(FORM_SPECS):
+            forms.append(
+                Form(
+                    index=index,
+                    id=form_id,
+                    name=name,
+                    sub_type=sub_type,
+                    state=state,
+                    fields=[
+                        FormField(form_id * 10 + rank, desc, kind, tuple(opts), optional)
+                        for rank, (desc, kind, opts, optional) in enumerate(fields, start=1)
+                    ],
+                    rate=rate,
+                )
+            )
+        return forms
+
+    # -- lazily generated data -----------------------------------------------------------
+
+    def mailing_data(self, mailing: Mailing) -> MailingData:
+        if mailing.data is None:
+            with self._lock:
+                if mailing.data is None:
+                    mailing.data = MailingData(mailing, self.contacts, self.seed)
+        return mailing.data
+
+    def campaign_data(self, campaign: Campaign) -> CampaignData:
+        if campaign.data is None:
+            with self._lock:
+                if campaign.data is None:
+                    campaign.data = CampaignData(campaign, self.contacts, self.seed, self.scale)
+        return campaign.data
+
+    def step_data(self, step: CampaignMailing) -> StepData:
+        return self.campaign_data(step.campaign).steps[step.encrypted_id]
+
+    def form_data(self, form: Form) -> FormData:
+        if form.data is None:
+            with self._lock:
+                if form.data is None:
+                    form.data = FormData(form, self)
+        return form.data
+
+    # -- rendered answers ----------------------------------------------------------------
+
+    def form_result(self, form: Form, k: int) -> dict[str, Any]:
+        data = self.form_data(form)
+        rng = _rng(self.seed, 9, form.id, k)
+        completed = bool(data.completed[k])
+        cut = len(form.fields) if completed else int(rng.integers(0, len(form.fields)))
+        answers = []
+        for rank, f in enumerate(form.fields, start=1):
+            answer: Any
+            if rank > cut or (f.optional and rng.random() < 0.2):
+                answer = None
+            elif f.kind == "email":
+                answer = self.contacts.external_ids(np.array([data.contact[k]]))[0]
+            elif f.kind == "text":
+                answer = str(rng.choice(FREE_TEXT))
+            elif f.kind == "number":
+                answer = int(rng.integers(0, 500))
+            elif f.kind == "score":
+                answer = int(rng.integers(0, 11))
+            elif f.kind == "date":
+                born = date(1950, 1, 1) + timedelta(days=int(rng.integers(0, 18_000)))
+                answer = born.isoformat()
+            elif f.kind == "choice":
+                answer = [str(rng.choice(f.options))]
+            else:  # multi
+                picked = rng.random(len(f.options)) < 0.4
+                answer = [o for o, p in zip(f.options, picked, strict=True) if p] or [f.options[0]]
+            answers.append(
+                {
+                    "rank": rank,
+                    "fieldId": f.field_id,
+                    "description": f.description,
+                    "answer": answer,
+                }
+            )
+        return {
+            "formResultId": int(data.result_ids[k]),
+            "submittedAt": format_one(int(data.ts[k])),
+            "testResult": bool(data.test[k]),
+            "completed": completed,
+            "answers": answers,
+        }
+
+    # -- contact histories (endpoints 10-12) ---------------------------------------------
+
+    def mailing_history(self, contact: int, now: int) -> list[dict[str, Any]]:
+        out = []
+        for mailing in self.mailings:
+            if not mailing.sent(now):
+                break
+            data = self.mailing_data(mailing)
+            i = data.position(contact)
+            if i is None:
+                continue
+            it = data.it
+            bounce = None
+            if it.bounce_ts[i] <= now:
+                bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
+            out.append(
+                {
+                    "mailing": mailing.listing(now),
+                    "sentDate": format_one(mailing.send_ts),
+                    "opened": bool(it.first_open[i] <= now),
+                    "clicked": bool(it.first_click[i] <= now),
+                    "bounce": bounce,
+                }
+            )
+        return out
+
+    def campaign_history(self, contact: int, now: int) -> list[dict[str, Any]]:
+        out = []
+        for campaign in self.campaigns:
+            for step in campaign.steps:
+                data = self.step_data(step)
+                it = data.it
+                for i in np.flatnonzero((data.rec_contact == contact) & (data.rec_ts <= now)):
+                    bounce = None
+                    if it.bounce_ts[i] <= now:
+                        bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
+                    out.append(
+                        {
+                            "campaignMailing": step.listing(),
+                            "campaignSubscriptionId": int(data.rec_sub[i]),
+                            "sentDate": format_one(int(data.rec_ts[i])),
+                            "opened": bool(it.first_open[i] <= now),
+                            "clicked": bool(it.first_click[i] <= now),
+                            "bounce": bounce,
+                            "_ts": int(data.rec_ts[i]),
+                        }
+                    )
+        out.sort(key=lambda r: (r["_ts"], r["campaignSubscriptionId"]))
+        for row in out:
+            del row["_ts"]
+        return out
+
+    def form_history(self, contact: int, now: int) -> list[dict[str, Any]]:
+        out = []
+        for form in self.forms:
+            data = self.form_data(form)
+            for k in np.flatnonzero((data.contact == contact) & (data.ts <= now)):
+                out.append(
+                    {
+                        "form": form.listing(),
+                        "formResultId": int(data.result_ids[k]),
+                        "submitDate": format_one(int(data.ts[k])),
+                        "completed": bool(data.completed[k]),
+                        "_ts": int(data.ts[k]),
+                    }
+                )
+        out.sort(key=lambda r: (r["_ts"], r["formResultId"]))
+        for row in out:
+            del row["_ts"]
+        return out
+
+    # -- bulk helpers --------------------------------------------------------------------
+
+    def sent_mailings(self, start: int, end: int, now: int) -> list[Mailing]:
+        """Mailings sent by ``now`` with ``start <= scheduledStartDate <= end``."""
+        return [m for m in self.mailings if start <= m.send_ts <= end and m.sent(now)]
+
+    def row_sets(self) -> list[RowSet]:
+        """Every interaction row set (generates all data; used to pre-warm)."""
+        sets = []
+        for mailing in self.mailings:
+            d = self.mailing_data(mailing)
+            sets += [d.recipients, d.opens, d.clicks, d.bounces]
+        for campaign in self.campaigns:
+            for step in campaign.steps:
+                d = self.step_data(step)
+                sets += [d.recipients, d.opens, d.clicks, d.bounces]
+        return sets
+
+    def summary(self, now: int) -> dict[str, Any]:
+        """Counts visible at ``now``: totals per table, per send/event/submit day."""
+        days: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {}
+
+        def add(day: str, table: str, n: int) -> None:
+            if n:
+                days.setdefault(day, {}).setdefault(table, 0)
+                days[day][table] += n
+                totals[table] = totals.get(table, 0) + n
+
+        def add_by_day(table: str, ts: np.ndarray) -> None:
+            ts = ts[ts <= now]
+            if len(ts):
+                labels, counts = np.unique(
+                    np.array([s[:10] for s in format_many(ts)]), return_counts=True
+                )
+                for label, n in zip(labels.tolist(), counts.tolist(), strict=True):
+                    add(label, table, n)
+
+        for m in self.mailings:
+            if not m.sent(now):
+                continue
+            day = local_day(m.send_ts).isoformat()
+            d = self.mailing_data(m)
+            add(day, "mailings", 1)
+            add(day, "mailing_links", len(m.links))
+            add(day, "mailing_recipients", len(d.recipients))
+            add(day, "mailing_opens", d.opens.visible(now))
+            add(day, "mailing_clicks", d.clicks.visible(now))
+            add(day, "mailing_bounces", d.bounces.visible(now))
+        for table in ("mailing_recipients", "mailing_opens", "mailing_clicks", "mailing_bounces"):
+            totals.setdefault(table, 0)
+        mailing_tables = (
+            "mailing_recipients",
+            "mailing_opens",
+            "mailing_clicks",
+            "mailing_bounces",
+        )
+        for row in days.values():
+            row["mailing_interactions"] = sum(row.get(t, 0) for t in mailing_tables)
+        for c in self.campaigns:
+            for step in c.steps:
+                d = self.step_data(step)
+                add_by_day("campaign_mailing_recipients", d.recipients.ts)
+                add_by_day("campaign_mailing_opens", d.opens.ts)
+                add_by_day("campaign_mailing_clicks", d.clicks.ts)
+                add_by_day("campaign_mailing_bounces", d.bounces.ts)
+        for form in self.forms:
+            add_by_day("form_results", self.form_data(form).ts)
+        totals["campaigns"] = len(self.campaigns)
+        totals["campaign_mailings"] = len(self.campaign_mailings_by_id)
+        totals["forms"] = len(self.forms)
+        return {
+            "now": format_one(now),
+            "tables": totals,
+            "days": dict(sorted(days.items())),
+        }

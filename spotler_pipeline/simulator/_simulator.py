@@ -1,0 +1,197 @@
+"""The ``Simulator``: a generated account served over HTTP on a background thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from spotler_pipeline.simulator._account import Account
+from spotler_pipeline.simulator._api import PREFIX, Api, ApiError, Response
+from spotler_pipeline.simulator._auth import OAuthVerifier
+from spotler_pipeline.simulator._faults import Fault, FaultBook
+from spotler_pipeline.simulator._server import _Server
+from spotler_pipeline.simulator._time import ACCOUNT_TZ, from_epoch, to_epoch
+
+REQUEST_LOG_LIMIT = 200_000
+
+
+class Simulator:
+    """A local Spotler-compatible API over a deterministic generated account.
+
+    ``now`` (default: the real current time) starts the simulated clock, which stands still
+    until moved with :meth:`set_now` / :meth:`advance` (or ``POST /_simulator/clock``). The
+    account is anchored at ``now`` floored to the day in Europe/Amsterdam: mailings are
+    spread over the ``days`` days before it, with a few scheduled after it. ``scale``
+    multiplies audiences and campaign/form traffic (1.0: sends of thousands to hundreds
+    of thousands; 0.001-0.01: tiny accounts for unit tests). ``heavy_days`` maps a send day
+    to a target number of interaction rows (recipients + opens + clicks + bounces, once
+    mature) and adds one big mailing at 10:00 that day, for benchmarks.
+
+    OAuth timestamps are checked against real time, never the simulated clock.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        scale: float = 1.0,
+        now: datetime | None = None,
+        days: int = 60,
+        consumer_key: str = "simulator-key",
+        consumer_secret: str = "simulator-secret",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        heavy_days: Mapping[date | str, int] | None = None,
+    ) -> None:
+        if scale <= 0:
+            raise ValueError("scale must be positive")
+        self._now = to_epoch(now if now is not None else datetime.now(ACCOUNT_TZ))
+        heavy = {
+            date.fromisoformat(d) if isinstance(d, str) else d: int(n)
+            for d, n in (heavy_days or {}).items()
+        }
+        self.account = Account(seed, scale, from_epoch(self._now).date(), days, heavy)
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self.host, self.port = host, port
+        self._api = Api(self.account)
+        self._verifier = OAuthVerifier(consumer_key, consumer_secret)
+        self._faults = FaultBook()
+        self._log: list[tuple[str, str, str, int]] = []
+        self._log_lock = threading.Lock()
+        self._request_count = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        if self._server is None:
+            self._server = _Server((self.host, self.port), self)
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"spotler-simulator:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_connections()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return f"http://{self.host}:{self.port}{PREFIX}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.base_url.removesuffix(PREFIX) + "/_simulator"
+
+    # -- clock ---------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return from_epoch(self._now)
+
+    def set_now(self, moment: datetime) -> None:
+        """Move the clock (either way); a naive ``moment`` is in the account zone."""
+        self._now = to_epoch(moment)
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += int(delta.total_seconds())
+
+    # -- faults and observation -------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        self._faults.add(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self._faults.active()
+
+    def _record(self, method: str, path: str, query: str, status: int) -> None:
+        with self._log_lock:
+            self._request_count += 1
+            if len(self._log) >= REQUEST_LOG_LIMIT:
+                del self._log[: REQUEST_LOG_LIMIT // 2]
+            self._log.append((method, path, query, status))
+
+    @property
+    def request_count(self) -> int:
+        """API requests answered (admin requests excluded)."""
+        return self._request_count
+
+    @property
+    def requests(self) -> list[tuple[str, str, str, int]]:
+        """(method, path as sent, raw query, status) of recent API requests, oldest first."""
+        with self._log_lock:
+            return list(self._log)
+
+    def reset_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+            self._request_count = 0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts served as of now, per table and per day (see ``Account.summary``)."""
+        return self.account.summary(self._now)
+
+    def prewarm(self) -> int:
+        """Generate and render every interaction row now; returns the number of rows."""
+        return sum(rows.warm() for rows in self.account.row_sets())
+
+    # -- admin HTTP endpoints ----------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, payload: bytes) -> Response:
+        try:
+            return self._admin_inner(method, path.removeprefix("/_simulator/"), payload)
+        except ApiError as exc:
+            return exc.response()
+        except (ValueError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
+            return ApiError(400, "INVALID_PARAMS", f"bad admin request: {exc}").response()
+
+    def _admin_inner(self, method: str, path: str, payload: bytes) -> Response:
+        if path == "clock" and method in ("GET", "POST"):
+            if method == "POST":
+                body = orjson.loads(payload or b"{}")
+                if "now" in body:
+                    self.set_now(datetime.fromisoformat(body["now"]))
+                if "advance_seconds" in body:
+                    self.advance(timedelta(seconds=float(body["advance_seconds"])))
+            return Response(200, orjson.dumps({"now": self.now.isoformat()}))
+        if path == "faults" and method == "POST":
+            specs = orjson.loads(payload)
+            for spec in specs if isinstance(specs, list) else [specs]:
+                self.inject(Fault.from_json(spec))
+            return Response(200, orjson.dumps([f.to_json() for f in self.faults]))
+        if path == "faults" and method == "GET":
+            return Response(200, orjson.dumps([f.to_json() for f in self.faults]))
+        if path == "faults" and method == "DELETE":
+            self.clear_faults()
+            return Response(200, b"[]")
+        if path == "summary" and method == "GET":
+            return Response(200, orjson.dumps(self.summary()))
+        if path == "prewarm" and method == "POST":
+            return Response(200, orjson.dumps({"rows": self.prewarm()}))
+        raise ApiError(404, "RESOURCE_NOT_FOUND", f"no admin endpoint {method} {path}")
