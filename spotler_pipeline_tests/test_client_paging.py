@@ -1,0 +1,203 @@
+"""Paging: offsets computed by the client, every way a result can end, repeated pages."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spotler_pipeline.client import OPEN_SCHEMA, SpotlerResponseError
+from spotler_pipeline_tests.test_client_support import (
+    PagedResource,
+    json_response,
+    make_client,
+    open_rows,
+    query,
+)
+
+PATH = "/mailing/M1/opens"
+
+
+def _both_ways(client):
+    """Rows of the mailing's opens as records and as batches (external ids)."""
+    records = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    batches = list(client.mailing_open_batches("M1"))
+    return records, batches
+
+
+@pytest.mark.parametrize(
+    ("total", "page_size", "next_on_full", "requests"),
+    [
+        (0, 5, False, 1),  # empty result
+        (3, 5, False, 1),  # exactly one short page
+        (5, 5, False, 1),  # one full page, next absent
+        (5, 5, True, 2),  # one full page, server still says "next": an empty page ends it
+        (10, 5, False, 2),  # exact multiple
+        (10, 5, True, 3),
+        (12, 5, False, 3),  # short last page
+        (12, 5, True, 3),
+        (1, 1, False, 1),
+        (20_001, 10_000, False, 3),  # pageSize at the API maximum
+    ],
+)
+def test_page_boundaries(total, page_size, next_on_full, requests):
+    rows = open_rows(total)
+    resource = PagedResource("opens", rows, next_on_full=next_on_full)
+    client, fake = make_client({PATH: resource}, page_size=page_size)
+    records, batches = _both_ways(client)
+    assert records == [r["contactIdentifier"]["externalId"] for r in rows]
+    assert len(fake.requests) == 2 * requests
+    assert len(batches) == requests
+    assert all(b.schema == OPEN_SCHEMA for b in batches)
+    assert pa.Table.from_batches(batches, OPEN_SCHEMA).column(0).to_pylist() == records
+    sent = [(int(query(r)["after"]), int(query(r)["pageSize"])) for r in fake.requests]
+    assert sent[:requests] == [(i * page_size, page_size) for i in range(requests)]
+
+
+@pytest.mark.parametrize("empty_next", [None, ""])
+def test_absent_or_empty_next_ends_a_full_page(empty_next):
+    resource = PagedResource("opens", open_rows(4), empty_next=empty_next)
+    client, fake = make_client({PATH: resource}, page_size=2)
+    records, batches = _both_ways(client)
+    assert len(records) == 4 and [b.num_rows for b in batches] == [2, 2]
+    assert len(fake.requests) == 4
+
+
+def test_next_url_is_not_followed():
+    resource = PagedResource("opens", open_rows(5))
+    client, fake = make_client({PATH: resource}, page_size=2)
+    list(client.iter_mailing_opens("M1"))
+    assert {r.url.host for r in fake.requests} == {"spotler.test"}
+    assert [query(r)["after"] for r in fake.requests] == ["0", "2", "4"]
+
+
+def test_short_page_ends_even_if_next_is_set():
+    def handler(request):
+        return json_response({"opens": open_rows(3), "paging": {"next": "more"}})
+
+    client, fake = make_client({PATH: handler}, page_size=5)
+    assert len(list(client.iter_mailing_opens("M1"))) == 3
+    assert len(fake.requests) == 1
+
+
+def test_bare_array_is_one_final_page():
+    client, fake = make_client({PATH: [json_response(open_rows(7))]}, page_size=7)
+    records, batches = _both_ways(client)
+    assert len(records) == 7 and [b.num_rows for b in batches] == [7]
+    assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("batches", [False, True])
+def test_repeated_page_is_retried_then_reported(batches):
+    def handler(request):
+        return json_response({"opens": open_rows(2), "paging": {"next": "x"}})
+
+    client, fake = make_client({PATH: handler}, page_size=2)
+    stream = client.mailing_open_batches("M1") if batches else client.iter_mailing_opens("M1")
+    with pytest.raises(SpotlerResponseError, match=f"repeated page 1 of {PATH}") as info:
+        list(stream)
+    assert info.value.endpoint == PATH
+    assert len(fake.requests) == 1 + 3  # page 1, then page 2 three times
+
+
+def test_repeated_page_recovers_on_retry():
+    served = []
+
+    def handler(request):
+        after = int(query(request)["after"])
+        served.append(after)
+        # The first request for page 2 wrongly answers page 1 again.
+        start = 0 if served.count(2) == 1 else after
+        return json_response({"opens": open_rows(2, start), "paging": {"next": "x"}})
+
+    client, _ = make_client({PATH: handler}, page_size=2)
+    stream = client.iter_mailing_opens("M1")
+    externals = [o.contact.external_id for _, o in zip(range(6), stream, strict=False)]
+    assert externals == [f"c{i}@example.nl" for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"paging": {"after": 0}},  # array field left out of an empty result
+        {"opens": None, "paging": {}},
+        {"data": open_rows(2)},  # a renamed array field: the only array is taken
+    ],
+)
+def test_tolerated_page_shapes(body):
+    client, _ = make_client({PATH: [json_response(body)]})
+    records, batches = _both_ways(client)
+    expected = len(body.get("data", []))
+    assert len(records) == expected and sum(b.num_rows for b in batches) == expected
+
+
+def test_empty_result_yields_one_zero_length_batch():
+    client, _ = make_client({PATH: PagedResource("opens", [])})
+    (batch,) = client.mailing_open_batches("M1")
+    assert batch.num_rows == 0 and batch.schema == OPEN_SCHEMA
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    total=st.integers(min_value=0, max_value=60),
+    page_size=st.integers(min_value=1, max_value=15),
+    next_on_full=st.booleans(),
+    columnar=st.booleans(),
+)
+def test_paging_property(total, page_size, next_on_full, columnar):
+    rows = open_rows(total)
+    resource = PagedResource("opens", rows, next_on_full=next_on_full)
+    client, fake = make_client({PATH: resource}, page_size=page_size)
+    if columnar:
+        batches = list(client.mailing_open_batches("M1"))
+        got = [x for b in batches for x in b.column("contact_external_id").to_pylist()]
+        assert all(b.num_rows <= page_size for b in batches)
+    else:
+        got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    assert got == [r["contactIdentifier"]["externalId"] for r in rows]
+    full, rest = divmod(total, page_size)
+    expected = full + 1 if (rest or next_on_full or total == 0) else full
+    assert len(fake.requests) == expected
+    assert len(fake.requests) <= math.ceil(total / page_size) + 1
+
+
+def test_pages_stream_lazily():
+    """Nothing is fetched until iteration, and only one page per step."""
+    client, fake = make_client({PATH: PagedResource("opens", open_rows(10))}, page_size=2)
+    stream = client.mailing_open_batches("M1")
+    assert fake.requests == []
+    next(stream)
+    assert len(fake.requests) == 1
+    next(stream)
+    assert len(fake.requests) == 2
+
+
+def test_page_size_validated():
+    from spotler_pipeline.client import ClientSettings
+
+    for bad in (0, 10_001):
+        with pytest.raises(ValueError, match="page_size"):
+            ClientSettings("k", "s", page_size=bad)
+
+
+def test_transport_error_mid_stream_is_retried():
+    resource = PagedResource("opens", open_rows(6))
+    calls = []
+
+    def handler(request):
+        calls.append(query(request)["after"])
+        if calls.count("2") == 1 and calls[-1] == "2":
+            raise httpx.ReadError("connection reset")
+        return resource(request)
+
+    client, _ = make_client({PATH: handler}, page_size=2)
+    assert len(list(client.iter_mailing_opens("M1"))) == 6
+    assert calls == ["0", "2", "2", "4"]
