@@ -1,0 +1,88 @@
+"""``spotler-pipeline``: command-line entry points.
+
+Subcommands import what they need when they run, so ``spotler-pipeline --help`` stays fast
+and one subcommand's dependencies never burden another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime
+
+
+def _heavy_day(text: str) -> tuple[date, int]:
+    day, _, rows = text.partition("=")
+    try:
+        return date.fromisoformat(day), int(rows)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD=ROWS, got {text!r}") from None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from spotler_pipeline.simulator import Simulator
+
+    sim = Simulator(
+        seed=args.seed,
+        scale=args.scale,
+        now=datetime.fromisoformat(args.now) if args.now else None,
+        days=args.days,
+        host=args.host,
+        port=args.port,
+        heavy_days=dict(args.heavy_day),
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with sim:
+        if args.prewarm:
+            print(f"# pre-rendered {sim.prewarm():,} interaction rows", file=sys.stderr)
+        print(f"SPOTLER_BASE_URL={sim.base_url}")
+        print(f"SPOTLER_CONSUMER_KEY={sim.consumer_key}")
+        print(f"SPOTLER_CONSUMER_SECRET={sim.consumer_secret}", flush=True)
+        print(f"# clock {sim.now.isoformat()}; admin at {sim.admin_url}", file=sys.stderr)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spotler-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="serve a Spotler-compatible API on loopback until interrupted",
+        description="Serve a simulated Spotler account; prints exportable SPOTLER_* lines.",
+    )
+    simulate.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--scale", type=float, default=1.0, help="audience multiplier")
+    simulate.add_argument("--now", help="initial simulated time, ISO 8601 (default: real now)")
+    simulate.add_argument("--days", type=int, default=60, help="days of history before now")
+    simulate.add_argument(
+        "--heavy-day",
+        type=_heavy_day,
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD=ROWS",
+        help="add a mailing that day with about ROWS interaction rows (repeatable)",
+    )
+    simulate.add_argument(
+        "--prewarm", action="store_true", help="render all rows before serving (benchmarks)"
+    )
+    simulate.set_defaults(run=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
