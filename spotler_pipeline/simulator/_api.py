@@ -151,6 +151,8 @@ class Api:
             ]
         except UnicodeDecodeError:
             raise _bad("path is not valid percent-encoded UTF-8") from None
+        if "" in segments:
+            raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
         return self.route(segments, request)
 
     def route(self, segments: list[str], r: Request) -> Response:  # noqa: C901

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -15,6 +15,9 @@ from spotler_pipeline.simulator._auth import OAuthVerifier
 from spotler_pipeline.simulator._faults import Fault, FaultBook
 from spotler_pipeline.simulator._server import _Server
 from spotler_pipeline.simulator._time import ACCOUNT_TZ, from_epoch, to_epoch
+
+if TYPE_CHECKING:
+    from spotler_pipeline.simulator.testing import SignedSession
 
 REQUEST_LOG_LIMIT = 200_000
 
@@ -103,6 +106,12 @@ class Simulator:
     @property
     def admin_url(self) -> str:
         return self.base_url.removesuffix(PREFIX) + "/_simulator"
+
+    def session(self) -> SignedSession:
+        """A signed HTTP session against this simulator (see ``simulator.testing``)."""
+        from spotler_pipeline.simulator.testing import SignedSession
+
+        return SignedSession(self.base_url, self.consumer_key, self.consumer_secret)
 
     # -- clock ---------------------------------------------------------------------------
 

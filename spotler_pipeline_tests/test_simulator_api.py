@@ -1,0 +1,463 @@
+"""The simulator's HTTP contract: auth, shapes, paging, dates and errors (offline)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+from oauthlib.oauth1 import Client
+
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.simulator._time import ACCOUNT_TZ
+from spotler_pipeline.simulator.testing import SignedSession, segment
+
+NOW = datetime(2025, 3, 15, 12, 0, tzinfo=ACCOUNT_TZ)
+CONTACT = {"externalId": str, "encryptedId": str}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(seed=5, scale=0.006, now=NOW, days=30) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def api(sim: Simulator) -> Iterator[SignedSession]:
+    with sim.session() as session:
+        yield session
+
+
+def sent(sim: Simulator) -> list:
+    """The account's mailings sent by the simulator's current time."""
+    now = int(sim.now.timestamp())
+    return [m for m in sim.account.mailings if m.sent(now)]
+
+
+def sent_email(sim: Simulator, nth: int = -1):
+    return [m for m in sent(sim) if m.type == "EMAIL"][nth]
+
+
+def biggest(sim: Simulator):
+    return max(sent(sim), key=lambda m: m.audience)
+
+
+def check_shape(value, shape) -> None:
+    """``shape`` is a type, a tuple of types, a dict of shapes or a one-element list."""
+    if isinstance(shape, dict):
+        assert isinstance(value, dict) and set(value) == set(shape), (value, shape)
+        for key, sub in shape.items():
+            check_shape(value[key], sub)
+    elif isinstance(shape, list):
+        assert isinstance(value, list)
+        for item in value:
+            check_shape(item, shape[0])
+    else:
+        assert isinstance(value, shape), (value, shape)
+
+
+# -- authentication --------------------------------------------------------------------
+
+
+def _signed(sim: Simulator, url: str, key=None, secret=None, timestamp=None):
+    client = Client(
+        key or sim.consumer_key, client_secret=secret or sim.consumer_secret, timestamp=timestamp
+    )
+    return client.sign(url, headers={"Accept": "application/json"})[:2]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["wrong_secret", "wrong_key", "tampered_query", "stale_timestamp", "no_header", "replay"],
+)
+def test_bad_signatures_are_rejected(sim: Simulator, tamper: str) -> None:
+    url = f"{sim.base_url}/campaign/list?pageSize=5"
+    kwargs = {
+        "wrong_secret": {"secret": "not-the-secret"},
+        "wrong_key": {"key": "someone-else"},
+        "stale_timestamp": {"timestamp": str(int(time.time()) - 3600)},
+    }.get(tamper, {})
+    signed, headers = _signed(sim, url, **kwargs)
+    if tamper == "tampered_query":
+        signed = signed.replace("pageSize=5", "pageSize=6")
+    if tamper == "no_header":
+        headers = {"Accept": "application/json"}
+    if tamper == "replay":
+        assert httpx.get(signed, headers=headers).status_code == 200
+    response = httpx.get(signed, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["errorType"] == "NOT_AUTHORIZED"
+
+
+def test_signature_covers_the_path_as_sent(sim: Simulator, api: SignedSession) -> None:
+    mailing = sent_email(sim)
+    opener = api.json(f"/mailing/{mailing.encrypted_id}/opens")["opens"][0]
+    external_id = opener["contactIdentifier"]["externalId"]
+    encoded = f"{sim.base_url}/mailing/{mailing.encrypted_id}/opens/{segment(external_id)}"
+    signed, headers = _signed(sim, encoded)
+    assert httpx.get(signed, headers=headers).status_code == 200
+    # Signed over one spelling of the path, sent with another: rejected like the real API.
+    signed, headers = _signed(sim, encoded.replace("%40", "@"))
+    assert "@" in signed
+    assert httpx.get(signed.replace("@", "%40"), headers=headers).status_code == 401
+
+
+# -- shapes ------------------------------------------------------------------------------
+
+LINK = {"id": int, "name": str, "url": str, "code": str, "type": str}
+MESSAGE = {
+    "name": str,
+    "author": str,
+    "subject": (str, type(None)),
+    "fromName": str,
+    "fromEmail": str,
+}
+LISTING = {
+    "encryptedId": str,
+    "name": str,
+    "scheduledStartDate": str,
+    "type": str,
+    "archiveLink": str,
+    "sentCount": int,
+}
+PAGING = {"after": int, "next": str}
+
+
+def _ids(sim: Simulator, api: SignedSession) -> dict[str, str]:
+    mailing = sent_email(sim)
+    recipient = api.json(f"/mailing/{mailing.encrypted_id}/recipients")["recipients"][0]
+    campaign = sim.account.campaigns[0]
+    step = campaign.steps[0]
+    sub = api.json(f"/campaign-mailing/{step.encrypted_id}/recipients")["recipients"][0]
+    form = sim.account.forms_by_id[2104]
+    result = api.json("/form/result/2104")[0]
+    return {
+        "m": mailing.encrypted_id,
+        "c": segment(recipient["contactIdentifier"]["externalId"]),
+        "camp": campaign.encrypted_id,
+        "s": step.encrypted_id,
+        "sub": str(sub["campaignSubscriptionId"]),
+        "f": str(form.id),
+        "r": str(result["formResultId"]),
+    }
+
+
+HISTORY_FLAGS = {"opened": bool, "clicked": bool, "bounce": (str, type(None))}
+FORM_RESULT = {
+    "formResultId": int,
+    "submittedAt": str,
+    "testResult": bool,
+    "completed": bool,
+    "answers": [{"rank": int, "fieldId": int, "description": str, "answer": object}],
+}
+ENDPOINTS = [  # (path template, array name or None for unpaged, item shape)
+    ("/mailing?fromDate=2025-01-01T00:00:00&toDate=2025-04-01T00:00:00", None, LISTING),
+    ("/mailing/{m}/recipients", "recipients", {"contactIdentifier": CONTACT}),
+    ("/mailing/{m}/opens", "opens", {"contactIdentifier": CONTACT, "openDate": str}),
+    (
+        "/mailing/{m}/clicks",
+        "clicks",
+        {"contactIdentifier": CONTACT, "clickDate": str, "linkId": int},
+    ),
+    (
+        "/mailing/{m}/bounces",
+        "bounces",
+        {"contactIdentifier": CONTACT, "bounceDate": str, "type": str},
+    ),
+    (
+        "/contact/{c}/mailings",
+        "mailingHistories",
+        {"mailing": LISTING, "sentDate": str, **HISTORY_FLAGS},
+    ),
+    (
+        "/contact/{c}/campaign-mailings",
+        "campaignMailingHistories",
+        {
+            "campaignMailing": {"encryptedId": str, "name": str, "type": str},
+            "campaignSubscriptionId": int,
+            "sentDate": str,
+            **HISTORY_FLAGS,
+        },
+    ),
+    (
+        "/contact/{c}/forms",
+        "formHistories",
+        {
+            "form": {"id": int, "name": str, "formSubType": str, "formState": str},
+            "formResultId": int,
+            "submitDate": str,
+            "completed": bool,
+        },
+    ),
+    ("/form/list", None, {"id": int, "name": str, "formSubType": str, "formState": str}),
+    ("/form/result/{f}", None, FORM_RESULT),
+    (
+        "/campaign/list",
+        None,
+        {
+            "encryptedId": str,
+            "name": str,
+            "active": bool,
+            "triggers": [{"encryptedId": str, "name": str}],
+        },
+    ),
+    ("/campaign/{camp}/mailing", None, {"encryptedId": str, "name": str, "type": str}),
+    (
+        "/campaign-mailing/{s}/recipients",
+        "recipients",
+        {"contactIdentifier": CONTACT, "sendDate": str, "campaignSubscriptionId": int},
+    ),
+    (
+        "/campaign-mailing/{s}/opens",
+        "opens",
+        {"contactIdentifier": CONTACT, "openDate": str, "campaignSubscriptionId": int},
+    ),
+    (
+        "/campaign-mailing/{s}/opens/{sub}",
+        "opens",
+        {"contactIdentifier": CONTACT, "openDate": str, "campaignSubscriptionId": int},
+    ),
+    (
+        "/campaign-mailing/{s}/clicks",
+        "clicks",
+        {
+            "contactIdentifier": CONTACT,
+            "clickDate": str,
+            "linkId": int,
+            "campaignSubscriptionId": int,
+        },
+    ),
+    (
+        "/campaign-mailing/{s}/bounces",
+        "bounces",
+        {
+            "contactIdentifier": CONTACT,
+            "bounceDate": str,
+            "type": str,
+            "campaignSubscriptionId": int,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("template", "array", "shape"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+def test_list_endpoint_shapes(sim, api, template: str, array: str | None, shape) -> None:
+    response = api.get(template.format(**_ids(sim, api)))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    if array is None:
+        check_shape(body, [shape])
+        assert body
+    else:
+        assert set(body) == {"paging", array}
+        check_shape(body["paging"], {k: v for k, v in PAGING.items() if k in body["paging"]})
+        check_shape(body[array], [shape])
+
+
+def test_object_endpoint_shapes(sim: Simulator, api: SignedSession) -> None:
+    ids = _ids(sim, api)
+    detail = api.json(f"/mailing/{ids['m']}")
+    check_shape(
+        detail,
+        {**LISTING, "sender": str, "targetGroup": str, "message": MESSAGE, "links": [LINK]},
+    )
+    assert {link["type"] for link in detail["links"]} >= {"openhtml", "unsubscribe", "webshop"}
+    stats = api.json(f"/mailing/{ids['m']}/statistics")
+    assert len(stats) == 14 and stats["sentCount"] == detail["sentCount"]
+    step = api.json(f"/campaign-mailing/{ids['s']}")
+    check_shape(
+        step, {"encryptedId": str, "name": str, "type": str, "message": MESSAGE, "links": [LINK]}
+    )
+    check_shape(api.json(f"/form/result/{ids['f']}/{ids['r']}"), FORM_RESULT)
+
+
+def test_sms_mailings_have_no_subject_and_no_links(sim: Simulator, api: SignedSession) -> None:
+    sms = next(m for m in sent(sim) if m.type == "SMS")
+    detail = api.json(f"/mailing/{sms.encrypted_id}")
+    assert detail["message"]["subject"] is None and detail["links"] == []
+    assert api.json(f"/mailing/{sms.encrypted_id}/opens")["opens"] == []
+
+
+# -- paging ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"pageSize": "10001"},
+        {"pageSize": "0"},
+        {"pageSize": "-5"},
+        {"pageSize": "1.5"},
+        {"pageSize": "ten"},
+        {"after": "-1"},
+        {"after": "x"},
+    ],
+)
+def test_bad_paging_parameters(sim: Simulator, api: SignedSession, params) -> None:
+    response = api.get(f"/mailing/{sent_email(sim).encrypted_id}/recipients", params)
+    assert response.status_code == 400
+    assert response.json()["errorType"] == "INVALID_PARAMS"
+
+
+def test_max_page_size_is_accepted(sim: Simulator, api: SignedSession) -> None:
+    mailing = sent_email(sim)
+    page = api.json(f"/mailing/{mailing.encrypted_id}/recipients", {"pageSize": 10000})
+    assert len(page["recipients"]) == mailing.audience and "next" not in page["paging"]
+
+
+def test_default_page_size_is_1000(api: SignedSession, sim: Simulator) -> None:
+    big = biggest(sim)
+    assert big.audience > 1000
+    page = api.json(f"/mailing/{big.encrypted_id}/recipients")
+    assert len(page["recipients"]) == 1000
+    assert page["paging"]["after"] == 1000 and "after=1000" in page["paging"]["next"]
+
+
+@pytest.mark.parametrize("extra", [0, 1, -1])
+def test_next_is_absent_on_the_last_page(sim: Simulator, api: SignedSession, extra: int) -> None:
+    mailing = sent_email(sim)
+    total = mailing.audience
+    size = total // 3 + (1 if extra > 0 else 0) if extra >= 0 else total // 3
+    if extra == 0:  # exact multiple: the last page is full and has no next
+        while total % size:
+            size -= 1
+    path = f"/mailing/{mailing.encrypted_id}/recipients"
+    url: str | None = api.url(path, {"pageSize": size})
+    pages = []
+    while url:
+        page = api.json(url)
+        pages.append(page)
+        url = page["paging"].get("next")
+    rows = [r for p in pages for r in p["recipients"]]
+    assert len(rows) == total
+    assert len({r["contactIdentifier"]["encryptedId"] for r in rows}) == total
+    assert pages[-1]["paging"]["after"] == total
+    if extra == 0:
+        assert len(pages[-1]["recipients"]) == size
+    past_end = api.json(path, {"pageSize": size, "after": total})
+    assert past_end["recipients"] == [] and "next" not in past_end["paging"]
+
+
+def test_next_keeps_the_other_parameters(sim: Simulator, api: SignedSession) -> None:
+    step = sim.account.campaigns[1].steps[0]
+    params = {"fromDate": "2025-02-01T00:00:00", "toDate": "2025-03-01T00:00:00", "pageSize": 2}
+    page = api.json(f"/campaign-mailing/{step.encrypted_id}/recipients", params)
+    nxt = httpx.URL(page["paging"]["next"])
+    assert nxt.params["fromDate"] == params["fromDate"] and nxt.params["pageSize"] == "2"
+    assert nxt.params["after"] == "2"
+
+
+# -- dates -------------------------------------------------------------------------------
+
+BAD_DATES = [
+    "2025-01-01",
+    "2025-01-01T00:00",
+    "2025-01-01 00:00:00",
+    "2025-01-01T00:00:00Z",
+    "2025-01-01T00:00:00+01:00",
+    "2025-01-01T00:00:00.000",
+    "2025-13-01T00:00:00",
+    "01-01-2025T00:00:00",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_DATES)
+@pytest.mark.parametrize(
+    ("path", "start", "end"),
+    [
+        ("/mailing", "fromDate", "toDate"),
+        ("/campaign-mailing/{s}/opens", "fromDate", "toDate"),
+        ("/form/result/2104", "startDate", "endDate"),
+    ],
+)
+def test_malformed_dates_are_rejected(sim, api, bad: str, path: str, start: str, end: str) -> None:
+    path = path.format(s=sim.account.campaigns[0].steps[0].encrypted_id)
+    for params in (
+        {start: bad, end: "2025-02-01T00:00:00"},
+        {start: "2025-01-01T00:00:00", end: bad},
+    ):
+        response = api.get(path, params)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["errorType"] == "INVALID_PARAMS"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"fromDate": "2025-01-01T00:00:00"},
+        {"fromDate": "2025-02-01T00:00:00", "toDate": "2025-01-01T00:00:00"},
+    ],
+)
+def test_mailing_list_needs_an_ordered_range(api: SignedSession, params) -> None:
+    assert api.get("/mailing", params).status_code == 400
+
+
+def test_mailing_list_range_is_inclusive_at_both_ends(sim: Simulator, api: SignedSession) -> None:
+    mailing = sent_email(sim, 0)
+    stamp = mailing.listing(int(sim.now.timestamp()))["scheduledStartDate"]
+    listed = api.json("/mailing", {"fromDate": stamp, "toDate": stamp})
+    assert mailing.encrypted_id in {m["encryptedId"] for m in listed}
+    assert {m["scheduledStartDate"] for m in listed} == {stamp}
+
+
+def test_mailing_list_only_shows_sent_mailings(sim: Simulator, api: SignedSession) -> None:
+    listed = api.json(
+        "/mailing", {"fromDate": "2000-01-01T00:00:00", "toDate": "2100-01-01T00:00:00"}
+    )
+    assert [m["encryptedId"] for m in listed] == [m.encrypted_id for m in sent(sim)]
+    assert len(sent(sim)) < len(sim.account.mailings)  # some are scheduled after now
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error_type"),
+    [
+        ("/mailing/doesNotExist", 404, "MAILING_NOTFOUND"),
+        ("/mailing/doesNotExist/opens", 404, "MAILING_NOTFOUND"),
+        ("/contact/nobody%40example.nl/mailings", 404, "CONTACT_NOT_FOUND"),
+        ("/contact/jan.jansen99999999%40gmail.com/forms", 404, "CONTACT_NOT_FOUND"),
+        ("/campaign/nope/mailing", 404, "CAMPAIGN_NOTFOUND"),
+        ("/campaign-mailing/nope/recipients", 404, "CAMPAIGN_NOTFOUND"),
+        ("/form/result/999", 404, "FORM_NOT_FOUND"),
+        ("/form/result/2104/1", 404, "FORMRESULT_NOT_FOUND"),
+        ("/form/list?formSubType=other", 400, "INVALID_PARAMS"),
+        ("/form/result/2104?completed=yes", 400, "INVALID_PARAMS"),
+        ("/nothing/here", 404, "RESOURCE_NOT_FOUND"),
+        ("/mailing/", 404, "RESOURCE_NOT_FOUND"),
+    ],
+)
+def test_errors(api: SignedSession, path: str, status: int, error_type: str) -> None:
+    response = api.get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["errorType"] == error_type and response.json()["message"]
+
+
+def test_unknown_prefix_and_methods(sim: Simulator, api: SignedSession) -> None:
+    root = sim.base_url.removesuffix("/integrationservice-1.1.0")
+    assert httpx.get(root + "/integrationservice-9/mailing").status_code == 404
+    signed, headers = api.sign(sim.base_url + "/campaign/list")
+    assert httpx.post(signed, headers=headers).status_code == 405
+    assert httpx.delete(signed, headers=headers).status_code == 405
+
+
+def test_contact_ids_arrive_percent_encoded(sim: Simulator, api: SignedSession) -> None:
+    """Some external ids need encoding (+, &, ', non-ASCII); each round-trips."""
+    mailing = biggest(sim)
+    rows = api.all_pages(
+        f"/mailing/{mailing.encrypted_id}/recipients", "recipients", {"pageSize": 10000}
+    )
+    ids = [r["contactIdentifier"]["externalId"] for r in rows]
+    awkward = [i for i in ids if any(c in i for c in "+&'") or not i.isascii()]
+    assert len(awkward) > 10
+    for external_id in awkward[:10]:
+        history = api.json(f"/contact/{segment(external_id)}/mailings", {"pageSize": 10000})
+        assert mailing.encrypted_id in {
+            h["mailing"]["encryptedId"] for h in history["mailingHistories"]
+        }
