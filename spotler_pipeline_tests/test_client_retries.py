@@ -83,22 +83,31 @@ def test_backoff_is_capped_exponential_with_full_jitter():
     assert sleeps == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
 
 
+def _http_date(seconds_from_now: float) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
     [
-        ("7", 7.0),
-        ("0", 0.0),
-        ("1000", 30.0),  # capped by backoff_max
-        (format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True), 20.0),
-        (format_datetime(datetime.now(UTC) - timedelta(seconds=20), usegmt=True), 0.0),
+        (lambda: "7", 7.0),
+        (lambda: "0", 0.0),
+        (lambda: "1000", 30.0),  # capped by backoff_max
+        (lambda: _http_date(20), 20.0),
+        (lambda: _http_date(-20), 0.0),
+        (lambda: "not a date", None),  # unusable: ordinary back-off instead
     ],
+    ids=["seconds", "zero", "capped", "http-date", "http-date-past", "garbage"],
 )
 def test_retry_after_is_honoured(retry_after, expected):
     sleeps: list[float] = []
-    limited = error_response(429, "RATE_LIMIT", **{"Retry-After": retry_after})
+    limited = error_response(429, "RATE_LIMIT", **{"Retry-After": retry_after()})
     client, _ = make_client({PATH: [limited, OK]}, sleeps=sleeps)
     client.get_mailing_statistics("M1")
-    assert sleeps == [pytest.approx(expected, abs=1.5)]
+    if expected is None:
+        assert 0 <= sleeps[0] <= 0.5  # backoff_initial
+    else:
+        assert sleeps == [pytest.approx(expected, abs=1.5)]
 
 
 def test_retries_are_logged_at_warning(caplog):
