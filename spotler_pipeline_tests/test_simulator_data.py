@@ -1,0 +1,266 @@
+"""The generated account: clock-driven visibility, internal agreement, determinism."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.simulator._time import ACCOUNT_TZ, format_many, parse_api_date
+from spotler_pipeline.simulator.testing import SignedSession, segment
+
+NOW = datetime(2025, 10, 20, 9, 30, tzinfo=ACCOUNT_TZ)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(seed=7, scale=0.003, now=NOW, days=20) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def api(sim: Simulator) -> Iterator[SignedSession]:
+    with sim.session() as session:
+        yield session
+
+
+def sent_emails(sim: Simulator) -> list:
+    now = int(sim.now.timestamp())
+    return [m for m in sim.account.mailings if m.sent(now) and m.type == "EMAIL"]
+
+
+def contact_key(row: dict) -> str:
+    return row["contactIdentifier"]["externalId"]
+
+
+def test_clock_reveals_late_opens_new_mailings_and_matures_statistics() -> None:
+    with Simulator(seed=3, scale=0.003, now=NOW, days=10) as sim, sim.session() as api:
+        mailing = sent_emails(sim)[-1]
+        path = f"/mailing/{mailing.encrypted_id}"
+        window = {"fromDate": "2025-10-01T00:00:00", "toDate": "2025-11-30T00:00:00"}
+        before_list = api.json("/mailing", window)
+        before_stats = api.json(path + "/statistics")
+        before_opens = api.all_pages(path + "/opens", "opens")
+        sim.advance(timedelta(days=5))
+        after_stats = api.json(path + "/statistics")
+        after_opens = api.all_pages(path + "/opens", "opens")
+        assert len(api.json("/mailing", window)) > len(before_list)
+    assert len(after_opens) > len(before_opens)
+    assert after_opens[: len(before_opens)] == before_opens  # new rows only append
+    assert after_stats["openCount"] > before_stats["openCount"]
+    assert after_stats["sentCount"] == before_stats["sentCount"] == mailing.audience
+    for key, value in before_stats.items():  # late bounces lower acceptedCount; all else grows
+        assert after_stats[key] >= value or key == "acceptedCount", key
+    assert all(
+        o["openDate"] <= (NOW + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%S")
+        for o in after_opens
+    )
+
+
+def test_admin_clock_moves_the_same_clock(sim: Simulator) -> None:
+    import httpx
+
+    original = sim.now
+    try:
+        target = "2025-10-21T08:00:00+02:00"
+        response = httpx.post(sim.admin_url + "/clock", json={"now": target})
+        assert response.json()["now"] == target
+        assert sim.now == datetime.fromisoformat(target)
+        assert httpx.get(sim.admin_url + "/clock").json()["now"] == target
+    finally:
+        sim.set_now(original)
+
+
+def test_statistics_agree_with_interactions(sim: Simulator, api: SignedSession) -> None:
+    for mailing in sent_emails(sim)[-4:]:
+        path = f"/mailing/{mailing.encrypted_id}"
+        stats = api.json(path + "/statistics")
+        recipients = api.all_pages(path + "/recipients", "recipients")
+        opens = api.all_pages(path + "/opens", "opens")
+        clicks = api.all_pages(path + "/clicks", "clicks")
+        bounces = api.all_pages(path + "/bounces", "bounces")
+        types = Counter(b["type"] for b in bounces)
+        assert stats["sentCount"] == len(recipients) == mailing.audience
+        assert stats["openCount"] == len({contact_key(o) for o in opens})
+        assert stats["clickCount"] == len({contact_key(c) for c in clicks})
+        assert stats["hardbounceCount"] == types["HARDBOUNCE"]
+        assert stats["softbounceCount"] == types["SOFTBOUNCE"]
+        assert stats["openRenderedCount"] <= stats["openCount"]
+        assert {c["linkId"] for c in clicks} <= {link["id"] for link in mailing.links}
+        assert {contact_key(c) for c in clicks} <= {contact_key(o) for o in opens}
+        assert {contact_key(o) for o in opens} <= {contact_key(r) for r in recipients}
+        assert not {contact_key(o) for o in opens} & {contact_key(b) for b in bounces}
+        assert len(opens) > len({contact_key(o) for o in opens})  # some open several times
+        rate = stats["openCount"] / stats["sentCount"]
+        assert 0.1 < rate < 0.5
+
+
+def test_contact_mailing_history_agrees_with_interactions(
+    sim: Simulator, api: SignedSession
+) -> None:
+    mailing = sent_emails(sim)[-2]
+    path = f"/mailing/{mailing.encrypted_id}"
+    opens = {contact_key(o) for o in api.all_pages(path + "/opens", "opens")}
+    clicks = {contact_key(c) for c in api.all_pages(path + "/clicks", "clicks")}
+    bounces = {contact_key(b): b["type"] for b in api.all_pages(path + "/bounces", "bounces")}
+    recipients = [contact_key(r) for r in api.all_pages(path + "/recipients", "recipients")]
+    chosen = [*list(clicks)[:2], *list(opens - clicks)[:2], *list(bounces)[:2], recipients[0]]
+    for external_id in chosen:
+        history = api.all_pages(f"/contact/{segment(external_id)}/mailings", "mailingHistories")
+        entry = next(h for h in history if h["mailing"]["encryptedId"] == mailing.encrypted_id)
+        assert entry["opened"] == (external_id in opens)
+        assert entry["clicked"] == (external_id in clicks)
+        assert entry["bounce"] == bounces.get(external_id)
+        assert entry["sentDate"] == entry["mailing"]["scheduledStartDate"]
+        # Every mailing in the history really reached the contact, and one-contact endpoints agree.
+        for h in history:
+            mid = h["mailing"]["encryptedId"]
+            own_opens = api.json(f"/mailing/{mid}/opens/{segment(external_id)}")["opens"]
+            own_clicks = api.json(f"/mailing/{mid}/clicks/{segment(external_id)}")["clicks"]
+            assert bool(own_opens) == h["opened"] and bool(own_clicks) == h["clicked"]
+            assert {contact_key(o) for o in own_opens} <= {external_id}
+        index = sim.account.contacts.lookup(external_id)
+        expected = [
+            m.encrypted_id
+            for m in sim.account.mailings
+            if m.sent(int(sim.now.timestamp()))
+            and sim.account.mailing_data(m).position(index) is not None
+        ]
+        assert [h["mailing"]["encryptedId"] for h in history] == expected
+
+
+def test_campaign_history_agrees_with_campaign_interactions(
+    sim: Simulator, api: SignedSession
+) -> None:
+    campaign = next(c for c in sim.account.campaigns if c.repeaters)
+    step = campaign.steps[0]
+    path = f"/campaign-mailing/{step.encrypted_id}"
+    recipients = api.all_pages(path + "/recipients", "recipients")
+    passes = Counter(contact_key(r) for r in recipients)
+    repeat, count = passes.most_common(1)[0]
+    assert count > 1  # a contact passes the campaign more than once
+    history = api.all_pages(
+        f"/contact/{segment(repeat)}/campaign-mailings", "campaignMailingHistories"
+    )
+    mine = [h for h in history if h["campaignMailing"]["encryptedId"] == step.encrypted_id]
+    assert len(mine) == count
+    assert len({h["campaignSubscriptionId"] for h in mine}) == count
+    for h in mine:
+        sub = h["campaignSubscriptionId"]
+        opens = api.json(f"{path}/opens/{sub}")["opens"]
+        clicks = api.json(f"{path}/clicks/{sub}")["clicks"]
+        assert bool(opens) == h["opened"] and bool(clicks) == h["clicked"]
+        assert all(o["campaignSubscriptionId"] == sub and contact_key(o) == repeat for o in opens)
+
+
+def test_campaign_date_filters_are_inclusive(sim: Simulator, api: SignedSession) -> None:
+    step = sim.account.campaigns[0].steps[0]
+    path = f"/campaign-mailing/{step.encrypted_id}/recipients"
+    everything = api.all_pages(path, "recipients", {"pageSize": 10000})
+    stamp = everything[len(everything) // 2]["sendDate"]
+    window = api.all_pages(path, "recipients", {"fromDate": stamp, "toDate": stamp})
+    assert window and all(r["sendDate"] == stamp for r in window)
+    start, end = "2025-10-10T00:00:00", "2025-10-12T00:00:00"
+    window = api.all_pages(path, "recipients", {"fromDate": start, "toDate": end})
+    assert window == [r for r in everything if start <= r["sendDate"] <= end]
+
+
+def test_form_results_and_history(sim: Simulator, api: SignedSession) -> None:
+    forms = api.json("/form/list")
+    assert {f["formSubType"] for f in forms} == {
+        "normal",
+        "subscribe",
+        "unSubscribe",
+        "editProfile",
+    }
+    assert {f["formState"] for f in forms} == {"draft", "proof", "final"}
+    assert api.json("/form/list", {"formState": "draft"}) == [
+        f for f in forms if f["formState"] == "draft"
+    ]
+    results = [r for f in forms for r in api.json(f"/form/result/{f['id']}")]
+    answers = [a["answer"] for r in results for a in r["answers"]]
+    assert {type(a) for a in answers} == {str, int, list, type(None)}
+    assert {r["completed"] for r in results} == {True, False}
+    assert any(r["testResult"] for r in results) and not all(r["testResult"] for r in results)
+    completed = api.json("/form/result/2104", {"completed": "false"})
+    assert completed and not any(r["completed"] for r in completed)
+    window = {"startDate": "2025-10-10T00:00:00", "endDate": "2025-10-15T00:00:00"}
+    ranged = api.json("/form/result/2101", window)
+    assert ranged and all(
+        window["startDate"] <= r["submittedAt"] <= window["endDate"] for r in ranged
+    )
+    # A submitter's form history lists the submission with the same facts.
+    form = sim.account.forms_by_id[2101]
+    data = sim.account.form_data(form)
+    k = int(np.flatnonzero(data.ts <= int(sim.now.timestamp()))[-1])
+    external_id = sim.account.contacts.external_ids(data.contact[k : k + 1])[0]
+    history = api.all_pages(f"/contact/{segment(external_id)}/forms", "formHistories")
+    entry = next(h for h in history if h["formResultId"] == int(data.result_ids[k]))
+    single = api.json(f"/form/result/2101/{entry['formResultId']}")
+    assert (
+        entry["submitDate"] == single["submittedAt"] and entry["completed"] == single["completed"]
+    )
+    assert entry["form"] == next(f for f in forms if f["id"] == 2101)
+
+
+def test_same_seed_same_account_other_seed_other_account() -> None:
+    def fingerprint(seed: int) -> tuple:
+        with Simulator(seed=seed, scale=0.002, now=NOW, days=10) as sim, sim.session() as api:
+            mailing = sent_emails(sim)[-1]
+            return (
+                sim.summary(),
+                api.get(f"/mailing/{mailing.encrypted_id}/opens").content,
+                api.get("/campaign/list").content,
+                api.get("/form/result/2104").content,
+            )
+
+    assert fingerprint(1) == fingerprint(1)
+    assert fingerprint(1)[1:] != fingerprint(2)[1:]
+
+
+def test_summary_counts_what_is_served(sim: Simulator, api: SignedSession) -> None:
+    import httpx
+
+    summary = httpx.get(sim.admin_url + "/summary").json()
+    mailing = sent_emails(sim)[-3]
+    day = mailing.listing(0)["scheduledStartDate"][:10]
+    on_day = [m for m in sent_emails(sim) if m.listing(0)["scheduledStartDate"][:10] == day]
+    if len(on_day) == 1 and all(m.type == "EMAIL" for m in on_day):
+        path = f"/mailing/{mailing.encrypted_id}"
+        assert summary["days"][day]["mailing_opens"] == len(api.all_pages(path + "/opens", "opens"))
+    total = sum(row.get("mailing_recipients", 0) for row in summary["days"].values())
+    assert total == summary["tables"]["mailing_recipients"]
+
+
+def test_heavy_day_reaches_its_target() -> None:
+    day = (NOW - timedelta(days=40)).date()
+    sim = Simulator(seed=1, scale=0.001, now=NOW, days=45, heavy_days={day: 100_000})
+    rows = sim.summary()["days"][day.isoformat()]["mailing_interactions"]
+    assert 95_000 < rows < 110_000
+
+
+def test_prewarm_renders_every_row() -> None:
+    sim = Simulator(seed=2, scale=0.001, now=NOW, days=5)
+    rows = sim.prewarm()
+    assert rows == sum(len(r) for r in sim.account.row_sets())
+    assert all(r.rendered_bytes() > 0 for r in sim.account.row_sets() if len(r))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=946_684_800, max_value=4_000_000_000))
+def test_naive_rendering_matches_zoneinfo(ts: int) -> None:
+    expected = datetime.fromtimestamp(ts, tz=UTC).astimezone(ACCOUNT_TZ)
+    assert format_many(np.array([ts], dtype=np.int64)) == [expected.strftime("%Y-%m-%dT%H:%M:%S")]
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1)))
+def test_api_dates_parse_in_the_account_zone(moment: datetime) -> None:
+    moment = moment.replace(microsecond=0)
+    parsed = parse_api_date(moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert parsed == int(moment.replace(tzinfo=ACCOUNT_TZ).timestamp())
