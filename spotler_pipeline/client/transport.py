@@ -4,7 +4,8 @@ Everything that can go wrong on the wire ends here as a :class:`SpotlerError`:
 
 - 401/403 fail at once (:class:`SpotlerAuthError`); other 4xx too (404 ->
   :class:`SpotlerNotFoundError`, the rest :class:`SpotlerRequestError`).
-- 408/429/5xx, timeouts and dropped connections or incomplete bodies are retried with capped
+- 408/429/5xx, timeouts, dropped connections, incomplete or undecodable (e.g. cut-off
+  gzip) bodies are retried with capped
   exponential back-off and full jitter (``Retry-After`` honoured, capped by ``backoff_max``),
   up to ``max_attempts`` requests in all; then :class:`SpotlerUnavailableError`.
 - A 2xx body the caller's ``parse`` cannot make sense of (it raises :class:`BodyError`) is
@@ -135,7 +136,7 @@ class Requester:
             attempt += 1
             try:
                 response = self._send(url, params)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
                 last = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}"
                 self._retry_or_raise(path, attempt, last, None, None, None)
                 continue
