@@ -4,10 +4,10 @@ Everything that can go wrong on the wire ends here as a :class:`SpotlerError`:
 
 - 401/403 fail at once (:class:`SpotlerAuthError`); other 4xx too (404 ->
   :class:`SpotlerNotFoundError`, the rest :class:`SpotlerRequestError`).
-- 408/429/5xx, timeouts, dropped connections, incomplete or undecodable (e.g. cut-off
-  gzip) bodies are retried with capped
-  exponential back-off and full jitter (``Retry-After`` honoured, capped by ``backoff_max``),
-  up to ``max_attempts`` requests in all; then :class:`SpotlerUnavailableError`.
+- 408/429/5xx, timeouts, dropped connections and incomplete or undecodable (e.g. cut-off
+  gzip) bodies are retried with capped exponential back-off and full jitter
+  (``Retry-After`` honoured, capped by ``backoff_max``), up to ``max_attempts`` requests in
+  all; then :class:`SpotlerUnavailableError`.
 - A 2xx body the caller's ``parse`` cannot make sense of (it raises :class:`BodyError`) is
   fetched again a couple of times, since that is usually a truncated transfer; then
   :class:`SpotlerResponseError`.
