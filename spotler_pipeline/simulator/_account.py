@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from spotler_pipeline.simulator._contacts import Contacts, opaque_ids
-from spotler_pipeline.simulator._rows import RowSet
+from spotler_pipeline.simulator._rows import Directory, RowSet
 from spotler_pipeline.simulator._time import (
     DAY,
     HOUR,
@@ -281,13 +281,28 @@ class MailingData:
             [LINK_TYPES.index(link["type"]) for link in mailing.links] or [0], dtype=np.int64
         )
         rec = self.recipients_idx
-        self.recipients = RowSet(contacts, rec)
-        self.opens = RowSet(contacts, rec[it.open_pos], it.open_ts, "openDate")
+        directory = Directory(contacts, rec)
+        self.recipients = RowSet(contacts, rec, directory=directory, pos=np.arange(n))
+        self.opens = RowSet(
+            contacts, rec[it.open_pos], it.open_ts, "openDate", directory=directory, pos=it.open_pos
+        )
         self.clicks = RowSet(
-            contacts, rec[it.click_pos], it.click_ts, "clickDate", link=link_ids[it.click_link]
+            contacts,
+            rec[it.click_pos],
+            it.click_ts,
+            "clickDate",
+            link=link_ids[it.click_link],
+            directory=directory,
+            pos=it.click_pos,
         )
         self.bounces = RowSet(
-            contacts, rec[it.bounce_pos], it.bounce_at, "bounceDate", hard=it.bounce_type_hard
+            contacts,
+            rec[it.bounce_pos],
+            it.bounce_at,
+            "bounceDate",
+            hard=it.bounce_type_hard,
+            directory=directory,
+            pos=it.bounce_pos,
         )
         # Commerce outcomes of clicks, for the statistics endpoint.
         kinds = self.link_type[it.click_link]
@@ -394,9 +409,24 @@ class StepData:
     def __init__(self, contacts: Contacts, rec_contact, rec_sub, rec_ts, it: Interactions, links):
         self.rec_contact, self.rec_sub, self.rec_ts, self.it = rec_contact, rec_sub, rec_ts, it
         link_ids = np.array([link["id"] for link in links] or [0], dtype=np.int64)
-        self.recipients = RowSet(contacts, rec_contact, rec_ts, "sendDate", sub=rec_sub)
+        d = Directory(contacts, rec_contact)
+        self.recipients = RowSet(
+            contacts,
+            rec_contact,
+            rec_ts,
+            "sendDate",
+            sub=rec_sub,
+            directory=d,
+            pos=np.arange(len(rec_contact)),
+        )
         self.opens = RowSet(
-            contacts, rec_contact[it.open_pos], it.open_ts, "openDate", sub=rec_sub[it.open_pos]
+            contacts,
+            rec_contact[it.open_pos],
+            it.open_ts,
+            "openDate",
+            sub=rec_sub[it.open_pos],
+            directory=d,
+            pos=it.open_pos,
         )
         self.clicks = RowSet(
             contacts,
@@ -405,6 +435,8 @@ class StepData:
             "clickDate",
             link=link_ids[it.click_link],
             sub=rec_sub[it.click_pos],
+            directory=d,
+            pos=it.click_pos,
         )
         self.bounces = RowSet(
             contacts,
@@ -413,6 +445,8 @@ class StepData:
             "bounceDate",
             hard=it.bounce_type_hard,
             sub=rec_sub[it.bounce_pos],
+            directory=d,
+            pos=it.bounce_pos,
         )
 
 

@@ -14,6 +14,38 @@ from spotler_pipeline.simulator._contacts import Contacts
 from spotler_pipeline.simulator._time import format_many
 
 CHUNK = 10_000
+BLOCK = 4_096
+
+
+class Directory:
+    """``contactIdentifier`` JSON of a fixed list of contacts, rendered once per block.
+
+    A mailing's opens, clicks and bounces all point into its recipients, so their rows
+    reuse the recipients' rendered identifiers instead of deriving them again.
+    """
+
+    def __init__(self, contacts: Contacts, contact: np.ndarray) -> None:
+        self.contacts = contacts
+        self.contact = contact
+        self._blocks: dict[int, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def _block(self, b: int) -> list[str]:
+        hit = self._blocks.get(b)
+        if hit is None:
+            with self._lock:
+                hit = self._blocks.get(b)
+                if hit is None:
+                    hit = self.contacts.identifiers(self.contact[b * BLOCK : (b + 1) * BLOCK])
+                    self._blocks[b] = hit
+        return hit
+
+    def get(self, positions: np.ndarray) -> list[str]:
+        blocks = positions // BLOCK
+        out = []
+        for pos, b in zip(positions.tolist(), blocks.tolist(), strict=True):
+            out.append(self._block(b)[pos - b * BLOCK])
+        return out
 
 
 class RowSet:
@@ -28,8 +60,14 @@ class RowSet:
         link: np.ndarray | None = None,
         hard: np.ndarray | None = None,
         sub: np.ndarray | None = None,
+        directory: Directory | None = None,
+        pos: np.ndarray | None = None,
     ) -> None:
+        """``contact`` holds contact indices; with a ``directory``, ``pos`` holds each row's
+        position in it (and identifiers come from there)."""
         self.contacts = contacts
+        self.directory = directory
+        self.pos = pos
         self.contact = contact
         self.ts = ts
         self.date_field = date_field
@@ -69,10 +107,16 @@ class RowSet:
             pick(self.link),
             pick(self.hard),
             pick(self.sub),
+            self.directory,
+            pick(self.pos),
         )
 
     def render(self, a: int, b: int) -> list[str]:
-        parts = [f'{{"contactIdentifier":{i}' for i in self.contacts.identifiers(self.contact[a:b])]
+        if self.directory is not None and self.pos is not None:
+            identifiers = self.directory.get(self.pos[a:b])
+        else:
+            identifiers = self.contacts.identifiers(self.contact[a:b])
+        parts = [f'{{"contactIdentifier":{i}' for i in identifiers]
         if self.ts is not None:
             field = self.date_field
             parts = [
