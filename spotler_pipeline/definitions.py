@@ -1,5 +1,97 @@
-"""The code location's ``Definitions``."""
+"""The code location's ``Definitions``: assets, checks, jobs, schedules and resources.
+
+Loading needs no credentials: they are resolved from the environment when a run starts,
+and a run without them fails with a message naming the missing variables.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
 
 import dagster as dg
 
-defs = dg.Definitions()
+from spotler_pipeline.defs.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DUCKDB_PATH,
+    DeploymentSettings,
+)
+from spotler_pipeline.defs.mailing_assets import build_mailing_assets
+from spotler_pipeline.defs.mailing_checks import build_mailing_checks
+from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.defs.schedules import freshness_checks, refresh_schedule, today_schedule
+
+
+def _env(name: str) -> str | dg.EnvVar | None:
+    """``dg.EnvVar(name)`` when it is set (the UI then shows the name, never the value)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def default_resources(settings: DeploymentSettings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "spotler": SpotlerResource(
+            consumer_key=_env("SPOTLER_CONSUMER_KEY"),
+            consumer_secret=_env("SPOTLER_CONSUMER_SECRET"),
+            base_url=_env("SPOTLER_BASE_URL") or DEFAULT_BASE_URL,
+            timezone=settings.timezone,
+        ),
+        "warehouse": WarehouseResource(
+            database=_env("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
+        ),
+        "clock": ClockResource(),
+    }
+
+
+def build_definitions(settings: DeploymentSettings | None = None) -> dg.Definitions:
+    settings = settings or DeploymentSettings.from_env()
+    tz = settings.timezone
+    first_day = date.fromisoformat(settings.partitions_start)
+    mailings, snapshots, interactions = build_mailing_assets(settings)
+
+    mailing_refresh = dg.define_asset_job(
+        "spotler_mailings_refresh",
+        selection=dg.AssetSelection.assets(mailings, interactions),
+        description="Mailings, links and their interactions for a range of send days.",
+    )
+    snapshot_job = dg.define_asset_job(
+        "spotler_statistics_snapshot",
+        selection=dg.AssetSelection.assets(snapshots),
+        description="Today's snapshot of every recent mailing's statistics.",
+    )
+    schedules = [
+        refresh_schedule(
+            name="spotler_mailings_daily",
+            job=mailing_refresh,
+            cron="0 6 * * *",
+            timezone=tz,
+            days=settings.interaction_refresh_days,
+            first_partition=first_day,
+            description=(
+                f"06:00 daily: re-load the last {settings.interaction_refresh_days} send days "
+                "of mailings and their interactions, so late opens and clicks land."
+            ),
+        ),
+        today_schedule(
+            name="spotler_statistics_daily",
+            job=snapshot_job,
+            cron="0 7 * * *",
+            timezone=tz,
+            description="07:00 daily: snapshot the statistics of recent mailings.",
+        ),
+    ]
+    freshness = freshness_checks([mailings, interactions, snapshots], tz)
+    return dg.Definitions(
+        assets=[mailings, snapshots, interactions],
+        asset_checks=[*build_mailing_checks(), *freshness],
+        jobs=[mailing_refresh, snapshot_job],
+        schedules=schedules,
+        sensors=[
+            dg.build_sensor_for_freshness_checks(
+                freshness_checks=freshness, default_status=dg.DefaultSensorStatus.RUNNING
+            )
+        ],
+        resources=default_resources(settings),
+    )
+
+
+defs = build_definitions()

@@ -1,4 +1,8 @@
-"""Views over the tables: the shapes analysts query most."""
+"""Views over the tables: the shapes analysts query most.
+
+Table names inside a view are unqualified on purpose: DuckDB binds them in the view's own
+schema, so the views work however the file is opened (see ``connection.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from spotler_pipeline.warehouse.model import SCHEMA
 MAILING_STATS_LATEST = f"""
 CREATE OR REPLACE VIEW {SCHEMA}.mailing_stats_latest AS
 SELECT *
-FROM {SCHEMA}.mailing_stats_snapshots
+FROM mailing_stats_snapshots
 QUALIFY row_number() OVER (PARTITION BY mailing_id ORDER BY snapshot_at DESC) = 1
 """
 
@@ -15,3 +19,166 @@ QUALIFY row_number() OVER (PARTITION BY mailing_id ORDER BY snapshot_at DESC) = 
 VIEWS: dict[str, str] = {
     "mailing_stats_latest": MAILING_STATS_LATEST,
 }
+
+# -- campaigns, forms and the contact card ---------------------------------------------------
+
+CAMPAIGN_MAILING_DAILY = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.campaign_mailing_daily AS
+WITH events AS (
+    SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'send' AS kind
+    FROM {SCHEMA}.campaign_mailing_recipients
+    UNION ALL
+    SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'open'
+    FROM {SCHEMA}.campaign_mailing_opens
+    UNION ALL
+    SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'click'
+    FROM {SCHEMA}.campaign_mailing_clicks
+    UNION ALL
+    SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'bounce'
+    FROM {SCHEMA}.campaign_mailing_bounces
+)
+SELECT e.event_day, e.campaign_id, c.name AS campaign_name, e.campaign_mailing_id,
+       m.name AS campaign_mailing_name, m.position,
+       count(*) FILTER (WHERE kind = 'send') AS sends,
+       count(*) FILTER (WHERE kind = 'open') AS opens,
+       count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'open') AS unique_openers,
+       count(*) FILTER (WHERE kind = 'click') AS clicks,
+       count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'click') AS unique_clickers,
+       count(*) FILTER (WHERE kind = 'bounce') AS bounces
+FROM events e
+LEFT JOIN {SCHEMA}.campaigns c ON c.encrypted_id = e.campaign_id
+LEFT JOIN {SCHEMA}.campaign_mailings m ON m.encrypted_id = e.campaign_mailing_id
+GROUP BY ALL
+"""
+
+FORM_RESPONSE_SUMMARY = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.form_response_summary AS
+-- real responses only: test submissions are kept in form_results but not counted here
+SELECT r.form_id, f.name AS form_name, f.form_sub_type, r.submit_day,
+       count(*) AS submissions,
+       count(*) FILTER (WHERE r.completed) AS completed,
+       count(*) FILTER (WHERE r.completed) / count(*) AS completion_rate
+FROM {SCHEMA}.form_results r
+LEFT JOIN {SCHEMA}.forms f ON f.id = r.form_id
+WHERE r.test_result IS DISTINCT FROM true
+GROUP BY ALL
+"""
+
+FORM_ANSWER_SUMMARY = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.form_answer_summary AS
+-- one row per form x question x answer given (each choice of a multiple-choice answer
+-- counts once); test submissions excluded
+WITH answers AS (
+    SELECT a.form_id, a.rank, a.field_id, a.description,
+           unnest(CASE WHEN a.answer_type = 'list'
+                       THEN from_json(a.answer, '["VARCHAR"]')
+                       ELSE [a.answer_text] END) AS answer_text
+    FROM {SCHEMA}.form_answers a
+    JOIN {SCHEMA}.form_results r USING (form_id, form_result_id)
+    WHERE r.test_result IS DISTINCT FROM true AND a.answer_type <> 'null'
+)
+SELECT a.form_id, f.name AS form_name, a.rank, a.field_id, a.description, a.answer_text,
+       count(*) AS answers
+FROM answers a
+LEFT JOIN {SCHEMA}.forms f ON f.id = a.form_id
+GROUP BY ALL
+"""
+
+
+def _latest(table: str) -> str:
+    return f"""
+CREATE OR REPLACE VIEW {SCHEMA}.{table}_latest AS
+-- each contact's most recently fetched history
+SELECT *
+FROM {SCHEMA}.{table}
+QUALIFY activity_day = max(activity_day) OVER (PARTITION BY contact_external_id)
+"""
+
+
+CONTACT_MAILING_CARD = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.contact_mailing_card AS
+-- every contact's one-off mailings, built from the interaction tables (no API calls)
+WITH opens AS (
+    SELECT mailing_id, contact_encrypted_id, count(*) AS opens, min(open_date) AS first_open_date
+    FROM {SCHEMA}.mailing_opens GROUP BY ALL
+), clicks AS (
+    SELECT mailing_id, contact_encrypted_id, count(*) AS clicks,
+           min(click_date) AS first_click_date
+    FROM {SCHEMA}.mailing_clicks GROUP BY ALL
+), bounces AS (
+    SELECT mailing_id, contact_encrypted_id, arg_max(bounce_type, bounce_date) AS bounce
+    FROM {SCHEMA}.mailing_bounces GROUP BY ALL
+)
+SELECT r.contact_external_id, r.contact_encrypted_id, r.mailing_id,
+       m.name AS mailing_name, m.type AS mailing_type,
+       m.scheduled_start_date AS sent_date, r.send_day AS sent_day,
+       o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
+       coalesce(o.opens, 0) AS opens, o.first_open_date,
+       coalesce(c.clicks, 0) AS clicks, c.first_click_date
+FROM {SCHEMA}.mailing_recipients r
+LEFT JOIN {SCHEMA}.mailings m ON m.encrypted_id = r.mailing_id
+LEFT JOIN opens o USING (mailing_id, contact_encrypted_id)
+LEFT JOIN clicks c USING (mailing_id, contact_encrypted_id)
+LEFT JOIN bounces b USING (mailing_id, contact_encrypted_id)
+"""
+
+CONTACT_CAMPAIGN_MAILING_CARD = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.contact_campaign_mailing_card AS
+-- every contact's campaign messages, one row per step x subscription, built from the
+-- interaction tables (no API calls)
+WITH opens AS (
+    SELECT campaign_mailing_id, campaign_subscription_id, count(*) AS opens,
+           min(open_date) AS first_open_date
+    FROM {SCHEMA}.campaign_mailing_opens GROUP BY ALL
+), clicks AS (
+    SELECT campaign_mailing_id, campaign_subscription_id, count(*) AS clicks,
+           min(click_date) AS first_click_date
+    FROM {SCHEMA}.campaign_mailing_clicks GROUP BY ALL
+), bounces AS (
+    SELECT campaign_mailing_id, campaign_subscription_id,
+           arg_max(bounce_type, bounce_date) AS bounce
+    FROM {SCHEMA}.campaign_mailing_bounces GROUP BY ALL
+)
+SELECT r.contact_external_id, r.contact_encrypted_id, r.campaign_id,
+       cp.name AS campaign_name, r.campaign_mailing_id,
+       m.name AS campaign_mailing_name, m.type AS campaign_mailing_type,
+       r.campaign_subscription_id, r.send_date AS sent_date, r.event_day AS sent_day,
+       o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
+       coalesce(o.opens, 0) AS opens, o.first_open_date,
+       coalesce(c.clicks, 0) AS clicks, c.first_click_date
+FROM {SCHEMA}.campaign_mailing_recipients r
+LEFT JOIN {SCHEMA}.campaigns cp ON cp.encrypted_id = r.campaign_id
+LEFT JOIN {SCHEMA}.campaign_mailings m ON m.encrypted_id = r.campaign_mailing_id
+LEFT JOIN opens o USING (campaign_mailing_id, campaign_subscription_id)
+LEFT JOIN clicks c USING (campaign_mailing_id, campaign_subscription_id)
+LEFT JOIN bounces b USING (campaign_mailing_id, campaign_subscription_id)
+"""
+
+CONTACT_FORM_CARD = f"""
+CREATE OR REPLACE VIEW {SCHEMA}.contact_form_card AS
+-- a contact's form submissions. Spotler's form results do not name the contact, so who
+-- submitted what comes from the contacts' fetched form histories; the submission itself
+-- (test flag, answers) from the form tables.
+SELECT h.contact_external_id, h.form_id, coalesce(f.name, h.form_name) AS form_name,
+       coalesce(f.form_sub_type, h.form_sub_type) AS form_sub_type, h.form_result_id,
+       h.submit_date, h.submit_day, h.completed, r.test_result, r.answer_count,
+       r.form_result_id IS NOT NULL AS result_loaded
+FROM {SCHEMA}.contact_form_history_latest h
+LEFT JOIN {SCHEMA}.forms f ON f.id = h.form_id
+LEFT JOIN {SCHEMA}.form_results r
+  ON r.form_id = h.form_id AND r.form_result_id = h.form_result_id
+"""
+
+VIEWS.update(
+    {
+        "campaign_mailing_daily": CAMPAIGN_MAILING_DAILY,
+        "form_response_summary": FORM_RESPONSE_SUMMARY,
+        "form_answer_summary": FORM_ANSWER_SUMMARY,
+        "contact_mailing_history_latest": _latest("contact_mailing_history"),
+        "contact_campaign_mailing_history_latest": _latest("contact_campaign_mailing_history"),
+        "contact_form_history_latest": _latest("contact_form_history"),
+        "contact_mailing_card": CONTACT_MAILING_CARD,
+        "contact_campaign_mailing_card": CONTACT_CAMPAIGN_MAILING_CARD,
+        "contact_form_card": CONTACT_FORM_CARD,
+    }
+)

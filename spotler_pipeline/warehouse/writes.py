@@ -82,3 +82,128 @@ def _replace_one(
         ).fetchone()
         inserted = int(row[0]) if row else 0
     return WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted)
+
+
+@dataclass(frozen=True)
+class PresenceResult(WriteResult):
+    """Outcome of :func:`merge_presence` for one table.
+
+    ``rows_inserted`` counts the rows Spotler listed now (new or seen again), ``rows_new``
+    those never seen before, ``rows_gone`` those newly marked ``present = false``.
+    """
+
+    rows_new: int = 0
+    rows_gone: int = 0
+
+
+def merge_presence(
+    conn: duckdb.DuckDBPyConnection, replacements: Sequence[Replacement]
+) -> list[PresenceResult]:
+    """Merge a complete listing into tables that remember what disappeared, atomically.
+
+    For each table (keyed by its ``primary_key``, with columns ``present``,
+    ``first_seen_at`` and ``last_seen_at``) the staged rows are the whole current listing:
+    they replace the stored rows with the same key, keeping the stored ``first_seen_at``;
+    stored rows whose key is not in the listing are kept as they were but marked
+    ``present = false``. Every table is written in one transaction.
+    """
+    ensure_schema(conn)
+    results: list[PresenceResult] = []
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for rep in replacements:
+            results.append(_merge_one(conn, rep))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _merge_one(conn: duckdb.DuckDBPyConnection, rep: Replacement) -> PresenceResult:
+    table = rep.table
+    for needed in ("present", "first_seen_at", "last_seen_at"):
+        table.column(needed)  # raises KeyError naming the table
+    target = table.qualified_name
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    match = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM t."{k}"' for k in table.primary_key)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _presence_new AS SELECT {cols} FROM {target} LIMIT 0"
+    )
+    if rep.files:
+        conn.execute(
+            f"INSERT INTO _presence_new ({cols}) SELECT {cols} FROM read_parquet(?)",
+            [[str(p) for p in rep.files]],
+        )
+    counts = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {target} t WHERE {match})) FROM _presence_new n"
+    ).fetchone()
+    listed, new = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    # Keep when each item was first seen; everything else comes from the new listing.
+    conn.execute(
+        f"UPDATE _presence_new n SET first_seen_at = t.first_seen_at FROM {target} t "
+        f"WHERE {match} AND t.first_seen_at IS NOT NULL"
+    )
+    gone = conn.execute(
+        f"UPDATE {target} t SET present = false WHERE t.present IS DISTINCT FROM false "
+        f"AND NOT EXISTS (SELECT 1 FROM _presence_new n WHERE {match})"
+    ).fetchone()
+    conn.execute(
+        f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM _presence_new n WHERE {match})"
+    )
+    conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _presence_new")
+    conn.execute("DROP TABLE _presence_new")
+    return PresenceResult(
+        table.name,
+        rows_deleted=0,
+        rows_inserted=listed,
+        rows_new=new,
+        rows_gone=int(gone[0]) if gone else 0,
+    )
+
+
+def replace_rows_of(
+    conn: duckdb.DuckDBPyConnection,
+    replacements: Sequence[Replacement],
+    start: date,
+    end: date,
+    column: str,
+    values: Sequence[str],
+) -> list[WriteResult]:
+    """Like :func:`replace_window`, but only for the rows whose ``column`` is in ``values``.
+
+    Used to refresh a few named contacts inside a partition without touching the other
+    contacts stored there. All tables are written in one transaction.
+    """
+    ensure_schema(conn)
+    keys = [str(v) for v in values]
+    results: list[WriteResult] = []
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for rep in replacements:
+            table = rep.table
+            if table.partition_column is None:
+                raise ValueError(f"{table.qualified_name} is not partitioned")
+            table.column(column)
+            deleted = conn.execute(
+                f'DELETE FROM {table.qualified_name} WHERE "{table.partition_column}" >= ? '
+                f'AND "{table.partition_column}" < ? '
+                f'AND "{column}" IN (SELECT unnest(?::VARCHAR[]))',
+                [start, end, keys],
+            ).fetchone()
+            inserted = 0
+            if rep.files:
+                cols = ", ".join(f'"{c}"' for c in table.column_names)
+                row = conn.execute(
+                    f"INSERT INTO {table.qualified_name} ({cols}) "
+                    f"SELECT {cols} FROM read_parquet(?)",
+                    [[str(p) for p in rep.files]],
+                ).fetchone()
+                inserted = int(row[0]) if row else 0
+            results.append(WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return results

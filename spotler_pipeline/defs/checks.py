@@ -1,0 +1,78 @@
+"""Asset checks that read the warehouse. Each can fail, and shows the offending rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import dagster as dg
+import duckdb
+
+from spotler_pipeline.defs.metadata import POOL, asset_key
+from spotler_pipeline.defs.resources import WarehouseResource
+from spotler_pipeline.warehouse import Table, ensure_schema
+from spotler_pipeline.warehouse.quality import Finding, duplicate_keys
+
+Query = Callable[[duckdb.DuckDBPyConnection], Finding]
+
+
+def result_of(
+    finding: Finding, *, what: str, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=finding.passed,
+        severity=severity,
+        description=(
+            f"{finding.checked:,} checked, no {what}"
+            if finding.passed
+            else f"{finding.problems:,} {what} among {finding.checked:,} checked"
+        ),
+        metadata={
+            "checked": dg.MetadataValue.int(finding.checked),
+            "problems": dg.MetadataValue.int(finding.problems),
+            "sample": dg.MetadataValue.json(finding.sample),
+        },
+    )
+
+
+def run_query(warehouse: WarehouseResource, query: Query) -> Finding:
+    with warehouse.connect() as conn:
+        ensure_schema(conn)
+        return query(conn)
+
+
+def warehouse_check(
+    table: Table,
+    name: str,
+    description: str,
+    query: Query,
+    what: str,
+    *,
+    additional_deps: Sequence[Table] = (),
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetChecksDefinition:
+    """An asset check on ``table`` that passes when ``query`` finds no problem rows."""
+
+    @dg.asset_check(
+        asset=asset_key(table),
+        name=name,
+        description=description,
+        additional_deps=[asset_key(t) for t in additional_deps],
+        pool=POOL,
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return result_of(run_query(warehouse, query), what=what, severity=severity)
+
+    return _check
+
+
+def primary_key_checks(tables: Sequence[Table]) -> list[dg.AssetChecksDefinition]:
+    return [
+        warehouse_check(
+            table,
+            "primary_key_unique",
+            f"No two rows of {table.qualified_name} share ({', '.join(table.primary_key)}).",
+            lambda conn, t=table: duplicate_keys(conn, t),
+            "duplicated keys",
+        )
+        for table in tables
+    ]

@@ -1,0 +1,116 @@
+"""Fetch many paged reports concurrently into a staging area, reporting progress.
+
+Each task streams one report (say the opens of one mailing) page by page into the
+:class:`~spotler_pipeline.warehouse.StagingArea`. Tasks run on a thread pool sized to the
+client's request cap, so several mailings are fetched at once while pages are parsed and
+spilled as they arrive. The first failure stops the remaining tasks and is re-raised: the
+caller then writes nothing, and the warehouse stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from spotler_pipeline.warehouse import StagingArea, Table
+
+
+@dataclass(frozen=True)
+class FetchTask:
+    """One paged report to stage into ``table``, with ``constants`` added to every row."""
+
+    table: Table
+    pages: Callable[[], Iterator[pa.RecordBatch]]
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    #: rows we expect (e.g. the mailing's sentCount for recipients), for progress messages
+    expected_rows: int | None = None
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Progress:
+    def __init__(self, tasks: list[FetchTask]) -> None:
+        self._lock = threading.Lock()
+        self.rows: dict[str, int] = {}
+        self.expected: dict[str, int | None] = {}
+        self.done = 0
+        self.total = len(tasks)
+        for t in tasks:
+            name = t.table.name
+            self.rows.setdefault(name, 0)
+            prev = self.expected.get(name, 0)
+            self.expected[name] = (
+                None if t.expected_rows is None or prev is None else prev + t.expected_rows
+            )
+
+    def add(self, table: str, n: int) -> None:
+        with self._lock:
+            self.rows[table] += n
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done += 1
+
+    def describe(self) -> str:
+        with self._lock:
+            parts = []
+            for name, n in self.rows.items():
+                expected = self.expected.get(name)
+                if expected:
+                    parts.append(f"{name}: {n:,} of {expected:,} ({100 * n / expected:.0f}%)")
+                else:
+                    parts.append(f"{name}: {n:,} rows")
+            return f"{self.done} of {self.total} reports fetched; " + ", ".join(parts)
+
+
+def fetch_into(
+    stage: StagingArea,
+    tasks: Iterable[FetchTask],
+    *,
+    max_workers: int,
+    log: logging.Logger | Any,
+    progress_interval: float = 5.0,
+) -> dict[str, int]:
+    """Run ``tasks`` concurrently into ``stage``; return rows staged per table name."""
+    task_list = list(tasks)
+    progress = _Progress(task_list)
+    if not task_list:
+        return {}
+    cancel = threading.Event()
+
+    def run(task: FetchTask) -> None:
+        for batch in task.pages():
+            if cancel.is_set():
+                raise _Cancelled()
+            progress.add(task.table.name, stage.append(task.table, batch, task.constants))
+        progress.finish()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(
+        max_workers=max(1, max_workers), thread_name_prefix="spotler-fetch"
+    ) as pool:
+        pending: set[Future[None]] = {pool.submit(run, t) for t in task_list}
+        while pending:
+            done, pending = wait(pending, timeout=progress_interval, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                cancel.set()
+                for f in pending:
+                    f.cancel()
+                wait(pending)
+                errors = [f.exception() for f in failed]
+                real = [e for e in errors if not isinstance(e, _Cancelled)]
+                raise (real or errors)[0]  # type: ignore[misc]
+            if pending:
+                log.info(f"Fetching: {progress.describe()}")
+    log.info(f"Fetched in {time.monotonic() - started:.1f}s: {progress.describe()}")
+    return dict(progress.rows)

@@ -1,0 +1,334 @@
+"""Assets of one-off mailings: the mailings and links, statistics snapshots, interactions.
+
+A page of API data reaches its table like this: the asset asks the client for the send
+day's mailings (endpoint 1), then streams each mailing's reports page by page
+(:func:`~spotler_pipeline.defs.fetching.fetch_into`) into a local staging area, and finally
+replaces the partition's rows in one DuckDB transaction (``WarehouseResource.replace``).
+"""
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
+from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.defs.fetching import FetchTask, fetch_into
+from spotler_pipeline.defs.metadata import (
+    DAILY_FRESHNESS,
+    POOL,
+    asset_key,
+    column_schema,
+    table_spec,
+    window_text,
+    write_metadata,
+)
+from spotler_pipeline.defs.partitions import daily_partitions
+from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.warehouse import Replacement, StagingArea, Table
+from spotler_pipeline.warehouse.mailing_tables import (
+    MAILING_BOUNCES,
+    MAILING_CLICKS,
+    MAILING_LINKS,
+    MAILING_OPENS,
+    MAILING_RECIPIENTS,
+    MAILING_STATS_SNAPSHOTS,
+    MAILINGS,
+    STATISTIC_COLUMNS,
+)
+
+GROUP = "mailings"
+
+
+def mailings_in_window(
+    client: SpotlerClient, start: datetime, end: datetime
+) -> list[MailingSummary]:
+    """Mailings whose send started in ``[start, end)`` (endpoint 1, filtered exactly)."""
+    return [
+        m
+        for m in client.list_mailings(start, end)
+        if m.scheduled_start_date is not None and start <= m.scheduled_start_date < end
+    ]
+
+
+def _send_day(mailing: MailingSummary, tz: Any) -> Any:
+    assert mailing.scheduled_start_date is not None
+    return mailing.scheduled_start_date.astimezone(tz).date()
+
+
+def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
+    msg = details.message
+    return {
+        "send_day": send_day,
+        "encrypted_id": details.encrypted_id,
+        "name": details.name,
+        "type": details.type,
+        "scheduled_start_date": details.scheduled_start_date,
+        "archive_link": details.archive_link,
+        "sent_count": details.sent_count,
+        "sender": details.sender,
+        "target_group": details.target_group,
+        "message_name": msg.name if msg else None,
+        "message_author": msg.author if msg else None,
+        "subject": msg.subject if msg else None,
+        "from_name": msg.from_name if msg else None,
+        "from_email": msg.from_email if msg else None,
+        "link_count": len(details.links),
+    }
+
+
+def _link_rows(details: MailingDetails, send_day: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "send_day": send_day,
+            "mailing_id": details.encrypted_id,
+            "link_id": None if link.id is None else str(link.id),
+            "name": link.name,
+            "url": link.url,
+            "code": link.code,
+            "type": link.type,
+        }
+        for link in details.links
+    ]
+
+
+def _rows_table(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=table.arrow_schema)
+
+
+def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
+    tz = settings.timezone
+    send_days = daily_partitions(settings.partitions_start, tz)
+    snapshot_days = daily_partitions(settings.partitions_start, tz)
+    backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+
+    @dg.multi_asset(
+        name="spotler_mailings",
+        specs=[
+            table_spec(
+                MAILINGS,
+                group=GROUP,
+                partitions_def=send_days,
+                description=(
+                    "One-off mailings (newsletters and SMS) by the day they were sent, with "
+                    "who sent them to which target group, subject and sender. Sources: "
+                    "endpoint 1 (mailings sent in the range) and 2 (details of each)."
+                ),
+            ),
+            table_spec(
+                MAILING_LINKS,
+                group=GROUP,
+                partitions_def=send_days,
+                deps=[MAILINGS],
+                description=(
+                    "The trackable links of each mailing (webshop, unsubscribe, social, ...): "
+                    "what `mailing_clicks.link_id` refers to. Source: endpoint 2."
+                ),
+            ),
+        ],
+        partitions_def=send_days,
+        backfill_policy=backfill,
+        pool=POOL,
+    )
+    def spotler_mailings(
+        context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult]:
+        window = context.partition_time_window
+        zone = window.start.tzinfo
+        with spotler.get_client() as client:
+            summaries = mailings_in_window(client, window.start, window.end)
+            context.log.info(
+                f"{len(summaries)} mailings sent in {window_text(context.partition_keys)}"
+            )
+            with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
+                details = list(pool.map(lambda m: client.get_mailing(m.encrypted_id), summaries))
+            requests = client.request_count
+        mailing_rows, link_rows = [], []
+        for summary, detail in zip(summaries, details, strict=True):
+            day = _send_day(summary, zone)
+            mailing_rows.append(_mailing_row(detail, day))
+            link_rows.extend(_link_rows(detail, day))
+        with StagingArea() as stage:
+            stage.append(MAILINGS, _rows_table(MAILINGS, mailing_rows))
+            stage.append(MAILING_LINKS, _rows_table(MAILING_LINKS, link_rows))
+            results = warehouse.replace(
+                [Replacement(t, stage.files(t)) for t in (MAILINGS, MAILING_LINKS)],
+                window.start.date(),
+                window.end.date(),
+            )
+        text = window_text(context.partition_keys)
+        for result in results:
+            yield dg.MaterializeResult(
+                asset_key=asset_key(MAILINGS if result.table == "mailings" else MAILING_LINKS),
+                metadata=write_metadata(result, api_requests=requests, window=text),
+            )
+
+    @dg.asset(
+        key=asset_key(MAILING_STATS_SNAPSHOTS),
+        description=(
+            "Spotler's 14 statistics of every mailing sent in the last "
+            f"{settings.snapshot_lookback_days} days, as they stood when the snapshot was "
+            "taken: one row per mailing per snapshot day. Spotler only reports statistics "
+            "as they are *now*, so only today's partition can be materialised; the series "
+            "of daily snapshots shows how opens and clicks mature after a send. "
+            "Latest per mailing: view `spotler.mailing_stats_latest`. Source: endpoint 3.\n\n"
+            f"Key: (mailing_id, snapshot_day). DuckDB table `spotler.mailing_stats_snapshots`."
+        ),
+        group_name=GROUP,
+        partitions_def=snapshot_days,
+        deps=[asset_key(MAILINGS)],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=POOL,
+        kinds={"duckdb"},
+        freshness_policy=DAILY_FRESHNESS,
+        metadata={
+            "dagster/column_schema": column_schema(MAILING_STATS_SNAPSHOTS),
+            "dagster/table_name": MAILING_STATS_SNAPSHOTS.qualified_name,
+            "primary_key": "mailing_id, snapshot_day",
+        },
+    )
+    def mailing_stats_snapshots(
+        context: dg.AssetExecutionContext,
+        spotler: SpotlerResource,
+        warehouse: WarehouseResource,
+        clock: ClockResource,
+    ) -> dg.MaterializeResult:
+        now = clock.now(tz)
+        today = now.date().isoformat()
+        refused = [k for k in context.partition_keys if k != today]
+        if refused:
+            raise dg.Failure(
+                description=(
+                    f"Refusing snapshot partition(s) {', '.join(refused)}: Spotler only "
+                    f"reports statistics as they are now ({now:%Y-%m-%d %H:%M %Z}), so a "
+                    f"snapshot can only be stored under today's partition {today}. Storing "
+                    "today's numbers under a past day would corrupt the maturity curve."
+                )
+            )
+        since = now - timedelta(days=settings.snapshot_lookback_days)
+        with spotler.get_client() as client:
+            summaries = [m for m in client.list_mailings(since, now) if m.scheduled_start_date]
+            context.log.info(
+                f"Snapshotting statistics of {len(summaries)} mailings sent since {since:%Y-%m-%d}"
+            )
+            with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
+                stats = list(
+                    pool.map(lambda m: client.get_mailing_statistics(m.encrypted_id), summaries)
+                )
+            requests = client.request_count
+        rows = []
+        for summary, stat in zip(summaries, stats, strict=True):
+            send_day = _send_day(summary, now.tzinfo)
+            row: dict[str, Any] = {
+                "snapshot_day": now.date(),
+                "snapshot_at": now,
+                "mailing_id": summary.encrypted_id,
+                "send_day": send_day,
+                "days_since_send": (now.date() - send_day).days,
+            }
+            for col in STATISTIC_COLUMNS:
+                row[col.name] = getattr(stat, col.name)
+            rows.append(row)
+        with StagingArea() as stage:
+            stage.append(MAILING_STATS_SNAPSHOTS, _rows_table(MAILING_STATS_SNAPSHOTS, rows))
+            (result,) = warehouse.replace(
+                [Replacement(MAILING_STATS_SNAPSHOTS, stage.files(MAILING_STATS_SNAPSHOTS))],
+                now.date(),
+                now.date() + timedelta(days=1),
+            )
+        return dg.MaterializeResult(
+            metadata=write_metadata(
+                result,
+                api_requests=requests,
+                window=today,
+                extra={"snapshot_at": dg.MetadataValue.timestamp(now)},
+            )
+        )
+
+    interaction_specs = {
+        MAILING_RECIPIENTS: "Every contact each mailing was sent to. Source: endpoint 4.",
+        MAILING_OPENS: (
+            "Every open of each mailing, with its time; opens keep arriving for days after "
+            "the send, so the last send days are refreshed daily. Source: endpoint 5."
+        ),
+        MAILING_CLICKS: (
+            "Every click on a link of each mailing, with the link (`mailing_links`). "
+            "Source: endpoint 7."
+        ),
+        MAILING_BOUNCES: "Every hard and soft bounce of each mailing. Source: endpoint 9.",
+    }
+
+    @dg.multi_asset(
+        name="spotler_mailing_interactions",
+        specs=[
+            table_spec(
+                table,
+                group=GROUP,
+                partitions_def=send_days,
+                deps=[MAILINGS],
+                description=description + " Partitioned by the mailing's send day.",
+                skippable=True,
+            )
+            for table, description in interaction_specs.items()
+        ],
+        partitions_def=send_days,
+        backfill_policy=backfill,
+        can_subset=True,
+        pool=POOL,
+    )
+    def spotler_mailing_interactions(
+        context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult]:
+        window = context.partition_time_window
+        zone = window.start.tzinfo
+        tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]
+        with spotler.get_client() as client:
+            mailings = mailings_in_window(client, window.start, window.end)
+            sources: dict[Table, Callable[[str], Iterator[pa.RecordBatch]]] = {
+                MAILING_RECIPIENTS: client.mailing_recipient_batches,
+                MAILING_OPENS: client.mailing_open_batches,
+                MAILING_CLICKS: client.mailing_click_batches,
+                MAILING_BOUNCES: client.mailing_bounce_batches,
+            }
+            context.log.info(
+                f"{len(mailings)} mailings sent in {window_text(context.partition_keys)} "
+                f"({sum(m.sent_count or 0 for m in mailings):,} recipients); fetching "
+                + ", ".join(t.name for t in tables)
+            )
+            tasks = [
+                FetchTask(
+                    table=table,
+                    pages=(lambda src=sources[table], mid=m.encrypted_id: src(mid)),
+                    constants={"send_day": _send_day(m, zone), "mailing_id": m.encrypted_id},
+                    expected_rows=m.sent_count if table is MAILING_RECIPIENTS else None,
+                )
+                for m in mailings
+                for table in tables
+            ]
+            with StagingArea() as stage:
+                fetch_into(
+                    stage, tasks, max_workers=spotler.max_concurrent_requests, log=context.log
+                )
+                requests = client.request_count
+                results = warehouse.replace(
+                    [Replacement(t, stage.files(t)) for t in tables],
+                    window.start.date(),
+                    window.end.date(),
+                )
+        text = window_text(context.partition_keys)
+        by_name = {t.name: t for t in tables}
+        for result in results:
+            yield dg.MaterializeResult(
+                asset_key=asset_key(by_name[result.table]),
+                metadata=write_metadata(
+                    result,
+                    api_requests=requests,
+                    window=text,
+                    extra={"mailings": dg.MetadataValue.int(len(mailings))},
+                ),
+            )
+
+    return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]

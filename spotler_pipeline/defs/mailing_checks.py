@@ -1,0 +1,73 @@
+"""Checks specific to the mailing tables (the primary-key checks are generic)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from spotler_pipeline.defs.checks import primary_key_checks, warehouse_check
+from spotler_pipeline.warehouse.mailing_tables import (
+    MAILING_CLICKS,
+    MAILING_LINKS,
+    MAILING_OPENS,
+    MAILING_RECIPIENTS,
+    MAILING_STATS_SNAPSHOTS,
+    MAILING_TABLES,
+    MAILINGS,
+)
+from spotler_pipeline.warehouse.quality import (
+    clicks_without_link,
+    recipients_vs_sent_count,
+    unique_contacts_vs_statistics,
+)
+
+#: Statistics and interactions are read at different moments; within this they agree.
+RELATIVE_TOLERANCE = 0.02
+ABSOLUTE_TOLERANCE = 5
+
+
+def build_mailing_checks() -> list[dg.AssetChecksDefinition]:
+    tolerance = (
+        f"within {RELATIVE_TOLERANCE:.0%} or {ABSOLUTE_TOLERANCE} contacts, whichever is "
+        "larger (statistics and interactions are read at different moments)"
+    )
+    return [
+        *primary_key_checks(MAILING_TABLES),
+        warehouse_check(
+            MAILING_CLICKS,
+            "click_links_exist",
+            "Every click's link_id is a link of its mailing in spotler.mailing_links.",
+            lambda conn: clicks_without_link(conn, "mailing_clicks", "mailing_links"),
+            "clicks on unknown links",
+            additional_deps=[MAILING_LINKS],
+        ),
+        warehouse_check(
+            MAILING_RECIPIENTS,
+            "recipients_match_sent_count",
+            "For every loaded send day, each mailing has exactly sent_count recipient rows.",
+            recipients_vs_sent_count,
+            "mailings whose recipients differ from sent_count",
+            additional_deps=[MAILINGS],
+        ),
+        warehouse_check(
+            MAILING_OPENS,
+            "unique_openers_match_statistics",
+            f"Distinct openers per mailing match the latest open_count {tolerance}.",
+            lambda conn: unique_contacts_vs_statistics(
+                conn, "mailing_opens", "open_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE
+            ),
+            "mailings whose openers disagree with statistics",
+            additional_deps=[MAILING_STATS_SNAPSHOTS],
+            severity=dg.AssetCheckSeverity.WARN,
+        ),
+        warehouse_check(
+            MAILING_CLICKS,
+            "unique_clickers_match_statistics",
+            f"Distinct clickers per mailing match the latest click_count {tolerance}.",
+            lambda conn: unique_contacts_vs_statistics(
+                conn, "mailing_clicks", "click_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE
+            ),
+            "mailings whose clickers disagree with statistics",
+            additional_deps=[MAILING_STATS_SNAPSHOTS],
+            severity=dg.AssetCheckSeverity.WARN,
+        ),
+    ]

@@ -1,0 +1,92 @@
+"""Tables of forms and surveys: the forms, their submissions and every answer.
+
+Spotler reports a form's submissions without saying which contact made them; the link to
+a contact comes from the contact's own form history (``contact_form_history``).
+"""
+
+from __future__ import annotations
+
+from spotler_pipeline.warehouse.campaign_tables import PRESENCE_COLUMNS
+from spotler_pipeline.warehouse.model import Column, Table
+
+SUBMIT_DAY = Column(
+    "submit_day",
+    "DATE",
+    "Day the form was submitted in the account's time zone; the partition key.",
+)
+FORM_ID = Column("form_id", "VARCHAR", "Spotler's id of the form.")
+FORM_RESULT_ID = Column("form_result_id", "VARCHAR", "Spotler's id of the submission.")
+
+FORMS = Table(
+    name="forms",
+    description="One row per form or survey, current or gone.",
+    columns=(
+        Column("id", "VARCHAR", "Spotler's id of the form."),
+        Column("name", "VARCHAR", "Name of the form."),
+        Column(
+            "form_sub_type",
+            "VARCHAR",
+            "normal, subscribe, unSubscribe or editProfile.",
+        ),
+        Column("form_state", "VARCHAR", "draft, proof or final."),
+        *PRESENCE_COLUMNS,
+    ),
+    primary_key=("id",),
+)
+
+FORM_RESULTS = Table(
+    name="form_results",
+    description=(
+        "One row per submission of a form. Test submissions (test_result) are kept but "
+        "left out of the summary views."
+    ),
+    columns=(
+        SUBMIT_DAY,
+        FORM_ID,
+        FORM_RESULT_ID,
+        Column("submitted_at", "TIMESTAMPTZ", "When the form was submitted."),
+        Column("completed", "BOOLEAN", "Whether every step of the form was filled in."),
+        Column(
+            "test_result",
+            "BOOLEAN",
+            "A test submission (e.g. from the form's proof); not a real response.",
+        ),
+        Column("answer_count", "INTEGER", "Number of answers (questions) in the submission."),
+    ),
+    primary_key=("form_id", "form_result_id"),
+    partition_column="submit_day",
+)
+
+FORM_ANSWERS = Table(
+    name="form_answers",
+    description="One row per answer (question) of a form submission.",
+    columns=(
+        SUBMIT_DAY,
+        FORM_ID,
+        FORM_RESULT_ID,
+        Column("rank", "INTEGER", "Position of the question in the form."),
+        Column("field_id", "VARCHAR", "Spotler's id of the form field."),
+        Column("description", "VARCHAR", "The question as the form shows it."),
+        Column(
+            "answer",
+            "JSON",
+            "The answer exactly as Spotler sent it: a JSON string, number, list (multiple "
+            "choice) or null.",
+        ),
+        Column(
+            "answer_type",
+            "VARCHAR",
+            "Kind of answer: text, number, boolean, list, object or null (unanswered).",
+        ),
+        Column(
+            "answer_text",
+            "VARCHAR",
+            "The answer as text for easy SQL: text as is, numbers as written, list items "
+            "joined with ', '; NULL when unanswered.",
+        ),
+    ),
+    primary_key=("form_id", "form_result_id", "rank"),
+    partition_column="submit_day",
+)
+
+FORM_TABLES = (FORMS, FORM_RESULTS, FORM_ANSWERS)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a simulator with a fixed clock, a temporary DuckDB file and DAGSTER_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline_tests.pipeline_harness import TIMEZONE, Harness
+
+#: A fixed "now" for simulator and pipeline clocks, so tests never depend on today's date.
+FIXED_NOW = datetime(2026, 6, 15, 10, 0, tzinfo=ZoneInfo(TIMEZONE))
+
+
+@pytest.fixture(autouse=True)
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    with Simulator(seed=11, scale=0.01, now=FIXED_NOW, days=21) as sim:
+        yield sim
+
+
+@pytest.fixture
+def harness(simulator: Simulator, tmp_path: Path) -> Harness:
+    from spotler_pipeline.definitions import build_definitions
+
+    settings = DeploymentSettings(
+        timezone=TIMEZONE,
+        partitions_start="2026-01-01",
+        interaction_refresh_days=30,
+        campaign_refresh_days=3,
+        snapshot_lookback_days=60,
+    )
+    return Harness(
+        sim=simulator,
+        database=tmp_path / "warehouse" / "spotler.duckdb",
+        defs=build_definitions(settings),
+        settings=settings,
+    )

@@ -1,0 +1,220 @@
+"""Run the code location's assets in-process against a simulator, as the tests need it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from spotler_pipeline.client import ClientSettings, SpotlerClient
+from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
+from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse.connection import open_warehouse
+
+TIMEZONE = "Europe/Amsterdam"
+MAILING_ASSETS = (
+    "mailings",
+    "mailing_links",
+    "mailing_recipients",
+    "mailing_opens",
+    "mailing_clicks",
+    "mailing_bounces",
+)
+
+
+def key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["spotler", name])
+
+
+@dataclass
+class Harness:
+    sim: Simulator
+    database: Path
+    defs: dg.Definitions
+    settings: DeploymentSettings
+
+    @property
+    def now(self) -> datetime:
+        return self.sim.now
+
+    def resources(self, **overrides: Any) -> dict[str, Any]:
+        res: dict[str, Any] = {
+            "spotler": SpotlerResource(
+                consumer_key=self.sim.consumer_key,
+                consumer_secret=self.sim.consumer_secret,
+                base_url=self.sim.base_url,
+                timezone=TIMEZONE,
+                max_concurrent_requests=4,
+            ),
+            "warehouse": WarehouseResource(database=str(self.database)),
+            "clock": ClockResource(fixed_now=self.sim.now.isoformat()),
+        }
+        res.update(overrides)
+        return res
+
+    def assets_for(self, names: Iterable[str]) -> list[dg.AssetsDefinition]:
+        wanted = {key(n) for n in names}
+        return [
+            a
+            for a in self.defs.assets or []
+            if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted
+        ]
+
+    def materialize(
+        self,
+        names: Sequence[str],
+        *,
+        day: date | None = None,
+        days: tuple[date, date] | None = None,
+        raise_on_error: bool = True,
+        **resource_overrides: Any,
+    ) -> dg.ExecuteInProcessResult:
+        tags = None
+        partition_key = None
+        if day is not None:
+            partition_key = day.isoformat()
+        if days is not None:
+            tags = {RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[1].isoformat()}
+        return dg.materialize(
+            self.assets_for(names),
+            selection=[key(n) for n in names],
+            resources=self.resources(**resource_overrides),
+            partition_key=partition_key,
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        con = open_warehouse(self.database, read_only=True)
+        try:
+            return con.execute(sql, list(params)).fetchall()
+        finally:
+            con.close()
+
+    def count(self, table: str, where: str = "true", params: Sequence[Any] = ()) -> int:
+        return int(self.query(f"SELECT count(*) FROM spotler.{table} WHERE {where}", params)[0][0])
+
+    def execute(self, sql: str) -> None:
+        """Run a statement against the pipeline's file (tests use it to corrupt data)."""
+        con = open_warehouse(self.database)
+        try:
+            con.execute(sql)
+        finally:
+            con.close()
+
+    def client(self) -> SpotlerClient:
+        return SpotlerClient(
+            ClientSettings(
+                consumer_key=self.sim.consumer_key,
+                consumer_secret=self.sim.consumer_secret,
+                base_url=self.sim.base_url,
+                timezone=TIMEZONE,
+            )
+        )
+
+    def day_start(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self.now.tzinfo)
+
+    def api_mailings(self, first: date, last: date) -> list[Any]:
+        """Mailings sent on days first..last as the API reports them (the ground truth)."""
+        start, end = self.day_start(first), self.day_start(last + timedelta(days=1))
+        with self.client() as c:
+            return [
+                m
+                for m in c.list_mailings(start, end)
+                if m.scheduled_start_date and start <= m.scheduled_start_date < end
+            ]
+
+    def api_counts(self, first: date, last: date) -> dict[str, int]:
+        """Rows each interaction endpoint serves for the mailings sent first..last."""
+        counts = dict.fromkeys(
+            ("mailing_recipients", "mailing_opens", "mailing_clicks", "mailing_bounces"), 0
+        )
+        with self.client() as c:
+            for m in self.api_mailings(first, last):
+                counts["mailing_recipients"] += sum(
+                    1 for _ in c.iter_mailing_recipients(m.encrypted_id)
+                )
+                counts["mailing_opens"] += sum(1 for _ in c.iter_mailing_opens(m.encrypted_id))
+                counts["mailing_clicks"] += sum(1 for _ in c.iter_mailing_clicks(m.encrypted_id))
+                counts["mailing_bounces"] += sum(1 for _ in c.iter_mailing_bounces(m.encrypted_id))
+        return counts
+
+    def busiest_day(self, lookback: int = 14) -> date:
+        """A recent send day with at least two mailings."""
+        today = self.now.date()
+        mailings = self.api_mailings(today - timedelta(days=lookback), today)
+        per_day: dict[date, int] = {}
+        for m in mailings:
+            d = m.scheduled_start_date.astimezone(self.now.tzinfo).date()
+            per_day[d] = per_day.get(d, 0) + 1
+        return max(per_day, key=lambda d: (per_day[d], d))
+
+
+# -- campaigns, forms and contacts (issue 4) -------------------------------------------------
+
+CAMPAIGN_CATALOG = ("campaigns", "campaign_triggers", "campaign_mailings", "campaign_mailing_links")
+CAMPAIGN_INTERACTIONS = (
+    "campaign_mailing_recipients",
+    "campaign_mailing_opens",
+    "campaign_mailing_clicks",
+    "campaign_mailing_bounces",
+)
+
+
+def all_groups_settings() -> DeploymentSettings:
+    return DeploymentSettings(
+        timezone=TIMEZONE,
+        partitions_start="2026-01-01",
+        interaction_refresh_days=30,
+        campaign_refresh_days=3,
+        snapshot_lookback_days=60,
+    )
+
+
+@dataclass
+class FullHarness(Harness):
+    """A :class:`Harness` that can also run asset checks and tamper with the warehouse."""
+
+    def run_check(self, table: str, check: str) -> dg.AssetCheckResult:
+        """Evaluate the asset check ``check`` of ``spotler/<table>`` on the warehouse."""
+        wanted = dg.AssetCheckKey(key(table), check)
+        for checks_def in self.defs.asset_checks or []:
+            if wanted in checks_def.check_keys:
+                return checks_def(warehouse=WarehouseResource(database=str(self.database)))
+        raise KeyError(f"no check {check!r} on {table}")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        con = duckdb.connect(str(self.database))
+        try:
+            con.execute(sql, list(params))
+        finally:
+            con.close()
+
+
+def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
+    """A harness whose definitions hold every group: mailings, campaigns, forms, contacts.
+
+    Built from the groups' own factories, so these tests do not depend on how
+    ``spotler_pipeline.definitions`` registers them.
+    """
+    from spotler_pipeline.defs.contact_assets import build_contact_definitions
+
+    from spotler_pipeline.defs.campaign_assets import build_campaign_definitions
+    from spotler_pipeline.defs.form_assets import build_form_definitions
+    from spotler_pipeline.defs.mailing_assets import build_mailing_assets
+
+    settings = all_groups_settings()
+    defs = dg.Definitions.merge(
+        dg.Definitions(assets=build_mailing_assets(settings)),
+        build_campaign_definitions(settings),
+        build_form_definitions(settings),
+        build_contact_definitions(settings),
+    )
+    return FullHarness(sim=sim, database=database, defs=defs, settings=settings)

@@ -1,0 +1,80 @@
+"""The mailing asset checks pass on loaded data and fail on corrupted data."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from spotler_pipeline_tests.pipeline_harness import MAILING_ASSETS, Harness
+
+CHECKS = [
+    ("mailing_opens", "primary_key_unique"),
+    ("mailing_clicks", "click_links_exist"),
+    ("mailing_recipients", "recipients_match_sent_count"),
+    ("mailing_opens", "unique_openers_match_statistics"),
+    ("mailing_clicks", "unique_clickers_match_statistics"),
+]
+
+
+def run_checks(harness: Harness) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    checks = [
+        c
+        for c in harness.defs.asset_checks or []
+        if any(
+            k.asset_key.path[0] == "spotler" and k.name != "freshness_check" for k in c.check_keys
+        )
+    ]
+    result = dg.materialize(
+        [*checks, *harness.assets_for(MAILING_ASSETS + ("mailing_stats_snapshots",))],
+        selection=dg.AssetSelection.checks(*checks),
+        resources=harness.resources(),
+    )
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def loaded(harness: Harness) -> Harness:
+    day = harness.busiest_day()
+    harness.materialize(MAILING_ASSETS, day=day)
+    harness.materialize(["mailing_stats_snapshots"], day=harness.now.date())
+    return harness
+
+
+def test_checks_pass_on_loaded_data(loaded: Harness) -> None:
+    results = run_checks(loaded)
+    for check in CHECKS:
+        assert results[check].passed, (check, results[check].description)
+
+
+@pytest.mark.parametrize(
+    ("check", "damage"),
+    [
+        (
+            CHECKS[0],
+            "INSERT INTO spotler.mailing_opens SELECT * FROM spotler.mailing_opens LIMIT 1",
+        ),
+        (
+            CHECKS[1],
+            "DELETE FROM spotler.mailing_links WHERE link_id IN "
+            "(SELECT link_id FROM spotler.mailing_clicks LIMIT 1)",
+        ),
+        (
+            CHECKS[2],
+            "DELETE FROM spotler.mailing_recipients WHERE rowid IN "
+            "(SELECT rowid FROM spotler.mailing_recipients LIMIT 1)",
+        ),
+        (CHECKS[3], "UPDATE spotler.mailing_stats_snapshots SET open_count = open_count * 2 + 100"),
+        (
+            CHECKS[4],
+            "UPDATE spotler.mailing_stats_snapshots SET click_count = click_count * 2 + 100",
+        ),
+    ],
+    ids=[c[1] for c in CHECKS],
+)
+def test_check_fails_on_corrupted_data(
+    loaded: Harness, check: tuple[str, str], damage: str
+) -> None:
+    loaded.execute(damage)
+    result = run_checks(loaded)[check]
+    assert not result.passed
+    assert result.metadata["problems"].value >= 1
