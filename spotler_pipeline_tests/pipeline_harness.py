@@ -191,7 +191,7 @@ class FullHarness(Harness):
         raise KeyError(f"no check {check!r} on {table}")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        con = duckdb.connect(str(self.database))
+        con = open_warehouse(self.database)
         try:
             con.execute(sql, list(params))
         finally:
@@ -204,9 +204,8 @@ def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
     Built from the groups' own factories, so these tests do not depend on how
     ``spotler_pipeline.definitions`` registers them.
     """
-    from spotler_pipeline.defs.contact_assets import build_contact_definitions
-
     from spotler_pipeline.defs.campaign_assets import build_campaign_definitions
+    from spotler_pipeline.defs.contact_assets import build_contact_definitions
     from spotler_pipeline.defs.form_assets import build_form_definitions
     from spotler_pipeline.defs.mailing_assets import build_mailing_assets
 

@@ -26,16 +26,16 @@ CAMPAIGN_MAILING_DAILY = f"""
 CREATE OR REPLACE VIEW {SCHEMA}.campaign_mailing_daily AS
 WITH events AS (
     SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'send' AS kind
-    FROM {SCHEMA}.campaign_mailing_recipients
+    FROM campaign_mailing_recipients
     UNION ALL
     SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'open'
-    FROM {SCHEMA}.campaign_mailing_opens
+    FROM campaign_mailing_opens
     UNION ALL
     SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'click'
-    FROM {SCHEMA}.campaign_mailing_clicks
+    FROM campaign_mailing_clicks
     UNION ALL
     SELECT event_day, campaign_id, campaign_mailing_id, contact_encrypted_id, 'bounce'
-    FROM {SCHEMA}.campaign_mailing_bounces
+    FROM campaign_mailing_bounces
 )
 SELECT e.event_day, e.campaign_id, c.name AS campaign_name, e.campaign_mailing_id,
        m.name AS campaign_mailing_name, m.position,
@@ -46,8 +46,8 @@ SELECT e.event_day, e.campaign_id, c.name AS campaign_name, e.campaign_mailing_i
        count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'click') AS unique_clickers,
        count(*) FILTER (WHERE kind = 'bounce') AS bounces
 FROM events e
-LEFT JOIN {SCHEMA}.campaigns c ON c.encrypted_id = e.campaign_id
-LEFT JOIN {SCHEMA}.campaign_mailings m ON m.encrypted_id = e.campaign_mailing_id
+LEFT JOIN campaigns c ON c.encrypted_id = e.campaign_id
+LEFT JOIN campaign_mailings m ON m.encrypted_id = e.campaign_mailing_id
 GROUP BY ALL
 """
 
@@ -58,8 +58,8 @@ SELECT r.form_id, f.name AS form_name, f.form_sub_type, r.submit_day,
        count(*) AS submissions,
        count(*) FILTER (WHERE r.completed) AS completed,
        count(*) FILTER (WHERE r.completed) / count(*) AS completion_rate
-FROM {SCHEMA}.form_results r
-LEFT JOIN {SCHEMA}.forms f ON f.id = r.form_id
+FROM form_results r
+LEFT JOIN forms f ON f.id = r.form_id
 WHERE r.test_result IS DISTINCT FROM true
 GROUP BY ALL
 """
@@ -73,14 +73,14 @@ WITH answers AS (
            unnest(CASE WHEN a.answer_type = 'list'
                        THEN from_json(a.answer, '["VARCHAR"]')
                        ELSE [a.answer_text] END) AS answer_text
-    FROM {SCHEMA}.form_answers a
-    JOIN {SCHEMA}.form_results r USING (form_id, form_result_id)
+    FROM form_answers a
+    JOIN form_results r USING (form_id, form_result_id)
     WHERE r.test_result IS DISTINCT FROM true AND a.answer_type <> 'null'
 )
 SELECT a.form_id, f.name AS form_name, a.rank, a.field_id, a.description, a.answer_text,
        count(*) AS answers
 FROM answers a
-LEFT JOIN {SCHEMA}.forms f ON f.id = a.form_id
+LEFT JOIN forms f ON f.id = a.form_id
 GROUP BY ALL
 """
 
@@ -90,7 +90,7 @@ def _latest(table: str) -> str:
 CREATE OR REPLACE VIEW {SCHEMA}.{table}_latest AS
 -- each contact's most recently fetched history
 SELECT *
-FROM {SCHEMA}.{table}
+FROM {table}
 QUALIFY activity_day = max(activity_day) OVER (PARTITION BY contact_external_id)
 """
 
@@ -100,14 +100,14 @@ CREATE OR REPLACE VIEW {SCHEMA}.contact_mailing_card AS
 -- every contact's one-off mailings, built from the interaction tables (no API calls)
 WITH opens AS (
     SELECT mailing_id, contact_encrypted_id, count(*) AS opens, min(open_date) AS first_open_date
-    FROM {SCHEMA}.mailing_opens GROUP BY ALL
+    FROM mailing_opens GROUP BY ALL
 ), clicks AS (
     SELECT mailing_id, contact_encrypted_id, count(*) AS clicks,
            min(click_date) AS first_click_date
-    FROM {SCHEMA}.mailing_clicks GROUP BY ALL
+    FROM mailing_clicks GROUP BY ALL
 ), bounces AS (
     SELECT mailing_id, contact_encrypted_id, arg_max(bounce_type, bounce_date) AS bounce
-    FROM {SCHEMA}.mailing_bounces GROUP BY ALL
+    FROM mailing_bounces GROUP BY ALL
 )
 SELECT r.contact_external_id, r.contact_encrypted_id, r.mailing_id,
        m.name AS mailing_name, m.type AS mailing_type,
@@ -115,8 +115,8 @@ SELECT r.contact_external_id, r.contact_encrypted_id, r.mailing_id,
        o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
        coalesce(o.opens, 0) AS opens, o.first_open_date,
        coalesce(c.clicks, 0) AS clicks, c.first_click_date
-FROM {SCHEMA}.mailing_recipients r
-LEFT JOIN {SCHEMA}.mailings m ON m.encrypted_id = r.mailing_id
+FROM mailing_recipients r
+LEFT JOIN mailings m ON m.encrypted_id = r.mailing_id
 LEFT JOIN opens o USING (mailing_id, contact_encrypted_id)
 LEFT JOIN clicks c USING (mailing_id, contact_encrypted_id)
 LEFT JOIN bounces b USING (mailing_id, contact_encrypted_id)
@@ -129,15 +129,15 @@ CREATE OR REPLACE VIEW {SCHEMA}.contact_campaign_mailing_card AS
 WITH opens AS (
     SELECT campaign_mailing_id, campaign_subscription_id, count(*) AS opens,
            min(open_date) AS first_open_date
-    FROM {SCHEMA}.campaign_mailing_opens GROUP BY ALL
+    FROM campaign_mailing_opens GROUP BY ALL
 ), clicks AS (
     SELECT campaign_mailing_id, campaign_subscription_id, count(*) AS clicks,
            min(click_date) AS first_click_date
-    FROM {SCHEMA}.campaign_mailing_clicks GROUP BY ALL
+    FROM campaign_mailing_clicks GROUP BY ALL
 ), bounces AS (
     SELECT campaign_mailing_id, campaign_subscription_id,
            arg_max(bounce_type, bounce_date) AS bounce
-    FROM {SCHEMA}.campaign_mailing_bounces GROUP BY ALL
+    FROM campaign_mailing_bounces GROUP BY ALL
 )
 SELECT r.contact_external_id, r.contact_encrypted_id, r.campaign_id,
        cp.name AS campaign_name, r.campaign_mailing_id,
@@ -146,9 +146,9 @@ SELECT r.contact_external_id, r.contact_encrypted_id, r.campaign_id,
        o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
        coalesce(o.opens, 0) AS opens, o.first_open_date,
        coalesce(c.clicks, 0) AS clicks, c.first_click_date
-FROM {SCHEMA}.campaign_mailing_recipients r
-LEFT JOIN {SCHEMA}.campaigns cp ON cp.encrypted_id = r.campaign_id
-LEFT JOIN {SCHEMA}.campaign_mailings m ON m.encrypted_id = r.campaign_mailing_id
+FROM campaign_mailing_recipients r
+LEFT JOIN campaigns cp ON cp.encrypted_id = r.campaign_id
+LEFT JOIN campaign_mailings m ON m.encrypted_id = r.campaign_mailing_id
 LEFT JOIN opens o USING (campaign_mailing_id, campaign_subscription_id)
 LEFT JOIN clicks c USING (campaign_mailing_id, campaign_subscription_id)
 LEFT JOIN bounces b USING (campaign_mailing_id, campaign_subscription_id)
@@ -163,9 +163,9 @@ SELECT h.contact_external_id, h.form_id, coalesce(f.name, h.form_name) AS form_n
        coalesce(f.form_sub_type, h.form_sub_type) AS form_sub_type, h.form_result_id,
        h.submit_date, h.submit_day, h.completed, r.test_result, r.answer_count,
        r.form_result_id IS NOT NULL AS result_loaded
-FROM {SCHEMA}.contact_form_history_latest h
-LEFT JOIN {SCHEMA}.forms f ON f.id = h.form_id
-LEFT JOIN {SCHEMA}.form_results r
+FROM contact_form_history_latest h
+LEFT JOIN forms f ON f.id = h.form_id
+LEFT JOIN form_results r
   ON r.form_id = h.form_id AND r.form_result_id = h.form_result_id
 """
 

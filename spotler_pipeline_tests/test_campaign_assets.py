@@ -1,0 +1,196 @@
+"""The campaign assets end to end against the simulator, into a temporary DuckDB file."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
+    CAMPAIGN_INTERACTIONS,
+    FullHarness,
+    harness_with_all_groups,
+)
+
+
+@pytest.fixture
+def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
+    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+
+
+def api_counts(harness: FullHarness, first: date, last: date) -> dict[str, int]:
+    """Rows per campaign interaction table on event days first..last, per the simulator."""
+    days = harness.sim.summary()["days"]
+    counts = dict.fromkeys(CAMPAIGN_INTERACTIONS, 0)
+    day = first
+    while day <= last:
+        for table in CAMPAIGN_INTERACTIONS:
+            counts[table] += days.get(day.isoformat(), {}).get(table, 0)
+        day += timedelta(days=1)
+    return counts
+
+
+def test_catalogue_lands_whole_with_triggers_steps_and_links(harness: FullHarness) -> None:
+    assert harness.materialize(CAMPAIGN_CATALOG).success
+    with harness.client() as c:
+        campaigns = c.list_campaigns()
+        steps = {
+            s.encrypted_id: s for x in campaigns for s in c.list_campaign_mailings(x.encrypted_id)
+        }
+        links = sum(len(c.get_campaign_mailing(s).links) for s in steps)
+    assert harness.count("campaigns", "present") == len(campaigns) > 0
+    assert harness.count("campaign_triggers") == sum(len(x.triggers) for x in campaigns)
+    assert harness.count("campaign_mailings", "present") == len(steps)
+    assert harness.count("campaign_mailing_links") == links
+    # triggers are kept on the campaign row too, and steps keep their order
+    names = harness.query(
+        "SELECT trigger_names FROM spotler.campaigns WHERE len(trigger_names) > 1"
+    )
+    assert names
+    first_steps = harness.query("SELECT count(*) FROM spotler.campaign_mailings WHERE position = 0")
+    assert first_steps[0][0] == len(campaigns)
+
+
+def test_a_campaign_or_step_that_disappears_is_kept_but_marked_absent(harness: FullHarness) -> None:
+    assert harness.materialize(CAMPAIGN_CATALOG).success
+    before = {t: harness.count(t) for t in CAMPAIGN_CATALOG}
+    first_seen = harness.query("SELECT min(first_seen_at) FROM spotler.campaigns")[0][0]
+
+    account = harness.sim.account
+    gone_campaign = account.campaigns[-1]
+    account.campaigns.remove(gone_campaign)
+    del account.campaigns_by_id[gone_campaign.encrypted_id]
+    kept_campaign = account.campaigns[0]
+    gone_step = kept_campaign.steps.pop()
+    harness.sim.advance(timedelta(days=1))
+
+    result = harness.materialize(CAMPAIGN_CATALOG)
+    assert result.success
+
+    assert {t: harness.count(t) for t in CAMPAIGN_CATALOG} == before  # nothing dropped
+    absent = harness.query(
+        "SELECT encrypted_id, last_seen_at < (SELECT max(last_seen_at) FROM spotler.campaigns) "
+        "FROM spotler.campaigns WHERE NOT present"
+    )
+    assert absent == [(gone_campaign.encrypted_id, True)]
+    absent_steps = {
+        r[0]
+        for r in harness.query(
+            "SELECT encrypted_id FROM spotler.campaign_mailings WHERE NOT present"
+        )
+    }
+    assert absent_steps == {gone_step.encrypted_id, *(s.encrypted_id for s in gone_campaign.steps)}
+    assert harness.count("campaign_triggers", "NOT present") == len(gone_campaign.triggers)
+    # when each item was first seen survives the refresh
+    assert harness.query("SELECT min(first_seen_at) FROM spotler.campaigns")[0][0] == first_seen
+    meta = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("spotler_campaigns")
+    }
+    assert meta["campaigns"]["rows_no_longer_listed"].value == 1
+
+
+def test_one_event_day_lands_every_row_the_api_serves(harness: FullHarness) -> None:
+    day = harness.now.date() - timedelta(days=2)
+    result = harness.materialize(CAMPAIGN_INTERACTIONS, day=day)
+    assert result.success
+    expected = api_counts(harness, day, day)
+    assert {t: harness.count(t) for t in CAMPAIGN_INTERACTIONS} == expected
+    assert expected["campaign_mailing_recipients"] > 0 and expected["campaign_mailing_opens"] > 0
+    assert {
+        r[0] for r in harness.query("SELECT DISTINCT event_day FROM spotler.campaign_mailing_opens")
+    } == {day}
+    nulls = harness.query(
+        "SELECT count(*) FROM spotler.campaign_mailing_clicks "
+        "WHERE campaign_subscription_id IS NULL OR contact_external_id IS NULL "
+        "OR contact_encrypted_id IS NULL OR click_date IS NULL "
+        "OR link_id IS NULL OR campaign_id IS NULL OR campaign_mailing_id IS NULL"
+    )
+    assert nulls[0][0] == 0
+    meta = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("spotler_campaign_interactions")
+    }
+    assert (
+        meta["campaign_mailing_opens"]["rows_written"].value == expected["campaign_mailing_opens"]
+    )
+
+
+def test_range_and_idempotent_rerun(harness: FullHarness) -> None:
+    last = harness.now.date()
+    first = last - timedelta(days=9)
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, days=(first, last)).success
+    expected = api_counts(harness, first, last)
+    assert {t: harness.count(t) for t in CAMPAIGN_INTERACTIONS} == expected
+
+    day = last - timedelta(days=4)
+    others = {
+        t: harness.query(f"SELECT * FROM spotler.{t} WHERE event_day <> ? ORDER BY ALL", [day])
+        for t in CAMPAIGN_INTERACTIONS
+    }
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, day=day).success
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, days=(day, day)).success
+    assert {t: harness.count(t) for t in CAMPAIGN_INTERACTIONS} == expected
+    assert {
+        t: harness.query(f"SELECT * FROM spotler.{t} WHERE event_day <> ? ORDER BY ALL", [day])
+        for t in CAMPAIGN_INTERACTIONS
+    } == others
+
+
+def test_a_contact_passing_a_campaign_twice_keeps_both_subscriptions(harness: FullHarness) -> None:
+    last = harness.now.date()
+    assert harness.materialize(
+        CAMPAIGN_INTERACTIONS, days=(last - timedelta(days=13), last)
+    ).success
+    twice = harness.query(
+        "SELECT contact_external_id, campaign_mailing_id, count(DISTINCT campaign_subscription_id) "
+        "FROM spotler.campaign_mailing_recipients GROUP BY ALL HAVING count(*) > 1"
+    )
+    assert twice, "the simulator's repeat campaigns should send a step to a contact twice"
+    contact, step, subscriptions = twice[0]
+    assert subscriptions >= 2
+    with harness.client() as c:
+        history = [
+            h
+            for h in c.iter_contact_campaign_mailing_history(contact)
+            if h.campaign_mailing and h.campaign_mailing.encrypted_id == step
+        ]
+    stored = {
+        r[0]
+        for r in harness.query(
+            "SELECT campaign_subscription_id FROM spotler.campaign_mailing_recipients "
+            "WHERE contact_external_id = ? AND campaign_mailing_id = ?",
+            [contact, step],
+        )
+    }
+    assert stored <= {h.campaign_subscription_id for h in history}
+    assert len(stored) == subscriptions
+
+
+def test_late_events_land_when_recent_days_are_refreshed(harness: FullHarness) -> None:
+    today = harness.now.date()
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, day=today).success
+    before = harness.count("campaign_mailing_opens") + harness.count("campaign_mailing_recipients")
+    harness.sim.advance(timedelta(hours=12))
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, day=today).success
+    after = harness.count("campaign_mailing_opens") + harness.count("campaign_mailing_recipients")
+    assert after > before
+    assert {t: harness.count(t) for t in CAMPAIGN_INTERACTIONS} == api_counts(harness, today, today)
+
+
+def test_checks_pass_on_loaded_data_and_fail_on_an_unknown_link(harness: FullHarness) -> None:
+    last = harness.now.date()
+    harness.materialize(CAMPAIGN_CATALOG)
+    harness.materialize(CAMPAIGN_INTERACTIONS, days=(last - timedelta(days=3), last))
+    for table in CAMPAIGN_INTERACTIONS:
+        assert harness.run_check(table, "primary_key_unique").passed, table
+        assert harness.run_check(table, "steps_in_catalogue").passed, table
+    assert harness.run_check("campaign_mailing_clicks", "click_links_exist").passed
+
+    harness.execute(
+        "UPDATE spotler.campaign_mailing_clicks SET link_id = 'no-such-link' WHERE rowid = 0"
+    )
+    failed = harness.run_check("campaign_mailing_clicks", "click_links_exist")
+    assert not failed.passed
+    assert failed.metadata["sample"].value[0]["link_id"] == "no-such-link"
