@@ -7,6 +7,7 @@ and a run without them fails with a message naming the missing variables.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import date
 
 import dagster as dg
@@ -43,7 +44,16 @@ def default_resources(settings: DeploymentSettings) -> dict[str, dg.Configurable
 
 
 def build_definitions(settings: DeploymentSettings | None = None) -> dg.Definitions:
-    settings = settings or DeploymentSettings.from_env()
+    # Backfill policies are "beta" and time-partition freshness checks "superseded" in this
+    # Dagster release; both are what we want here (grouped backfill runs; a missed day shown
+    # per partition), so their warnings are silenced rather than printed at every load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        return _build_definitions(settings or DeploymentSettings.from_env())
+
+
+def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     tz = settings.timezone
     first_day = date.fromisoformat(settings.partitions_start)
     mailings, snapshots, interactions = build_mailing_assets(settings)

@@ -53,7 +53,12 @@ def _materialize(
     keys = [dg.AssetKey(["spotler", name]) for name in selection]
     chosen = [a for a in assets if set(a.keys) & set(keys)]
     result = dg.materialize(
-        chosen, selection=keys, resources=resources, tags=tags, partition_key=partition_key
+        chosen,
+        selection=keys,
+        resources=resources,
+        tags=tags,
+        partition_key=partition_key,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     if not result.success:
         raise SystemExit("demo run failed; see the log above")
