@@ -1,0 +1,146 @@
+"""The form assets end to end against the simulator, into a temporary DuckDB file."""
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from spotler_pipeline.defs.form_assets import answer_text, answer_type
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline_tests.pipeline_harness import FullHarness, harness_with_all_groups
+
+RESULTS = ("form_results", "form_answers")
+
+
+@pytest.fixture
+def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
+    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+
+
+def api_results(harness: FullHarness, first: date, last: date) -> dict[tuple[str, str], object]:
+    """Every submission on submit days first..last as the API reports it, by (form, result)."""
+    start, end = harness.day_start(first), harness.day_start(last + timedelta(days=1))
+    out = {}
+    with harness.client() as c:
+        for form in c.list_forms():
+            for r in c.list_form_results(form.id, start, end):
+                if start <= r.submitted_at < end:
+                    out[(form.id, r.form_result_id)] = r
+    return out
+
+
+def test_forms_land_and_a_removed_form_is_marked_absent(harness: FullHarness) -> None:
+    assert harness.materialize(["forms"]).success
+    with harness.client() as c:
+        listed = c.list_forms()
+    assert harness.count("forms", "present") == len(listed) > 0
+    assert harness.count("forms", "form_state = 'draft'") > 0
+
+    gone = harness.sim.account.forms.pop()
+    harness.sim.advance(timedelta(hours=1))
+    assert harness.materialize(["forms"]).success
+    assert harness.count("forms") == len(listed)
+    assert harness.query("SELECT id FROM spotler.forms WHERE NOT present") == [(str(gone.id),)]
+
+
+@pytest.mark.parametrize("span", [0, 13], ids=["one_day", "two_weeks"])
+def test_submissions_and_answers_match_the_api(harness: FullHarness, span: int) -> None:
+    last = harness.now.date() - timedelta(days=1)
+    first = last - timedelta(days=span)
+    if span:
+        result = harness.materialize(RESULTS, days=(first, last))
+    else:
+        result = harness.materialize(RESULTS, day=last)
+    assert result.success
+    expected = api_results(harness, first, last)
+    assert expected
+    assert harness.count("form_results") == len(expected)
+    assert harness.count("form_answers") == sum(len(r.answers) for r in expected.values())
+    stored = harness.query(
+        "SELECT form_id, form_result_id, submitted_at, completed, test_result, submit_day "
+        "FROM spotler.form_results"
+    )
+    for form_id, result_id, submitted_at, completed, test, day in stored:
+        api = expected[(form_id, result_id)]
+        assert (submitted_at, completed, test) == (api.submitted_at, api.completed, api.test_result)
+        assert first <= day <= last
+        assert day == api.submitted_at.astimezone(harness.now.tzinfo).date()
+
+
+def test_rerun_replaces_exactly_its_partition(harness: FullHarness) -> None:
+    last = harness.now.date()
+    harness.materialize(RESULTS, days=(last - timedelta(days=6), last))
+    day = last - timedelta(days=3)
+    snapshot = {t: harness.query(f"SELECT * FROM spotler.{t} ORDER BY ALL") for t in RESULTS}
+    assert harness.materialize(RESULTS, day=day).success
+    assert {
+        t: harness.query(f"SELECT * FROM spotler.{t} ORDER BY ALL") for t in RESULTS
+    } == snapshot
+
+
+def test_every_answer_type_is_kept_faithfully_and_rendered_as_text(harness: FullHarness) -> None:
+    last = harness.now.date()
+    assert harness.materialize(RESULTS, days=(last - timedelta(days=20), last)).success
+    kinds = {r[0] for r in harness.query("SELECT DISTINCT answer_type FROM spotler.form_answers")}
+    assert {"text", "number", "list", "null"} <= kinds
+
+    with harness.client() as c:
+        for kind in sorted(kinds):
+            form_id, result_id, rank, raw, text = harness.query(
+                "SELECT form_id, form_result_id, rank, answer::VARCHAR, answer_text "
+                "FROM spotler.form_answers WHERE answer_type = ? ORDER BY ALL LIMIT 1",
+                [kind],
+            )[0]
+            api = c.get_form_result(form_id, result_id)
+            original = next(a.answer for a in api.answers if a.rank == rank)
+            assert json.loads(raw) == original, kind
+            assert text == answer_text(original), kind
+    # a multiple-choice answer is findable both as JSON and as text
+    listed = harness.query(
+        "SELECT answer_text, json_array_length(answer) FROM spotler.form_answers "
+        "WHERE answer_type = 'list' AND json_array_length(answer) > 1 LIMIT 1"
+    )
+    if listed:
+        assert listed[0][0].count(", ") == listed[0][1] - 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "text"),
+    [
+        ("Nee", "text", "Nee"),
+        (7, "number", "7"),
+        (2.5, "number", "2.5"),
+        (True, "boolean", "true"),
+        (["Dames", "Sport"], "list", "Dames, Sport"),
+        ([], "list", ""),
+        ({"a": 1}, "object", '{"a":1}'),
+        (None, "null", None),
+    ],
+)
+def test_answer_rendering(answer: object, kind: str, text: str | None) -> None:
+    assert answer_type(answer) == kind
+    assert answer_text(answer) == text
+
+
+def test_test_submissions_are_kept_but_left_out_of_the_summaries(harness: FullHarness) -> None:
+    last = harness.now.date()
+    assert harness.materialize(["forms"]).success
+    assert harness.materialize(RESULTS, days=(last - timedelta(days=30), last)).success
+    tests = harness.count("form_results", "test_result")
+    real = harness.count("form_results", "NOT test_result")
+    assert tests > 0 and real > 0
+    summary = harness.query("SELECT sum(submissions) FROM spotler.form_response_summary")[0][0]
+    assert summary == real
+    counted = harness.query(
+        "SELECT count(*) FROM spotler.form_answers a JOIN spotler.form_results r "
+        "USING (form_id, form_result_id) WHERE NOT r.test_result AND a.answer_type = 'text'"
+    )[0][0]
+    summed = harness.query(
+        "SELECT sum(answers) FROM spotler.form_answer_summary s "
+        "WHERE EXISTS (SELECT 1 FROM spotler.form_answers a WHERE a.field_id = s.field_id "
+        "AND a.answer_type = 'text')"
+    )[0][0]
+    assert summed == counted
+    for table in ("forms", *RESULTS):
+        assert harness.run_check(table, "primary_key_unique").passed
