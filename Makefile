@@ -27,12 +27,12 @@ dev: $(STAMP)
 
 ## Run the test suite (offline, against the simulator).
 test: $(STAMP)
-	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests scripts
+	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests scripts
-	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests scripts
+	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
+	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 
 ## Throughput and memory benchmark against the simulator (ours vs. the JSON floor vs. dlt).
 bench: $(VENV)/.bench-installed
