@@ -145,3 +145,96 @@ def interactions_of_unknown_steps(conn: duckdb.DuckDBPyConnection, interactions:
         f"ON m.encrypted_id = i.campaign_mailing_id AND m.campaign_id = i.campaign_id "
         f"GROUP BY ALL ORDER BY events DESC",
     )
+
+
+def contact_mailing_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
+    """Disagreements between ``contact_mailing_card`` (built from the interaction tables)
+    and the API's own history of the contacts fetched (latest fetch per contact).
+
+    Only mailings whose interactions are loaded are compared: a mailing of a send day not
+    materialised yet is not reported as missing from the card.
+    """
+    return _reconcile(
+        conn,
+        api=f"""
+            SELECT * FROM {SCHEMA}.contact_mailing_history_latest
+            WHERE mailing_id IN (SELECT encrypted_id FROM {SCHEMA}.mailings
+                                 WHERE send_day IN (SELECT DISTINCT send_day
+                                                    FROM {SCHEMA}.mailing_recipients))
+        """,
+        card=f"SELECT * FROM {SCHEMA}.contact_mailing_card",
+        fetched=f"SELECT DISTINCT contact_external_id FROM {SCHEMA}.contact_mailing_history",
+        key=("contact_external_id", "mailing_id"),
+    )
+
+
+def contact_campaign_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
+    """Disagreements between ``contact_campaign_mailing_card`` and the API's campaign
+    history of the contacts fetched, per step and subscription, for sends on loaded days."""
+    return _reconcile(
+        conn,
+        api=f"""
+            SELECT * FROM {SCHEMA}.contact_campaign_mailing_history_latest
+            WHERE sent_day IN (SELECT DISTINCT event_day
+                               FROM {SCHEMA}.campaign_mailing_recipients)
+        """,
+        card=f"SELECT * FROM {SCHEMA}.contact_campaign_mailing_card",
+        fetched=(
+            f"SELECT DISTINCT contact_external_id "
+            f"FROM {SCHEMA}.contact_campaign_mailing_history"
+        ),
+        key=("contact_external_id", "campaign_mailing_id", "campaign_subscription_id"),
+    )
+
+
+def _reconcile(
+    conn: duckdb.DuckDBPyConnection, api: str, card: str, fetched: str, key: tuple[str, ...]
+) -> Finding:
+    on = " AND ".join(f"a.{k} = c.{k}" for k in key)
+    keys = ", ".join(f"coalesce(a.{k}, c.{k}) AS {k}" for k in key)
+    return _finding(
+        conn,
+        f"SELECT count(*) FROM ({api})",
+        f"""
+        WITH api AS ({api}),
+             card AS ({card} WHERE contact_external_id IN ({fetched}))
+        SELECT {keys},
+               CASE WHEN c.{key[-1]} IS NULL THEN 'only in the API history'
+                    WHEN a.{key[-1]} IS NULL THEN 'only in the interaction tables'
+                    ELSE 'opened/clicked/bounce differ' END AS disagreement,
+               a.opened AS api_opened, c.opened AS card_opened,
+               a.clicked AS api_clicked, c.clicked AS card_clicked,
+               a.bounce AS api_bounce, c.bounce AS card_bounce
+        FROM api a FULL JOIN card c ON {on}
+        WHERE a.{key[-1]} IS NULL OR c.{key[-1]} IS NULL
+           OR a.opened IS DISTINCT FROM c.opened OR a.clicked IS DISTINCT FROM c.clicked
+           OR a.bounce IS DISTINCT FROM c.bounce
+        ORDER BY ALL
+        """,
+    )
+
+
+def contact_forms_vs_results(conn: duckdb.DuckDBPyConnection) -> Finding:
+    """Submissions in the contacts' form histories that disagree with ``form_results``:
+    missing there (for loaded submit days), or with another time or completion."""
+    api = f"""
+        SELECT * FROM {SCHEMA}.contact_form_history_latest
+        WHERE submit_day IN (SELECT DISTINCT submit_day FROM {SCHEMA}.form_results)
+    """
+    return _finding(
+        conn,
+        f"SELECT count(*) FROM ({api})",
+        f"""
+        SELECT h.contact_external_id, h.form_id, h.form_result_id,
+               CASE WHEN r.form_result_id IS NULL THEN 'missing from form_results'
+                    ELSE 'submitted_at/completed differ' END AS disagreement,
+               h.submit_date AS api_submit_date, r.submitted_at AS result_submitted_at,
+               h.completed AS api_completed, r.completed AS result_completed
+        FROM ({api}) h
+        LEFT JOIN {SCHEMA}.form_results r
+          ON r.form_id = h.form_id AND r.form_result_id = h.form_result_id
+        WHERE r.form_result_id IS NULL OR r.submitted_at IS DISTINCT FROM h.submit_date
+           OR r.completed IS DISTINCT FROM h.completed
+        ORDER BY ALL
+        """,
+    )
