@@ -12,11 +12,14 @@ from datetime import date
 
 import dagster as dg
 
+from spotler_pipeline.defs.campaign_assets import build_campaign_definitions
 from spotler_pipeline.defs.config import (
     DEFAULT_BASE_URL,
     DEFAULT_DUCKDB_PATH,
     DeploymentSettings,
 )
+from spotler_pipeline.defs.contact_assets import build_contact_definitions
+from spotler_pipeline.defs.form_assets import build_form_definitions
 from spotler_pipeline.defs.mailing_assets import build_mailing_assets
 from spotler_pipeline.defs.mailing_checks import build_mailing_checks
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
@@ -90,7 +93,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         ),
     ]
     freshness = freshness_checks([mailings, interactions, snapshots], tz)
-    return dg.Definitions(
+    mailing_defs = dg.Definitions(
         assets=[mailings, snapshots, interactions],
         asset_checks=[*build_mailing_checks(), *freshness],
         jobs=[mailing_refresh, snapshot_job],
@@ -101,6 +104,14 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
             )
         ],
         resources=default_resources(settings),
+    )
+    # Campaigns, forms and the contact card (issue 4): each group brings its own assets,
+    # checks, jobs, schedules and freshness sensor.
+    return dg.Definitions.merge(
+        mailing_defs,
+        build_campaign_definitions(settings),
+        build_form_definitions(settings),
+        build_contact_definitions(settings),
     )
 
 
