@@ -117,6 +117,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                     "who sent them to which target group, subject and sender. Sources: "
                     "endpoint 1 (mailings sent in the range) and 2 (details of each)."
                 ),
+                skippable=True,
             ),
             table_spec(
                 MAILING_LINKS,
@@ -127,10 +128,12 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                     "The trackable links of each mailing (webshop, unsubscribe, social, ...): "
                     "what `mailing_clicks.link_id` refers to. Source: endpoint 2."
                 ),
+                skippable=True,
             ),
         ],
         partitions_def=send_days,
         backfill_policy=backfill,
+        can_subset=True,
         pool=POOL,
     )
     def spotler_mailings(
@@ -151,18 +154,21 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             day = _send_day(summary, zone)
             mailing_rows.append(_mailing_row(detail, day))
             link_rows.extend(_link_rows(detail, day))
+        rows = {MAILINGS: mailing_rows, MAILING_LINKS: link_rows}
+        tables = [t for t in rows if asset_key(t) in context.selected_asset_keys]
         with StagingArea() as stage:
-            stage.append(MAILINGS, _rows_table(MAILINGS, mailing_rows))
-            stage.append(MAILING_LINKS, _rows_table(MAILING_LINKS, link_rows))
+            for table in tables:
+                stage.append(table, _rows_table(table, rows[table]))
             results = warehouse.replace(
-                [Replacement(t, stage.files(t)) for t in (MAILINGS, MAILING_LINKS)],
+                [Replacement(t, stage.files(t)) for t in tables],
                 window.start.date(),
                 window.end.date(),
             )
         text = window_text(context.partition_keys)
+        by_name = {t.name: t for t in tables}
         for result in results:
             yield dg.MaterializeResult(
-                asset_key=asset_key(MAILINGS if result.table == "mailings" else MAILING_LINKS),
+                asset_key=asset_key(by_name[result.table]),
                 metadata=write_metadata(result, api_requests=requests, window=text),
             )
 
