@@ -216,4 +216,7 @@ def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
         build_form_definitions(settings),
         build_contact_definitions(settings),
     )
-    return FullHarness(sim=sim, database=database, defs=defs, settings=settings)
+    harness = FullHarness(sim=sim, database=database, defs=defs, settings=settings)
+    # resources too, so that schedules and jobs resolve as in the real code location
+    harness.defs = dg.Definitions.merge(defs, dg.Definitions(resources=harness.resources()))
+    return harness

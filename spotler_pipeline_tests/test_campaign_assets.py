@@ -1,11 +1,14 @@
 """The campaign assets end to end against the simulator, into a temporary DuckDB file."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import dagster as dg
 import pytest
 
-from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
+from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
@@ -194,3 +197,31 @@ def test_checks_pass_on_loaded_data_and_fail_on_an_unknown_link(harness: FullHar
     failed = harness.run_check("campaign_mailing_clicks", "click_links_exist")
     assert not failed.passed
     assert failed.metadata["sample"].value[0]["link_id"] == "no-such-link"
+
+
+def test_failure_mid_fetch_leaves_the_partition_as_it_was(harness: FullHarness) -> None:
+    day = harness.now.date() - timedelta(days=1)
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, day=day).success
+    snapshot = {t: all_rows(harness, t) for t in CAMPAIGN_INTERACTIONS}
+    # more events by now, then the clicks endpoint breaks for good after a few requests
+    harness.sim.advance(timedelta(hours=6))
+    harness.sim.inject(
+        Fault(kind="not_json", path_pattern=r"/clicks", times=1000, after_requests=2)
+    )
+    result = harness.materialize(CAMPAIGN_INTERACTIONS, day=day, raise_on_error=False)
+    assert not result.success
+    assert {t: all_rows(harness, t) for t in CAMPAIGN_INTERACTIONS} == snapshot
+
+
+def all_rows(harness: FullHarness, table: str) -> list[tuple]:
+    return harness.query(f"SELECT * FROM spotler.{table} ORDER BY ALL")
+
+
+def test_daily_schedule_refreshes_the_last_few_event_days(harness: FullHarness) -> None:
+    schedule = harness.defs.get_schedule_def("spotler_campaign_interactions_daily")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    when = datetime(2026, 6, 15, 6, 15, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.tags[RANGE_START_TAG] == "2026-06-13"  # campaign_refresh_days = 3
+    assert request.tags[RANGE_END_TAG] == "2026-06-15"

@@ -193,3 +193,38 @@ def test_the_card_views_cover_every_contact_without_api_calls(harness: FullHarne
     assert harness.count("contact_campaign_mailing_card") == harness.count(
         "campaign_mailing_recipients"
     )
+
+
+def test_form_histories_reconcile_with_form_results(harness: FullHarness) -> None:
+    # who submitted which form is known only to Spotler (and the simulator's ground truth)
+    account = harness.sim.account
+    start = harness.day_start(harness.now.date() - timedelta(days=LOADED_DAYS - 1)).timestamp()
+    submitters = sorted(
+        {
+            account.contacts.external_ids(data.contact[k : k + 1])[0]
+            for form in account.forms
+            for data in [account.form_data(form)]
+            for k in range(len(data.ts))
+            if start <= data.ts[k] <= harness.now.timestamp()
+        }
+    )[:5]
+    assert submitters
+    result = dg.materialize(
+        harness.assets_for(HISTORIES),
+        selection=[key("contact_form_history")],
+        resources=harness.resources(),
+        partition_key=harness.now.date().isoformat(),
+        run_config={"ops": {"spotler_contact_histories": {"config": {"contact_ids": submitters}}}},
+    )
+    assert result.success
+    check = harness.run_check("contact_form_history", "submissions_match_form_results")
+    assert check.passed, check.metadata["sample"].value
+    assert check.metadata["checked"].value >= len(submitters)
+
+    harness.execute(
+        "UPDATE spotler.form_results SET completed = NOT completed WHERE form_result_id = "
+        "(SELECT min(form_result_id) FROM spotler.contact_form_history)"
+    )
+    check = harness.run_check("contact_form_history", "submissions_match_form_results")
+    assert not check.passed
+    assert check.metadata["sample"].value[0]["disagreement"] == "submitted_at/completed differ"
