@@ -26,6 +26,36 @@ from spotler_pipeline.warehouse.connection import open_warehouse
 
 SEND_DAYS = 7
 SNAPSHOT_DAYS = 3
+#: Contacts whose API history the demo reads (the daily asset reads every active contact).
+DEMO_CONTACTS = 300
+
+MAILING_ASSETS = [
+    "mailings",
+    "mailing_links",
+    "mailing_recipients",
+    "mailing_opens",
+    "mailing_clicks",
+    "mailing_bounces",
+]
+CATALOGUES = [
+    "campaigns",
+    "campaign_triggers",
+    "campaign_mailings",
+    "campaign_mailing_links",
+    "forms",
+]
+CAMPAIGN_INTERACTIONS = [
+    "campaign_mailing_recipients",
+    "campaign_mailing_opens",
+    "campaign_mailing_clicks",
+    "campaign_mailing_bounces",
+]
+FORM_RESULTS = ["form_results", "form_answers"]
+CONTACT_HISTORIES = [
+    "contact_mailing_history",
+    "contact_campaign_mailing_history",
+    "contact_form_history",
+]
 
 
 def _resources(sim: Simulator, database: str, now: datetime, tz: str) -> dict[str, object]:
@@ -48,6 +78,7 @@ def _materialize(
     *,
     tags: dict[str, str] | None = None,
     partition_key: str | None = None,
+    ops_config: dict[str, object] | None = None,
 ) -> None:
     assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     keys = [dg.AssetKey(["spotler", name]) for name in selection]
@@ -58,7 +89,10 @@ def _materialize(
         resources=resources,
         tags=tags,
         partition_key=partition_key,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            **({"ops": ops_config} if ops_config else {}),
+        },
     )
     if not result.success:
         raise SystemExit("demo run failed; see the log above")
@@ -91,6 +125,22 @@ def summary(database: str) -> str:
             lines.append(
                 f"Worst click rate: {worst[0]} ({worst[4]:.2%} of {worst[2]:,} recipients)"
             )
+        campaign = con.execute(
+            "SELECT campaign_name, campaign_mailing_name, sum(sends) FROM "
+            "spotler.campaign_mailing_daily GROUP BY ALL ORDER BY 3 DESC LIMIT 1"
+        ).fetchone()
+        if campaign:
+            lines.append(
+                f"Busiest campaign step: {campaign[0]} / {campaign[1]} ({campaign[2]:,} sends)"
+            )
+        form = con.execute(
+            "SELECT form_name, sum(submissions) FROM spotler.form_response_summary "
+            "GROUP BY ALL ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+        if form:
+            lines.append(
+                f"Most answered form:    {form[0]} ({form[1]:,} submissions, tests excluded)"
+            )
         return "\n".join(lines)
     finally:
         con.close()
@@ -122,22 +172,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             resources = _resources(sim, args.database, now, settings.timezone)
             first = (first_clock - timedelta(days=SEND_DAYS - 1)).date().isoformat()
             last = now.date().isoformat()
+            window = {RANGE_START_TAG: first, RANGE_END_TAG: last}
             print(f"[{now:%Y-%m-%d %H:%M}] loading send days {first} .. {last}")
-            _materialize(
-                defs,
-                [
-                    "mailings",
-                    "mailing_links",
-                    "mailing_recipients",
-                    "mailing_opens",
-                    "mailing_clicks",
-                    "mailing_bounces",
-                ],
-                resources,
-                tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
-            )
+            _materialize(defs, MAILING_ASSETS, resources, tags=window)
+            print(f"[{now:%Y-%m-%d %H:%M}] campaigns, forms and their events {first} .. {last}")
+            _materialize(defs, CATALOGUES, resources)
+            _materialize(defs, CAMPAIGN_INTERACTIONS, resources, tags=window)
+            _materialize(defs, FORM_RESULTS, resources, tags=window)
             print(f"[{now:%Y-%m-%d %H:%M}] statistics snapshot {last}")
             _materialize(defs, ["mailing_stats_snapshots"], resources, partition_key=last)
+        print(f"[{now:%Y-%m-%d %H:%M}] contact histories of {DEMO_CONTACTS} contacts active {last}")
+        _materialize(
+            defs,
+            CONTACT_HISTORIES,
+            resources,
+            partition_key=last,
+            ops_config={
+                "spotler_contact_histories": {"config": {"max_contacts_per_day": DEMO_CONTACTS}}
+            },
+        )
     print(summary(args.database))
     print(f"\nDone in {time.monotonic() - started:.0f}s: {args.database}")
     return 0
