@@ -23,6 +23,7 @@ from spotler_pipeline.defs.fetching import FetchTask, fetch_into
 from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
+    materialize_results,
     table_spec,
     window_text,
     write_metadata,
@@ -320,18 +321,13 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                     window.start.date(),
                     window.end.date(),
                 )
-        text = window_text(context.partition_keys)
-        by_name = {t.name: t for t in tables}
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=asset_key(by_name[result.table]),
-                metadata=write_metadata(
-                    result,
-                    api_requests=requests,
-                    window=text,
-                    extra={"campaign_steps": dg.MetadataValue.int(len(steps))},
-                ),
-            )
+        yield from materialize_results(
+            results,
+            tables,
+            api_requests=requests,
+            window=window_text(context.partition_keys),
+            extra={"campaign_steps": dg.MetadataValue.int(len(steps))},
+        )
 
     return [spotler_campaigns, spotler_campaign_interactions]
 

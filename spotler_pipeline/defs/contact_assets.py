@@ -26,7 +26,13 @@ from spotler_pipeline.client import (
 )
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import FetchTask, fetch_into
-from spotler_pipeline.defs.metadata import POOL, asset_key, table_spec, window_text, write_metadata
+from spotler_pipeline.defs.metadata import (
+    POOL,
+    asset_key,
+    materialize_results,
+    table_spec,
+    window_text,
+)
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Replacement, StagingArea, Table, WriteResult, ensure_schema
@@ -352,22 +358,18 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 f"{len(not_found.ids)} contacts are unknown to Spotler (CONTACT_NOT_FOUND), "
                 "e.g. deleted since, or an address given in a form that is no contact"
             )
-        by_name = {t.name: t for t in tables}
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=asset_key(by_name[result.table]),
-                metadata=write_metadata(
-                    result,
-                    api_requests=requests,
-                    window=text,
-                    extra={
-                        "contacts": dg.MetadataValue.int(len(days_of)),
-                        "contacts_skipped_over_bound": dg.MetadataValue.int(skipped),
-                        "contacts_not_found": dg.MetadataValue.int(len(not_found.ids)),
-                        "on_demand": dg.MetadataValue.bool(bool(config.contact_ids)),
-                    },
-                ),
-            )
+        yield from materialize_results(
+            results,
+            tables,
+            api_requests=requests,
+            window=text,
+            extra={
+                "contacts": dg.MetadataValue.int(len(days_of)),
+                "contacts_skipped_over_bound": dg.MetadataValue.int(skipped),
+                "contacts_not_found": dg.MetadataValue.int(len(not_found.ids)),
+                "on_demand": dg.MetadataValue.bool(bool(config.contact_ids)),
+            },
+        )
 
     return [spotler_contact_histories]
 

@@ -17,7 +17,13 @@ import orjson
 from spotler_pipeline.client import Form, FormResult, SpotlerClient
 from spotler_pipeline.defs.campaign_assets import merge_listing, presence_metadata, rows_table
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.metadata import POOL, asset_key, table_spec, window_text, write_metadata
+from spotler_pipeline.defs.metadata import (
+    POOL,
+    asset_key,
+    materialize_results,
+    table_spec,
+    window_text,
+)
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Replacement, StagingArea
@@ -211,18 +217,13 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 window.start.date(),
                 window.end.date(),
             )
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=asset_key(
-                    FORM_RESULTS if result.table == "form_results" else FORM_ANSWERS
-                ),
-                metadata=write_metadata(
-                    result,
-                    api_requests=requests,
-                    window=text,
-                    extra={"forms": dg.MetadataValue.int(len(listed))},
-                ),
-            )
+        yield from materialize_results(
+            results,
+            (FORM_RESULTS, FORM_ANSWERS),
+            api_requests=requests,
+            window=text,
+            extra={"forms": dg.MetadataValue.int(len(listed))},
+        )
 
     return [spotler_forms, spotler_form_results]
 

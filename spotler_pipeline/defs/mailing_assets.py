@@ -22,6 +22,7 @@ from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
     column_schema,
+    materialize_results,
     table_spec,
     window_text,
     write_metadata,
@@ -164,13 +165,9 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 window.start.date(),
                 window.end.date(),
             )
-        text = window_text(context.partition_keys)
-        by_name = {t.name: t for t in tables}
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=asset_key(by_name[result.table]),
-                metadata=write_metadata(result, api_requests=requests, window=text),
-            )
+        yield from materialize_results(
+            results, tables, api_requests=requests, window=window_text(context.partition_keys)
+        )
 
     @dg.asset(
         key=asset_key(MAILING_STATS_SNAPSHOTS),
@@ -324,17 +321,12 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                     window.start.date(),
                     window.end.date(),
                 )
-        text = window_text(context.partition_keys)
-        by_name = {t.name: t for t in tables}
-        for result in results:
-            yield dg.MaterializeResult(
-                asset_key=asset_key(by_name[result.table]),
-                metadata=write_metadata(
-                    result,
-                    api_requests=requests,
-                    window=text,
-                    extra={"mailings": dg.MetadataValue.int(len(mailings))},
-                ),
-            )
+        yield from materialize_results(
+            results,
+            tables,
+            api_requests=requests,
+            window=window_text(context.partition_keys),
+            extra={"mailings": dg.MetadataValue.int(len(mailings))},
+        )
 
     return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]

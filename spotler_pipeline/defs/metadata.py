@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -80,6 +80,23 @@ def write_metadata(
         meta["partition_window"] = dg.MetadataValue.text(window)
     meta.update(extra or {})
     return meta
+
+
+def materialize_results(
+    results: Iterable[WriteResult],
+    tables: Iterable[Table],
+    *,
+    api_requests: int,
+    window: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[dg.MaterializeResult]:
+    """One ``MaterializeResult`` per written table, keyed ``spotler/<table>``."""
+    by_name = {t.name: t for t in tables}
+    for result in results:
+        yield dg.MaterializeResult(
+            asset_key=asset_key(by_name[result.table]),
+            metadata=write_metadata(result, api_requests=api_requests, window=window, extra=extra),
+        )
 
 
 def window_text(keys: Iterable[str]) -> str:
