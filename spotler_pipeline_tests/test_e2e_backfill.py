@@ -1,0 +1,158 @@
+"""A 30-day backfill launched the way the UI launches it, against the real ``dagster dev``.
+
+The simulator and ``dagster dev`` (webserver + daemon, the project's ``dagster.yaml`` with
+its ``spotler_duckdb`` pool of one) run as separate processes. The backfill goes through
+the UI's own GraphQL mutation ``launchPartitionBackfill``; while its first run is going, a
+second writer (today's statistics snapshot, what the 07:00 schedule launches) is launched,
+so two runs compete for the DuckDB file and the pool has to make them take turns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spotler_pipeline.notebook import connect
+from spotler_pipeline_tests.e2e_dagster import DagsterDev, shared_dagster
+from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
+    CAMPAIGN_INTERACTIONS,
+    MAILING_ASSETS,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+BACKFILL_DAYS = 30
+#: What the backfill selects: the send-day partitioned mailing assets, the campaign
+#: catalogue (unpartitioned: materialised once) and the event-day campaign interactions.
+BACKFILL_ASSETS = (*MAILING_ASSETS, *CAMPAIGN_CATALOG, *CAMPAIGN_INTERACTIONS)
+#: The partition column of each partitioned table the backfill writes.
+DAY_COLUMN = {
+    **dict.fromkeys(MAILING_ASSETS, "send_day"),
+    **dict.fromkeys(CAMPAIGN_INTERACTIONS, "event_day"),
+}
+UNPARTITIONED = set(CAMPAIGN_CATALOG)
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def dagster() -> DagsterDev:
+    return shared_dagster()
+
+
+def _finished(dagster: DagsterDev, backfill_id: str) -> dict[str, Any] | None:
+    state = dagster.backfill(backfill_id)
+    return None if state["status"] in ("REQUESTED", "CANCELING", "FAILING") else state
+
+
+def test_ui_backfill_with_a_concurrent_writer(
+    dagster: DagsterDev, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes = dagster.asset_nodes()
+    missing = [a for a in BACKFILL_ASSETS if f"spotler/{a}" not in nodes]
+    assert not missing, f"assets not in the code location: {missing}"
+
+    today = dagster.today
+    days = [(today - timedelta(days=n)).isoformat() for n in range(BACKFILL_DAYS, 0, -1)]
+    started = time.monotonic()
+    backfill_id = dagster.launch_backfill(BACKFILL_ASSETS, days)
+
+    # The second writer: today's statistics snapshot, launched while the backfill runs.
+    dagster.wait_for(
+        "the backfill's first run to start",
+        lambda: (
+            [r for r in dagster.backfill_runs(backfill_id) if r["status"] != "QUEUED"]
+            or _finished(dagster, backfill_id)
+        ),
+        timeout=120,
+        interval=0.5,
+    )
+    snapshot_run = dagster.launch_job(
+        "spotler_statistics_snapshot", {"dagster/partition": today.isoformat()}
+    )
+
+    state = dagster.wait_for(
+        "the backfill to finish", lambda: _finished(dagster, backfill_id), timeout=600
+    )
+    wall = time.monotonic() - started
+    snapshot = dagster.wait_for(
+        "the snapshot run to finish",
+        lambda: next(
+            (
+                r
+                for r in dagster.runs(runIds=[snapshot_run])
+                if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")
+            ),
+            None,
+        ),
+        timeout=300,
+    )
+    runs = dagster.backfill_runs(backfill_id)
+    overlap = [
+        r["runId"]
+        for r in runs
+        if r["startTime"] and snapshot["startTime"] and r["endTime"]
+        if r["startTime"] < (snapshot["endTime"] or 1e18) and snapshot["startTime"] < r["endTime"]
+    ]
+    report = {
+        "backfill_id": backfill_id,
+        "assets": list(BACKFILL_ASSETS),
+        "partitions": f"{days[0]}..{days[-1]} ({len(days)} days)",
+        "backfill_status": state["status"],
+        "wall_seconds": round(wall, 1),
+        "backfill_runs": len(runs),
+        "run_statuses": sorted(r["status"] for r in runs),
+        "concurrent_writer": {"run": snapshot_run, "status": snapshot["status"]},
+        "runs_overlapping_the_snapshot": len(overlap),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "e2e_backfill.json").write_text(json.dumps(report, indent=2))
+    with capsys.disabled():
+        print(f"\n[e2e backfill] {json.dumps(report)}")
+
+    failed = [r for r in dagster.runs() if r["status"] != "SUCCESS"]
+    assert not failed, f"runs did not succeed: {failed}\n{dagster.log()}"
+    assert state["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), state
+    assert runs, "the backfill launched no runs"
+
+    for asset in BACKFILL_ASSETS:
+        if asset in UNPARTITIONED:
+            continue
+        materialized = dagster.materialized_partitions(asset)
+        assert set(days) <= materialized, f"{asset}: missing {sorted(set(days) - materialized)}"
+
+    # Row counts: what the published copy (a notebook's view) holds vs what was served.
+    served = dagster.simulator_summary()
+    con = connect(dagster.database)
+    try:
+        for asset in BACKFILL_ASSETS:
+            if asset in UNPARTITIONED:
+                if asset in served["tables"]:
+                    (stored,) = con.execute(
+                        f"SELECT count(*) FROM spotler.{asset} WHERE present"
+                    ).fetchone()
+                    assert stored == served["tables"][asset], asset
+                continue
+            column = DAY_COLUMN[asset]
+            stored_by_day = dict(
+                con.execute(
+                    f"SELECT strftime({column}, '%Y-%m-%d'), count(*) FROM spotler.{asset} "
+                    f"GROUP BY ALL"
+                ).fetchall()
+            )
+            expected = {d: served["days"].get(d, {}).get(asset, 0) for d in days}
+            got = {d: stored_by_day.get(d, 0) for d in days}
+            assert got == expected, f"{asset}: stored per day differs from served"
+            assert sum(expected.values()) > 0 or asset == "mailing_bounces", asset
+        (snapshots,) = con.execute(
+            "SELECT count(*) FROM spotler.mailing_stats_snapshots WHERE snapshot_day = ?",
+            [today],
+        ).fetchone()
+        assert snapshots == served["tables"]["mailings"]
+    finally:
+        con.close()
