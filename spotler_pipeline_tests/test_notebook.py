@@ -1,0 +1,210 @@
+"""Notebooks never block the pipeline and are never blocked by it.
+
+Readers open the copy the pipeline publishes after each committed write
+(``spotler_pipeline.notebook.connect``), never the pipeline's own file: a reader can hold its
+connection while runs write, and sees whole partitions or none.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+import pytest
+
+from spotler_pipeline.defs import resources as resources_module
+from spotler_pipeline.notebook import connect
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.simulator._faults import Fault
+from spotler_pipeline_tests.notebook_data import (
+    INTERACTIONS,
+    fill_warehouse,
+    history,
+    start_simulator,
+)
+from spotler_pipeline_tests.pipeline_harness import harness_with_all_groups
+
+PROJECT = Path(__file__).resolve().parent.parent
+NOTEBOOK = PROJECT / "notebooks" / "mailing_performance.ipynb"
+ARTIFACTS = PROJECT / "test-artifacts"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = start_simulator()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def _per_day(con: Any, table: str) -> dict[str, int]:
+    rows = con.execute(
+        f"SELECT strftime(send_day, '%Y-%m-%d'), count(*) FROM spotler.{table} GROUP BY ALL"
+    ).fetchall()
+    return dict(rows)
+
+
+class _Materialisation(threading.Thread):
+    """A pipeline run on a background thread (what a schedule does while you read)."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(daemon=True)
+        self._run = run
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self._run()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def test_notebook_runs_top_to_bottom_while_a_materialisation_runs(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "warehouse" / "spotler.duckdb"
+    harness = fill_warehouse(sim, database)
+
+    # Slow the API down so the refresh is still fetching when the notebook has finished.
+    slow = sim.inject(Fault("slow", path_pattern="/mailing/", times=None, seconds=0.5))
+    before = sim.request_count
+    refresh = _Materialisation(lambda: harness.materialize(INTERACTIONS, days=history()))
+    refresh.start()
+    deadline = time.monotonic() + 30
+    while sim.request_count == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert refresh.is_alive(), "the background materialisation ended before the notebook started"
+
+    monkeypatch.setenv("SPOTLER_DUCKDB_PATH", str(database))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    started = time.monotonic()
+    nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    elapsed = time.monotonic() - started
+    still_running = refresh.is_alive()
+
+    sim.clear_faults()
+    refresh.join(120)
+    assert slow.fired > 0
+    assert refresh.error is None, refresh.error
+    assert refresh.result is not None and refresh.result.success
+    assert still_running, "the materialisation finished before the notebook did"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    nbformat.write(nb, ARTIFACTS / "mailing_performance.executed.ipynb")
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    plots = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(plots) >= 4, f"expected the four figures, got {len(plots)}"
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "e-mail mailings; median open rate" in text
+    assert "8 snapshot days" in text
+    assert "not loaded" not in text and "No statistics snapshots" not in text
+    assert elapsed < 120
+
+
+def test_a_reader_held_open_never_blocks_a_run_and_sees_only_whole_partitions(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    database = tmp_path / "warehouse" / "spotler.duckdb"
+    harness = harness_with_all_groups(sim, database)
+    first, last = history()
+    middle = first + (last - first) / 2
+    early, late = (first, middle), (middle + timedelta(days=1), last)
+    assert harness.materialize(["mailings", "mailing_recipients"], days=early).success
+
+    # Time each publish, and when each write committed (the moment a reader could see it).
+    publishes: list[float] = []
+    commits: list[float] = []
+    real_publish, real_replace = resources_module.publish_snapshot, resources_module.replace_window
+
+    def timed_publish(conn: Any, db: Path) -> Path:
+        t0 = time.perf_counter()
+        try:
+            return real_publish(conn, db)
+        finally:
+            publishes.append(time.perf_counter() - t0)
+
+    def timed_replace(*args: Any, **kwargs: Any) -> Any:
+        result = real_replace(*args, **kwargs)
+        commits.append(time.perf_counter())
+        return result
+
+    monkeypatch.setattr(resources_module, "publish_snapshot", timed_publish)
+    monkeypatch.setattr(resources_module, "replace_window", timed_replace)
+
+    held = connect(database)  # a notebook that stays open for the whole run
+    held_before = _per_day(held, "mailing_recipients")
+    assert held_before
+
+    observations: list[tuple[float, dict[str, int]]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                con = connect(database)
+                try:
+                    observations.append((time.perf_counter(), _per_day(con, "mailing_recipients")))
+                finally:
+                    con.close()
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        result = harness.materialize(["mailings", "mailing_recipients"], days=late)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        poller.join(30)
+    assert result.success, "a run failed while a reader held the published data open"
+    assert not errors, errors
+
+    # The held connection still reads its own snapshot, unchanged and without error.
+    assert _per_day(held, "mailing_recipients") == held_before
+    held.close()
+
+    final = _per_day(connect(database), "mailing_recipients")
+    assert set(final) > set(held_before)
+    served = sim.summary()["days"]
+    expected = {
+        d.isoformat(): served.get(d.isoformat(), {}).get("mailing_recipients", 0)
+        for d in (first + timedelta(days=n) for n in range((last - first).days + 1))
+    }
+    assert final == {d: n for d, n in expected.items() if n}
+    # Every observation is a whole state: each day has all of its rows or none of them.
+    for _, seen in observations:
+        assert all(final[d] == n for d, n in seen.items()), seen
+    assert any(seen == final for _, seen in observations)
+
+    # Lag: from the commit of the write until a reader (polling) first saw the new data.
+    committed = commits[-1]
+    first_seen = min(t for t, seen in observations if seen == final)
+    lag = first_seen - committed
+    size_mb = database.stat().st_size / 1e6
+    report = {
+        "database_mb": round(size_mb, 1),
+        "publish_seconds": [round(p, 4) for p in publishes],
+        "publish_median_seconds": round(statistics.median(publishes), 4),
+        "reader_observed_lag_seconds": round(lag, 4),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "publish_lag.json").write_text(json.dumps(report, indent=2))
+    with capsys.disabled():
+        print(f"\n[publish lag] {json.dumps(report)}")
+    assert 0 < lag < 5.0
