@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo dev test test-e2e lint bench clean
+.PHONY: demo dev test test-e2e chromium lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +26,25 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/python -m spotler_pipeline.devserver
 
-## Run the test suite (offline, against the simulator).
-test: $(STAMP)
+## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
+test: $(STAMP) chromium
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 	$(BIN)/python -m pytest -q
+
+## Only the end-to-end tests: dagster dev + UI backfill, and the browser (screenshots in test-artifacts/).
+test-e2e: $(STAMP) chromium
+	$(BIN)/python -m pytest -q -m slow
+
+## Debian's headless Chromium for the browser test (Playwright drives it; never `playwright install`).
+## Installed with apt-get when missing and we are root; otherwise the browser test skips, saying why.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get); the browser test will skip"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
