@@ -3,8 +3,9 @@
 A run fetches for minutes; the DuckDB file must not be locked all that time, and a whole
 partition of rows must not sit in memory. So each page, as it arrives, is conformed to its
 table's Arrow schema and appended to a Parquet file in a private temporary folder (one file
-per table and thread, so concurrent fetches never wait on each other). The final write reads
-those files in one transaction (:mod:`spotler_pipeline.warehouse.writes`).
+per table: appending an uncompressed page takes about a millisecond, so concurrent fetches
+barely wait for each other, while a writer per thread cost tens of MB of buffers each). The
+final write reads those files in one transaction (:mod:`spotler_pipeline.warehouse.writes`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class StagingArea:
     def __init__(self, directory: str | Path | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="spotler-stage-", dir=directory))
         self._lock = threading.Lock()
-        self._writers: dict[tuple[str, int], pq.ParquetWriter] = {}
+        self._writers: dict[str, tuple[pq.ParquetWriter, threading.Lock]] = {}
         self._files: dict[str, list[Path]] = {}
         self._rows: dict[str, int] = {}
 
@@ -52,7 +53,9 @@ class StagingArea:
         if conformed.num_rows == 0:
             self._count(table, 0)
             return 0
-        self._writer(table).write_batch(conformed)
+        writer, lock = self._writer(table)
+        with lock:
+            writer.write_batch(conformed)
         self._count(table, conformed.num_rows)
         return conformed.num_rows
 
@@ -63,16 +66,18 @@ class StagingArea:
     def files(self, table: Table) -> list[Path]:
         """Closed, readable Parquet files for ``table`` (closes its writers)."""
         with self._lock:
-            for (name, tid), writer in list(self._writers.items()):
-                if name == table.name:
+            entry = self._writers.pop(table.name, None)
+            if entry is not None:
+                writer, lock = entry
+                with lock:
                     writer.close()
-                    del self._writers[(name, tid)]
             return list(self._files.get(table.name, []))
 
     def cleanup(self) -> None:
         with self._lock:
-            for writer in self._writers.values():
-                writer.close()
+            for writer, lock in self._writers.values():
+                with lock:
+                    writer.close()
             self._writers.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -80,11 +85,10 @@ class StagingArea:
         with self._lock:
             self._rows[table.name] = self._rows.get(table.name, 0) + n
 
-    def _writer(self, table: Table) -> pq.ParquetWriter:
-        key = (table.name, threading.get_ident())
+    def _writer(self, table: Table) -> tuple[pq.ParquetWriter, threading.Lock]:
         with self._lock:
-            writer = self._writers.get(key)
-            if writer is None:
+            entry = self._writers.get(table.name)
+            if entry is None:
                 files = self._files.setdefault(table.name, [])
                 path = self._dir / f"{table.name}-{len(files):04d}.parquet"
                 # Uncompressed and without dictionaries: the file lives for seconds on local
@@ -92,9 +96,9 @@ class StagingArea:
                 writer = pq.ParquetWriter(
                     path, table.arrow_schema, compression="none", use_dictionary=False
                 )
-                self._writers[key] = writer
+                entry = self._writers[table.name] = (writer, threading.Lock())
                 files.append(path)
-            return writer
+            return entry
 
 
 def conform(

@@ -25,7 +25,7 @@ from spotler_pipeline.warehouse.model import Table
 #: the partition; an insert streams, so it needs far less.
 BULK_WRITE_SETTINGS: Mapping[str, str] = {
     "preserve_insertion_order": "false",
-    "memory_limit": "256MB",
+    "memory_limit": "128MB",
 }
 
 
