@@ -1,9 +1,11 @@
 """``make dev``: the Dagster UI and daemon against the bundled simulator.
 
-Starts the simulator on loopback, points the ``SPOTLER_*`` variables at it, and runs
-``dagster dev`` with a persistent ``DAGSTER_HOME`` in the project folder (``.dagster_home``,
-seeded with the project's ``dagster.yaml``), so schedules, sensors and the concurrency pool
-work as in production. Set real credentials in the environment to skip the simulator.
+Starts the simulator in its own process on loopback (in-process it would compete with the
+webserver for the GIL), points the ``SPOTLER_*`` variables at it, and runs ``dagster dev``
+with a persistent ``DAGSTER_HOME`` in the project folder (``.dagster_home``, seeded with the
+project's ``dagster.yaml``), so schedules, sensors and the concurrency pool work as in
+production: the schedules and sensors are on from the start. Set real credentials in the
+environment to skip the simulator.
 """
 
 from __future__ import annotations
@@ -11,18 +13,85 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+_SIMULATOR_VARS = ("SPOTLER_BASE_URL", "SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET")
 
 
 def prepare_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
     return home
+
+
+def restore_interrupts() -> None:
+    """``preexec_fn`` for ``dagster dev``: a shell starts background jobs with SIGINT ignored,
+    and ``dagster dev`` maps SIGTERM to its SIGINT handler, so it would then ignore both and
+    never shut down its webserver and daemon. Restored, either signal stops it cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@dataclass
+class SimulatorProcess:
+    """``spotler-pipeline simulate`` running in a child process (its own process group)."""
+
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+    @property
+    def base_url(self) -> str:
+        return self.env["SPOTLER_BASE_URL"]
+
+    @property
+    def admin_url(self) -> str:
+        base = self.base_url
+        return base[: base.index("/integrationservice")] + "/_simulator"
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_simulator_process(
+    *, seed: int, scale: float, days: int | None = None, port: int = 0
+) -> SimulatorProcess:
+    """Start the simulator CLI and return once it printed its ``SPOTLER_*`` variables."""
+    cmd = [
+        *(sys.executable, "-m", "spotler_pipeline.cli", "simulate"),
+        *(f"--port={port}", f"--seed={seed}", f"--scale={scale}"),
+        *([f"--days={days}"] if days is not None else []),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=PROJECT,
+        start_new_session=True,  # a Ctrl-C in the terminal reaches dagster dev, which stops first
+    )
+    assert proc.stdout is not None
+    env: dict[str, str] = {}
+    while len(env) < len(_SIMULATOR_VARS):
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the simulator exited with status {proc.wait()}")
+        name, sep, value = line.strip().partition("=")
+        if sep and name in _SIMULATOR_VARS:
+            env[name] = value
+    return SimulatorProcess(proc, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,21 +106,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     env["DAGSTER_HOME"] = str(home)
     sim = None
     if not (env.get("SPOTLER_CONSUMER_KEY") and env.get("SPOTLER_CONSUMER_SECRET")):
-        from spotler_pipeline.simulator import Simulator
-
-        sim = Simulator(seed=args.seed, scale=args.scale).start()
-        env.update(
-            SPOTLER_BASE_URL=sim.base_url,
-            SPOTLER_CONSUMER_KEY=sim.consumer_key,
-            SPOTLER_CONSUMER_SECRET=sim.consumer_secret,
-        )
-        print(f"Simulator serving {sim.base_url}", flush=True)
+        sim = start_simulator_process(seed=args.seed, scale=args.scale)
+        env.update(sim.env)
+        print(f"Simulator serving {sim.base_url} (admin: {sim.admin_url})", flush=True)
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "spotler_pipeline", "-p", str(args.port)]
     print(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{args.port}", flush=True)
+    dagster = subprocess.Popen(cmd, env=env, cwd=PROJECT, preexec_fn=restore_interrupts)
+    # Stopped by a process manager: stop dagster dev (and so its children) the same way.
+    signal.signal(signal.SIGTERM, lambda *_: dagster.terminate())
     try:
-        return subprocess.call(cmd, env=env, cwd=PROJECT)
+        return dagster.wait()
     except KeyboardInterrupt:
-        return 0
+        # Ctrl-C reached dagster dev as well: let it stop its webserver, daemon and code
+        # server (killing it outright would leave them running, holding the port).
+        try:
+            return dagster.wait(30)
+        except subprocess.TimeoutExpired:
+            dagster.terminate()
+            return dagster.wait()
     finally:
         if sim is not None:
             sim.stop()

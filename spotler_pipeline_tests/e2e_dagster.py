@@ -26,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from spotler_pipeline.devserver import PROJECT, prepare_dagster_home
+from spotler_pipeline.devserver import (
+    PROJECT,
+    SimulatorProcess,
+    prepare_dagster_home,
+    restore_interrupts,
+    start_simulator_process,
+)
 
 TIMEZONE = "Europe/Amsterdam"
 #: A small account: a 30-day backfill of it takes well under a minute of run time.
@@ -129,8 +135,11 @@ def free_port() -> int:
 
 
 def _start_group(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """Start ``cmd`` in its own process group, so stopping it also stops its children."""
-    return subprocess.Popen(list(cmd), start_new_session=True, **kwargs)
+    """Start ``cmd`` in its own process group, so stopping it also stops its children;
+    SIGTERM then shuts ``dagster dev`` down cleanly (see ``restore_interrupts``)."""
+    return subprocess.Popen(
+        list(cmd), start_new_session=True, preexec_fn=restore_interrupts, **kwargs
+    )
 
 
 def _stop_group(proc: subprocess.Popen[Any] | None, grace: float = 20.0) -> None:
@@ -160,7 +169,7 @@ class DagsterDev:
         self.database = root / "warehouse" / "spotler.duckdb"
         self.log_path = root / "dagster_dev.log"
         self.port = free_port()
-        self.sim_proc: subprocess.Popen[str] | None = None
+        self.sim: SimulatorProcess | None = None
         self.dagster_proc: subprocess.Popen[bytes] | None = None
         self.sim_env: dict[str, str] = {}
         self.admin_url = ""
@@ -188,29 +197,9 @@ class DagsterDev:
         return self
 
     def _start_simulator(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "spotler_pipeline.cli",
-            "simulate",
-            "--port=0",
-            f"--seed={self.seed}",
-            f"--scale={self.scale}",
-            f"--days={SIM_DAYS}",
-        ]
-        self.sim_proc = _start_group(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=PROJECT
-        )
-        assert self.sim_proc.stdout is not None
-        while len(self.sim_env) < 3:
-            line = self.sim_proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"simulator exited with {self.sim_proc.wait()}")
-            name, sep, value = line.strip().partition("=")
-            if sep and name.startswith("SPOTLER_"):
-                self.sim_env[name] = value
-        base = self.sim_env["SPOTLER_BASE_URL"]
-        self.admin_url = base[: base.index("/integrationservice")] + "/_simulator"
+        self.sim = start_simulator_process(seed=self.seed, scale=self.scale, days=SIM_DAYS)
+        self.sim_env = dict(self.sim.env)
+        self.admin_url = self.sim.admin_url
 
     def _start_dagster(self) -> None:
         prepare_dagster_home(self.home)
@@ -250,7 +239,8 @@ class DagsterDev:
 
     def stop(self) -> None:
         _stop_group(self.dagster_proc)
-        _stop_group(self.sim_proc, grace=5.0)
+        if self.sim is not None:
+            self.sim.stop()
         self._http.close()
 
     def log(self, tail: int = 6000) -> str:
