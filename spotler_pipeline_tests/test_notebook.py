@@ -22,8 +22,9 @@ import pytest
 
 from spotler_pipeline.defs import resources as resources_module
 from spotler_pipeline.notebook import connect
-from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.simulator._faults import Fault
+from spotler_pipeline.simulator import Fault, Simulator
+from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
 from spotler_pipeline_tests.notebook_data import (
     INTERACTIONS,
     fill_warehouse,
@@ -208,3 +209,27 @@ def test_a_reader_held_open_never_blocks_a_run_and_sees_only_whole_partitions(
     with capsys.disabled():
         print(f"\n[publish lag] {json.dumps(report)}")
     assert 0 < lag < 5.0
+
+
+def test_publishing_swaps_in_a_whole_copy_and_clears_what_a_killed_run_left(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "spotler.duckdb"
+    target = published_path(database)
+    target.parent.mkdir(parents=True)
+    leftover = target.with_name(f".{target.name}.999999.tmp")
+    leftover.write_bytes(b"half a copy")
+    writer = open_warehouse(database)
+    try:
+        writer.execute("CREATE SCHEMA spotler")
+        writer.execute("CREATE TABLE spotler.t AS SELECT range AS i FROM range(1000)")
+        publish_snapshot(writer, database)
+        reader = connect(database)
+        writer.execute("INSERT INTO spotler.t SELECT range FROM range(5)")
+        publish_snapshot(writer, database)
+    finally:
+        writer.close()
+    assert reader.execute("SELECT count(*) FROM spotler.t").fetchall() == [(1000,)]
+    reader.close()
+    assert connect(database).execute("SELECT count(*) FROM spotler.t").fetchall() == [(1005,)]
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]

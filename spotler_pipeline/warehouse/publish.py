@@ -5,6 +5,10 @@ connection for hours would make every run fail. So readers never open the pipeli
 after each committed write the pipeline checkpoints and copies it to ``published/`` next to
 it, swapping the copy in with an atomic rename. A reader keeps the snapshot it opened (the
 old file stays valid until it closes) and sees only committed, complete partitions.
+
+Cost: one file copy per write, made while the writer still holds the file (so the copy is
+consistent). Measured by the tests: ~20 ms for a 1 MB warehouse, ~0.3 s for 440 MB. Where
+the file system can clone (btrfs, XFS with reflink), the copy is a constant-time clone.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ import shutil
 from pathlib import Path
 
 import duckdb
+
+try:
+    import fcntl
+except ImportError:  # Windows: no ioctl, always a plain copy
+    fcntl = None  # type: ignore[assignment]
+
+#: ``FICLONE`` ioctl (linux/fs.h): share the source's blocks copy-on-write.
+_FICLONE = 0x40049409
 
 
 def published_path(database: str | os.PathLike[str]) -> Path:
@@ -30,8 +42,28 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection, database: Path) -> Path:
     """
     target = published_path(database)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Only the writer holding the file publishes, so any temporary copy still lying around
+    # is what a killed run left behind.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     conn.execute("CHECKPOINT")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(database, tmp)
-    os.replace(tmp, target)
+    try:
+        _copy(Path(database), tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
+
+
+def _copy(source: Path, destination: Path) -> None:
+    """Clone ``source`` where the file system supports it, else copy its bytes."""
+    if fcntl is not None:
+        with source.open("rb") as src, destination.open("wb") as dst:
+            try:
+                fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+                return
+            except OSError:
+                pass  # no reflink here (ext4, tmpfs, across devices): copy instead
+    shutil.copyfile(source, destination)
