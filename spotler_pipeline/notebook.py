@@ -25,9 +25,11 @@ def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
     """A read-only DuckDB connection to the published data (schema ``spotler``).
 
     ``database`` is the pipeline's DuckDB file; by default ``SPOTLER_DUCKDB_PATH`` or
-    ``data/spotler.duckdb``. Timestamps are shown in ``SPOTLER_TIMEZONE``.
+    ``data/spotler.duckdb``. A relative path is found from the working directory or one of
+    its parents, so a notebook running in ``notebooks/`` finds the project's ``data/``.
+    Timestamps are shown in ``SPOTLER_TIMEZONE``.
     """
-    db = Path(database or os.environ.get("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    db = _locate(Path(database or os.environ.get("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH))
     path = published_path(db)
     if not path.exists():
         raise FileNotFoundError(
@@ -37,3 +39,17 @@ def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
     conn = open_warehouse(path, read_only=True)
     conn.execute("SET TimeZone = ?", [os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)])
     return conn
+
+
+def _locate(database: Path) -> Path:
+    """``database`` as the pipeline sees it: a relative path is relative to the project
+    folder (where ``make`` and ``dagster dev`` run), while Jupyter starts kernels in the
+    notebook's folder; so the nearest working directory or parent that holds its published
+    copy wins."""
+    if database.is_absolute():
+        return database
+    here = Path.cwd()
+    for base in (here, *here.parents):
+        if published_path(base / database).exists():
+            return base / database
+    return database

@@ -233,3 +233,26 @@ def test_publishing_swaps_in_a_whole_copy_and_clears_what_a_killed_run_left(
     reader.close()
     assert connect(database).execute("SELECT count(*) FROM spotler.t").fetchall() == [(1005,)]
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_connect_finds_the_projects_data_from_the_notebooks_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jupyter runs a kernel in the notebook's folder; the default path is the project's."""
+    database = tmp_path / "data" / "spotler.duckdb"
+    writer = open_warehouse(database)
+    try:
+        writer.execute("CREATE SCHEMA spotler")
+        writer.execute("CREATE TABLE spotler.t AS SELECT 1 AS i")
+        publish_snapshot(writer, database)
+    finally:
+        writer.close()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.delenv("SPOTLER_DUCKDB_PATH", raising=False)
+    con = connect()
+    assert con.execute("SELECT i FROM spotler.t").fetchall() == [(1,)]
+    con.close()
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(FileNotFoundError, match="No published Spotler data"):
+        connect()
