@@ -83,7 +83,11 @@ RUNS = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) {
     __typename
-    ... on Runs { results { runId jobName status startTime endTime tags { key value } } }
+    ... on Runs {
+      results {
+        runId jobName status startTime endTime tags { key value } assetSelection { path }
+      }
+    }
     ... on PythonError { message }
   }
 }
