@@ -17,6 +17,11 @@ import duckdb
 
 CATALOG = "warehouse"
 
+#: DuckDB's own default is 80% of the machine's memory. The pipeline shares its machine with
+#: Dagster and notebooks, and its biggest statements (bulk inserts, key checks over a whole
+#: table) do fine spilling to ``temp_directory`` instead, so memory stays flat as data grows.
+DEFAULT_MEMORY_LIMIT = "256MB"
+
 #: Substrings of DuckDB's error when another process holds the file.
 _LOCK_ERRORS = ("lock", "Conflicting lock")
 
@@ -35,16 +40,22 @@ def open_warehouse(
     """Connect to ``database`` (created if missing unless ``read_only``).
 
     While another process holds the file, retries with back-off for up to ``lock_timeout``
-    seconds, then raises DuckDB's error.
+    seconds, then raises DuckDB's error. ``config`` overrides DuckDB settings (by default a
+    memory limit of :data:`DEFAULT_MEMORY_LIMIT`, spilling next to the file).
     """
     path = Path(database)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     mode = " (READ_ONLY)" if read_only else ""
+    settings: dict[str, str | int | bool] = {
+        "memory_limit": DEFAULT_MEMORY_LIMIT,
+        "temp_directory": str(path.parent / ".duckdb-spill"),
+        **(config or {}),
+    }
     deadline = time.monotonic() + lock_timeout
     delay = 0.05
     while True:
-        conn = duckdb.connect(config=config or {})
+        conn = duckdb.connect(config=settings)
         try:
             conn.execute(f"ATTACH {_sql_string(str(path))} AS {CATALOG}{mode}")
             conn.execute(f"USE {CATALOG}")
