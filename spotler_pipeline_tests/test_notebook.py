@@ -77,7 +77,7 @@ def test_notebook_runs_top_to_bottom_while_a_materialisation_runs(
     harness = fill_warehouse(sim, database)
 
     # Slow the API down so the refresh is still fetching when the notebook has finished.
-    slow = sim.inject(Fault("slow", path_pattern="/mailing/", times=None, seconds=0.5))
+    slow = sim.inject(Fault("slow", path_pattern="/mailing/", times=None, seconds=1.5))
     before = sim.request_count
     refresh = _Materialisation(lambda: harness.materialize(INTERACTIONS, days=history()))
     refresh.start()
