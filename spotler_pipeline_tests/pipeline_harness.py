@@ -16,6 +16,7 @@ from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.publish import publish_snapshot
 
 TIMEZONE = "Europe/Amsterdam"
 MAILING_ASSETS = (
@@ -100,11 +101,13 @@ class Harness:
     def count(self, table: str, where: str = "true", params: Sequence[Any] = ()) -> int:
         return int(self.query(f"SELECT count(*) FROM spotler.{table} WHERE {where}", params)[0][0])
 
-    def execute(self, sql: str) -> None:
-        """Run a statement against the pipeline's file (tests use it to corrupt data)."""
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement against the pipeline's file and publish the result, as a write
+        would (tests use it to corrupt data that the checks then read)."""
         con = open_warehouse(self.database)
         try:
-            con.execute(sql)
+            con.execute(sql, list(params))
+            publish_snapshot(con, self.database)
         finally:
             con.close()
 
@@ -189,13 +192,6 @@ class FullHarness(Harness):
             if wanted in checks_def.check_keys:
                 return checks_def(warehouse=WarehouseResource(database=str(self.database)))
         raise KeyError(f"no check {check!r} on {table}")
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        con = open_warehouse(self.database)
-        try:
-            con.execute(sql, list(params))
-        finally:
-            con.close()
 
 
 def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:

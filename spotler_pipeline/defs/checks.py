@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 import duckdb
 
-from spotler_pipeline.defs.metadata import POOL, asset_key
+from spotler_pipeline.defs.metadata import asset_key
 from spotler_pipeline.defs.resources import WarehouseResource
-from spotler_pipeline.warehouse import Table, ensure_schema
+from spotler_pipeline.warehouse import Table
 from spotler_pipeline.warehouse.quality import Finding, duplicate_keys
 
 Query = Callable[[duckdb.DuckDBPyConnection], Finding]
@@ -35,8 +35,7 @@ def result_of(
 
 
 def run_query(warehouse: WarehouseResource, query: Query) -> Finding:
-    with warehouse.connect() as conn:
-        ensure_schema(conn)
+    with warehouse.read() as conn:
         return query(conn)
 
 
@@ -50,14 +49,17 @@ def warehouse_check(
     additional_deps: Sequence[Table] = (),
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetChecksDefinition:
-    """An asset check on ``table`` that passes when ``query`` finds no problem rows."""
+    """An asset check on ``table`` that passes when ``query`` finds no problem rows.
+
+    It reads the published copy that every write refreshes, so it needs no slot of the
+    DuckDB pool and never holds up a run.
+    """
 
     @dg.asset_check(
         asset=asset_key(table),
         name=name,
         description=description,
         additional_deps=[asset_key(t) for t in additional_deps],
-        pool=POOL,
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return result_of(run_query(warehouse, query), what=what, severity=severity)

@@ -15,9 +15,9 @@ from pydantic import Field
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.defs.config import CREDENTIAL_ENV_VARS, DEFAULT_BASE_URL, DEFAULT_TIMEZONE
-from spotler_pipeline.warehouse import Replacement, WriteResult, replace_window
+from spotler_pipeline.warehouse import Replacement, WriteResult, ensure_schema, replace_window
 from spotler_pipeline.warehouse.connection import open_warehouse
-from spotler_pipeline.warehouse.publish import publish_snapshot
+from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
 
 
 class SpotlerResource(dg.ConfigurableResource):
@@ -108,6 +108,26 @@ class WarehouseResource(DuckDBResource):
             conn.close()
 
     connect = get_connection
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the published copy (what checks and readers see).
+
+        It never waits on or blocks a writer, so steps that only read need no slot of the
+        DuckDB pool. Before anything has been published (or with ``publish`` off) it falls
+        back to the file itself.
+        """
+        published = published_path(self.database)
+        if not (self.publish and published.exists()):
+            with self.get_connection() as conn:
+                ensure_schema(conn)
+                yield conn
+            return
+        conn = open_warehouse(published, read_only=True, lock_timeout=self.lock_timeout_seconds)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def replace(
         self,
