@@ -1,7 +1,7 @@
 """Atomic writes: replace a partition window (or a whole table) in one transaction.
 
 Everything a run fetched is already staged on local disk when these run, so the DuckDB
-write lock is held only for a delete and a bulk insert from Parquet. If anything fails the
+write lock is held only for a delete and a bulk insert of the staged rows. If anything fails the
 transaction is rolled back and every table is exactly as it was before the run.
 """
 
@@ -17,6 +17,7 @@ import duckdb
 
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import Table
+from spotler_pipeline.warehouse.staging import read_staged
 
 #: DuckDB settings while a bulk write runs (restored afterwards). The rows of a partition have
 #: no order worth keeping, and without it DuckDB compresses row groups on every thread at
@@ -25,7 +26,7 @@ from spotler_pipeline.warehouse.model import Table
 #: the partition; an insert streams, so it needs far less.
 BULK_WRITE_SETTINGS: Mapping[str, str] = {
     "preserve_insertion_order": "false",
-    "memory_limit": "128MB",
+    "memory_limit": "64MB",
 }
 
 
@@ -45,9 +46,28 @@ def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute(f"SET {name} = '{value}'")
 
 
+def insert_staged(
+    conn: duckdb.DuckDBPyConnection, target: str, table: Table, files: Sequence[Path]
+) -> int:
+    """Append the rows staged for ``table`` in ``files`` to ``target``; return the count.
+
+    The staged Arrow stream is read batch by batch, so memory stays flat whatever the size.
+    """
+    if not files:
+        return 0
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    view = f"_staged_{table.name}"
+    conn.register(view, read_staged(files, table.arrow_schema))
+    try:
+        row = conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {view}").fetchone()
+    finally:
+        conn.unregister(view)
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class Replacement:
-    """New content for ``table``: the staged Parquet ``files`` replace its rows in the window."""
+    """New content for ``table``: the staged ``files`` replace its rows in the window."""
 
     table: Table
     files: Sequence[Path] = field(default_factory=tuple)
@@ -101,14 +121,7 @@ def _replace_one(
         ).fetchone()
     else:
         deleted = conn.execute(f"DELETE FROM {table.qualified_name}").fetchone()
-    inserted = 0
-    if rep.files:
-        cols = ", ".join(f'"{c}"' for c in table.column_names)
-        row = conn.execute(
-            f"INSERT INTO {table.qualified_name} ({cols}) SELECT {cols} FROM read_parquet(?)",
-            [[str(p) for p in rep.files]],
-        ).fetchone()
-        inserted = int(row[0]) if row else 0
+    inserted = insert_staged(conn, table.qualified_name, table, rep.files)
     return WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted)
 
 
@@ -158,11 +171,7 @@ def _merge_one(conn: duckdb.DuckDBPyConnection, rep: Replacement) -> PresenceRes
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE _presence_new AS SELECT {cols} FROM {target} LIMIT 0"
     )
-    if rep.files:
-        conn.execute(
-            f"INSERT INTO _presence_new ({cols}) SELECT {cols} FROM read_parquet(?)",
-            [[str(p) for p in rep.files]],
-        )
+    insert_staged(conn, "_presence_new", table, rep.files)
     counts = conn.execute(
         f"SELECT count(*), count(*) FILTER (WHERE NOT EXISTS "
         f"(SELECT 1 FROM {target} t WHERE {match})) FROM _presence_new n"
@@ -221,15 +230,7 @@ def replace_rows_of(
                     f'AND "{column}" IN (SELECT unnest(?::VARCHAR[]))',
                     [start, end, keys],
                 ).fetchone()
-                inserted = 0
-                if rep.files:
-                    cols = ", ".join(f'"{c}"' for c in table.column_names)
-                    row = conn.execute(
-                        f"INSERT INTO {table.qualified_name} ({cols}) "
-                        f"SELECT {cols} FROM read_parquet(?)",
-                        [[str(p) for p in rep.files]],
-                    ).fetchone()
-                    inserted = int(row[0]) if row else 0
+                inserted = insert_staged(conn, table.qualified_name, table, rep.files)
                 results.append(WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted))
             conn.execute("COMMIT")
         except BaseException:
