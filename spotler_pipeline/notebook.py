@@ -37,6 +37,8 @@ def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
             f"materialisation into {db} (run `make demo`, or materialise an asset in the UI)."
         )
     conn = open_warehouse(path, read_only=True)
+    # The pipeline's own cap keeps runs small beside Dagster; analysis gets DuckDB's default.
+    conn.execute("RESET memory_limit")
     conn.execute("SET TimeZone = ?", [os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)])
     return conn
 

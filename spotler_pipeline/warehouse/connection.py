@@ -20,7 +20,7 @@ CATALOG = "warehouse"
 #: DuckDB's own default is 80% of the machine's memory. The pipeline shares its machine with
 #: Dagster and notebooks, and its biggest statements (bulk inserts, key checks over a whole
 #: table) do fine spilling to ``temp_directory`` instead, so memory stays flat as data grows.
-DEFAULT_MEMORY_LIMIT = "128MB"
+DEFAULT_MEMORY_LIMIT = "96MB"
 
 #: Substrings of DuckDB's error when another process holds the file.
 _LOCK_ERRORS = ("lock", "Conflicting lock")

@@ -26,7 +26,7 @@ from spotler_pipeline.warehouse.staging import read_staged
 #: the partition; an insert streams, so it needs far less.
 BULK_WRITE_SETTINGS: Mapping[str, str] = {
     "preserve_insertion_order": "false",
-    "memory_limit": "64MB",
+    "memory_limit": "48MB",
 }
 
 
