@@ -175,9 +175,7 @@ def test_paging_edge_cases(simulator: Simulator) -> None:
             # an exact multiple may cost one extra (empty) request, never more
             assert c.request_count in (pages, pages + 1), page_size
         assert all(
-            f"pageSize={page_size}" in q
-            for _, p, q, _ in simulator.requests
-            if "/recipients" in p
+            f"pageSize={page_size}" in q for _, p, q, _ in simulator.requests if "/recipients" in p
         )
 
 

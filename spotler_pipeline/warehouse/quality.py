@@ -180,8 +180,7 @@ def contact_campaign_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding
         """,
         card=f"SELECT * FROM {SCHEMA}.contact_campaign_mailing_card",
         fetched=(
-            f"SELECT DISTINCT contact_external_id "
-            f"FROM {SCHEMA}.contact_campaign_mailing_history"
+            f"SELECT DISTINCT contact_external_id FROM {SCHEMA}.contact_campaign_mailing_history"
         ),
         key=("contact_external_id", "campaign_mailing_id", "campaign_subscription_id"),
     )
