@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from spotler_pipeline.client import Campaign, CampaignMailing, CampaignMailingDetails, SpotlerClient
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import FetchTask, fetch_into
+from spotler_pipeline.defs.fetching import FetchTask, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
@@ -311,16 +311,16 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                 for campaign, step in steps
                 for table in tables
             ]
-            with StagingArea() as stage:
-                fetch_into(
-                    stage, tasks, max_workers=spotler.max_concurrent_requests, log=context.log
-                )
-                requests = client.request_count
-                results = warehouse.replace(
-                    [Replacement(t, stage.files(t)) for t in tables],
-                    window.start.date(),
-                    window.end.date(),
-                )
+            results = fetch_and_replace(
+                warehouse,
+                tasks,
+                tables,
+                window.start.date(),
+                window.end.date(),
+                max_workers=spotler.max_concurrent_requests,
+                log=context.log,
+            )
+            requests = client.request_count
         yield from materialize_results(
             results,
             tables,

@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
 
-from spotler_pipeline.warehouse import StagingArea, Table
+from spotler_pipeline.defs.resources import WarehouseResource
+from spotler_pipeline.warehouse import Replacement, StagingArea, Table, WriteResult
 
 
 @dataclass(frozen=True)
@@ -139,3 +141,22 @@ def fetch_into(
                 log.info(f"Fetching: {progress.describe()}")
     log.info(f"Fetched in {time.monotonic() - started:.1f}s: {progress.describe()}")
     return dict(progress.rows)
+
+
+def fetch_and_replace(
+    warehouse: WarehouseResource,
+    tasks: Iterable[FetchTask],
+    tables: Sequence[Table],
+    start: date,
+    end: date,
+    *,
+    max_workers: int,
+    log: logging.Logger | Any,
+) -> list[WriteResult]:
+    """Stage every task's pages, then replace ``[start, end)`` of ``tables`` in one write.
+
+    Nothing is written unless every page arrived; the file is held only for the write.
+    """
+    with StagingArea() as stage:
+        fetch_into(stage, tasks, max_workers=max_workers, log=log)
+        return warehouse.replace([Replacement(t, stage.files(t)) for t in tables], start, end)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import FetchTask, fetch_into
+from spotler_pipeline.defs.fetching import FetchTask, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
     POOL,
@@ -311,16 +311,16 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 for m in mailings
                 for table in tables
             ]
-            with StagingArea() as stage:
-                fetch_into(
-                    stage, tasks, max_workers=spotler.max_concurrent_requests, log=context.log
-                )
-                requests = client.request_count
-                results = warehouse.replace(
-                    [Replacement(t, stage.files(t)) for t in tables],
-                    window.start.date(),
-                    window.end.date(),
-                )
+            results = fetch_and_replace(
+                warehouse,
+                tasks,
+                tables,
+                window.start.date(),
+                window.end.date(),
+                max_workers=spotler.max_concurrent_requests,
+                log=context.log,
+            )
+            requests = client.request_count
         yield from materialize_results(
             results,
             tables,
