@@ -23,7 +23,12 @@ from spotler_pipeline.defs.form_assets import build_form_definitions
 from spotler_pipeline.defs.mailing_assets import build_mailing_assets
 from spotler_pipeline.defs.mailing_checks import build_mailing_checks
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.defs.schedules import freshness_checks, refresh_schedule, today_schedule
+from spotler_pipeline.defs.schedules import (
+    freshness_checks,
+    freshness_sensor,
+    refresh_schedule,
+    today_schedule,
+)
 
 
 def _env(name: str) -> str | dg.EnvVar | None:
@@ -98,21 +103,17 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         asset_checks=[*build_mailing_checks(), *freshness],
         jobs=[mailing_refresh, snapshot_job],
         schedules=schedules,
-        sensors=[
-            dg.build_sensor_for_freshness_checks(
-                freshness_checks=freshness, default_status=dg.DefaultSensorStatus.RUNNING
-            )
-        ],
         resources=default_resources(settings),
     )
     # Campaigns, forms and the contact card (issue 4): each group brings its own assets,
-    # checks, jobs, schedules and freshness sensor.
-    return dg.Definitions.merge(
+    # checks, jobs and schedules; one sensor evaluates every group's freshness checks.
+    groups = dg.Definitions.merge(
         mailing_defs,
         build_campaign_definitions(settings),
         build_form_definitions(settings),
         build_contact_definitions(settings),
     )
+    return dg.Definitions.merge(groups, dg.Definitions(sensors=[freshness_sensor(groups)]))
 
 
 defs = build_definitions()

@@ -377,11 +377,4 @@ def build_campaign_definitions(settings: DeploymentSettings) -> dg.Definitions:
                 ),
             ),
         ],
-        sensors=[
-            dg.build_sensor_for_freshness_checks(
-                freshness_checks=freshness,
-                name="spotler_campaign_freshness_sensor",
-                default_status=dg.DefaultSensorStatus.RUNNING,
-            )
-        ],
     )

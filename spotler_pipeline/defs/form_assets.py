@@ -271,11 +271,4 @@ def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
                 ),
             ),
         ],
-        sensors=[
-            dg.build_sensor_for_freshness_checks(
-                freshness_checks=freshness,
-                name="spotler_form_freshness_sensor",
-                default_status=dg.DefaultSensorStatus.RUNNING,
-            )
-        ],
     )

@@ -68,6 +68,10 @@ def today_schedule(
     return _schedule
 
 
+#: The check name ``build_time_partition_freshness_checks`` gives every check it builds.
+FRESHNESS_CHECK_NAME = "freshness_check"
+
+
 def freshness_checks(
     assets: Sequence[dg.AssetsDefinition], timezone: str, deadline_cron: str = "0 9 * * *"
 ) -> list[dg.AssetChecksDefinition]:
@@ -76,4 +80,17 @@ def freshness_checks(
         dg.build_time_partition_freshness_checks(
             assets=list(assets), deadline_cron=deadline_cron, timezone=timezone
         )
+    )
+
+
+def freshness_sensor(defs: dg.Definitions) -> dg.SensorDefinition:
+    """One sensor (on by default) evaluating every time-partition freshness check in ``defs``."""
+    checks = [
+        c
+        for c in defs.asset_checks or []
+        if isinstance(c, dg.AssetChecksDefinition)
+        and all(k.name == FRESHNESS_CHECK_NAME for k in c.check_keys)
+    ]
+    return dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
     )
