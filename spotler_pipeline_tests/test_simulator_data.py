@@ -224,6 +224,78 @@ def test_same_seed_same_account_other_seed_other_account() -> None:
     assert fingerprint(1)[1:] != fingerprint(2)[1:]
 
 
+def served_days(sim: Simulator, api: SignedSession, first: str, last: str) -> dict:
+    """Everything served about the send days first..last (and campaign/form events then)."""
+    window = {"fromDate": f"{first}T00:00:00", "toDate": f"{last}T23:59:59"}
+    listing = api.json("/mailing", window)
+    mailings = {}
+    for m in listing:
+        path = f"/mailing/{m['encryptedId']}"
+        mailings[m["encryptedId"]] = (
+            api.json(path),
+            api.json(path + "/statistics"),
+            api.all_pages(path + "/recipients", "recipients", {"pageSize": 10000}),
+            api.all_pages(path + "/opens", "opens", {"pageSize": 10000}),
+            api.all_pages(path + "/clicks", "clicks", {"pageSize": 10000}),
+            api.all_pages(path + "/bounces", "bounces", {"pageSize": 10000}),
+        )
+    steps = {
+        s.encrypted_id: api.all_pages(
+            f"/campaign-mailing/{s.encrypted_id}/recipients", "recipients", window
+        )
+        for c in sim.account.campaigns
+        for s in c.steps
+    }
+    forms = {
+        f.id: api.json(
+            f"/form/result/{f.id}", {"startDate": window["fromDate"], "endDate": window["toDate"]}
+        )
+        for f in sim.account.forms
+    }
+    return {"listing": listing, "mailings": mailings, "steps": steps, "forms": forms}
+
+
+def test_a_day_is_the_same_whenever_the_simulator_started() -> None:
+    """`make demo` then `make dev` fill one warehouse: their simulators start days apart, so
+    the account must be a function of calendar days, not of the start."""
+    early = NOW - timedelta(days=6, hours=5)
+    with (
+        Simulator(seed=4, scale=0.002, now=NOW, days=20) as late_sim,
+        Simulator(seed=4, scale=0.002, now=early, days=20) as early_sim,
+        late_sim.session() as late_api,
+        early_sim.session() as early_api,
+    ):
+        first = (NOW - timedelta(days=20)).date().isoformat()  # the late one's first day
+        last = (early + timedelta(days=2)).date().isoformat()  # the early one's last day
+        early_sim.set_now(NOW)  # the same clock: the same events are visible
+        late = served_days(late_sim, late_api, first, last)
+        got = served_days(early_sim, early_api, first, last)
+        assert len(late["listing"]) >= 10 and any(rows[3] for rows in late["mailings"].values())
+        assert any(late["steps"].values()) and any(late["forms"].values())
+        assert got["listing"] == late["listing"]
+        assert got["mailings"] == late["mailings"]
+        assert got["steps"] == late["steps"]
+        assert got["forms"] == late["forms"]
+        # The catalogues depend on the seed alone.
+        for path in ("/campaign/list", "/form/list"):
+            assert early_api.json(path) == late_api.json(path)
+
+
+def test_a_heavy_day_adds_its_mailing_and_keeps_the_others() -> None:
+    day = (NOW - timedelta(days=3)).date()
+    plain = Simulator(seed=6, scale=0.002, now=NOW, days=10).account
+    heavy = Simulator(seed=6, scale=0.002, now=NOW, days=10, heavy_days={day: 5000}).account
+    assert [m.encrypted_id for m in heavy.mailings if not m.heavy] == [
+        m.encrypted_id for m in plain.mailings
+    ]
+    assert [m.heavy for m in heavy.day_mailings(day)].count(True) == 1
+    ordinary = next(m for m in plain.mailings if m.type == "EMAIL")
+    twin = heavy.mailings_by_id[ordinary.encrypted_id]
+    assert np.array_equal(
+        plain.mailing_data(ordinary).recipients_idx, heavy.mailing_data(twin).recipients_idx
+    )
+
+
 def test_summary_counts_what_is_served(sim: Simulator, api: SignedSession) -> None:
     import httpx
 

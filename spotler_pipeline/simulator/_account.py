@@ -1,9 +1,20 @@
 """The generated Spotler account: ground truth for the simulator's answers and for tests.
 
-Everything is deterministic in ``(seed, scale, anchor, days, heavy_days)``. The account's
-static skeleton (mailings, campaigns, forms and their links) is built at construction; the
-interaction data of a mailing, campaign or form is generated on first use from an RNG
-seeded by ``(seed, kind, index)`` and cached, so start-up is instant at any scale.
+The account of a ``(seed, scale)`` is a function of calendar days (Europe/Amsterdam), never
+of the moment a simulator starts: the mailings sent on a day, their ids, names, send times,
+audiences, links and every interaction come from RNG streams seeded by ``(seed, day)`` and
+``(seed, mailing key)``, where a mailing's key is derived from its send day and its rank
+that day. Campaign subscriptions and form submissions are drawn per ``(seed, item, day)``
+the same way. Campaigns, their steps, forms and contacts depend on the seed alone. So two
+simulators of one seed and scale started days apart serve identical data for every day
+both cover; ``heavy_days`` adds one big mailing on each given day (benchmarks) and leaves
+the rest of that day as it was.
+
+An ``Account`` covers a window of days: mailings from ``anchor_day - days`` to
+``anchor_day + FUTURE_DAYS``; campaign subscriptions and form submissions from
+``CAMPAIGN_LEAD_DAYS`` before that to ``EVENT_FUTURE_DAYS`` after the anchor. Only the
+window's ends depend on the anchor, never a day's content. Interaction data of a mailing,
+campaign or form is generated on first use and cached, so start-up is instant at any scale.
 
 What is visible depends on the simulated clock ``now`` (epoch seconds): a mailing's
 recipients exist once its ``scheduledStartDate`` has passed, and every open, click, bounce,
@@ -13,13 +24,19 @@ Date-range filters (``fromDate``/``toDate`` on ``/mailing`` and the campaign-mai
 endpoints, ``startDate``/``endDate`` on form results) are **inclusive at both ends**, and
 some events fall exactly on midnight: a client that asks for ``[day 00:00:00, next day
 00:00:00]`` must itself drop rows stamped with the upper bound, or it double-counts them.
+
+Items can be deleted "upstream" (:meth:`Account.delete_mailing`,
+:meth:`Account.delete_campaign_mailing`, :meth:`Account.delete_form`): they leave their
+listing and every endpoint about them answers 404, or, with ``keep_listed``, stay listed
+while everything else about them answers 404 (deleted between a listing and a fetch).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +44,7 @@ import numpy as np
 from spotler_pipeline.simulator._contacts import Contacts, opaque_ids
 from spotler_pipeline.simulator._rows import Directory, RowSet
 from spotler_pipeline.simulator._time import (
+    ACCOUNT_TZ,
     DAY,
     HOUR,
     NEVER,
@@ -39,6 +57,12 @@ from spotler_pipeline.simulator._time import (
 BASE_POOL = 250_000  # contacts at scale 1.0; target groups are fractions of it
 HORIZON = 30 * DAY  # no interaction is recorded later than this after a send
 HEAVY_ROWS_PER_RECIPIENT = 1.54  # recipients + opens + clicks + bounces, heavy-day mailings
+FUTURE_DAYS = 2  # mailings are scheduled up to this many days after the anchor day
+CAMPAIGN_LEAD_DAYS = 14  # campaign subscriptions and form submissions start this much earlier
+EVENT_FUTURE_DAYS = 30  # ... and are drawn up to this many days after the anchor day
+MAILING_SLOTS = 16  # mailing keys per day: day.toordinal() * MAILING_SLOTS + rank that day
+HEAVY_SLOT = MAILING_SLOTS - 1  # the rank of a heavy day's big mailing
+DAY_IDS = 10**5  # subscription / form result ids per item per day (see _day_ids)
 
 LINK_TYPES = (
     "webshop", "conversion", "openhtml", "unsubscribe", "editprofile",
@@ -70,6 +94,28 @@ SEND_SLOTS = (  # (hour, minute, second, weight): mostly office hours, some exac
 
 def _rng(seed: int, *parts: int) -> np.random.Generator:
     return np.random.default_rng([seed, *parts])
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _wall_clock(day: date, hour: int, minute: int = 0, second: int = 0) -> int:
+    """Epoch seconds of a wall-clock time on ``day`` in the account zone."""
+    return int(
+        datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=ACCOUNT_TZ).timestamp()
+    )
+
+
+def _day_ids(item: int, day: date, count: int) -> np.ndarray:
+    """Ids of the ``count`` subscriptions / submissions of one item on ``day`` (in time order):
+    ``item * 10**11 + day.toordinal() * 10**5 + k``, k from 1: a function of the day alone."""
+    if count >= DAY_IDS:
+        raise ValueError(f"more than {DAY_IDS - 1} ids in one day")
+    return item * 10**11 + day.toordinal() * DAY_IDS + np.arange(1, count + 1, dtype=np.int64)
 
 
 def _repeat_events(
@@ -179,6 +225,48 @@ def simulate(
     )
 
 
+def _combine(parts: list[Interactions], order: np.ndarray) -> Interactions:
+    """Several ``simulate`` results as one: recipients are the parts' recipients
+    concatenated, then taken in ``order``; event rows are re-sorted by time (ties by
+    recipient, then as they were), so the result depends on the parts' content only."""
+    sizes = [len(p.first_open) for p in parts]
+    offsets = np.cumsum([0, *sizes])[:-1].astype(np.int64)
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order), dtype=np.int64)
+
+    def cat(name: str, dtype: type = np.int64) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts] or [np.zeros(0, dtype=dtype)])
+
+    def positions(name: str) -> np.ndarray:
+        shifted = [getattr(p, name) + off for p, off in zip(parts, offsets, strict=True)]
+        return where[np.concatenate(shifted or [np.zeros(0, dtype=np.int64)])]
+
+    open_pos, open_ts = positions("open_pos"), cat("open_ts")
+    k = np.lexsort((open_pos, open_ts))
+    open_pos, open_ts = open_pos[k], open_ts[k]
+    click_pos, click_ts, click_link = positions("click_pos"), cat("click_ts"), cat("click_link")
+    k = np.lexsort((click_pos, click_ts))
+    click_pos, click_ts, click_link = click_pos[k], click_ts[k], click_link[k]
+    bounce_ts, hard = cat("bounce_ts")[order], cat("bounce_hard", bool)[order]
+    bounce_pos = np.flatnonzero(bounce_ts != NEVER)
+    bounce_pos = bounce_pos[np.argsort(bounce_ts[bounce_pos], kind="stable")]
+    return Interactions(
+        first_open=cat("first_open")[order],
+        first_click=cat("first_click")[order],
+        bounce_ts=bounce_ts,
+        bounce_hard=hard,
+        rendered=cat("rendered", bool)[order],
+        open_pos=open_pos,
+        open_ts=open_ts,
+        click_pos=click_pos,
+        click_ts=click_ts,
+        click_link=click_link,
+        bounce_pos=bounce_pos,
+        bounce_at=bounce_ts[bounce_pos],
+        bounce_type_hard=hard[bounce_pos],
+    )
+
+
 def _links(rng: np.random.Generator, base_id: int, slug: str, email: bool) -> list[dict]:
     if not email:
         return []
@@ -215,7 +303,8 @@ def _link_weights(links: list[dict]) -> np.ndarray:
 
 @dataclass(eq=False)
 class Mailing:
-    """A one-off mailing (endpoints 1-9)."""
+    """A one-off mailing (endpoints 1-9). ``index`` is its key: ``send day ordinal *
+    MAILING_SLOTS + rank that day``; its id and every random draw about it derive from it."""
 
     index: int
     encrypted_id: str
@@ -232,6 +321,7 @@ class Mailing:
     click_rate: float
     bounce_rate: float
     heavy: bool = False
+    pool: int = 0  # recipients are drawn from contacts 0..pool-1 (0: the whole pool)
     data: MailingData | None = field(default=None, repr=False)
 
     def sent(self, now: int) -> bool:
@@ -263,7 +353,8 @@ class MailingData:
     def __init__(self, mailing: Mailing, contacts: Contacts, seed: int) -> None:
         rng = _rng(seed, 2, mailing.index)
         n = mailing.audience
-        self.recipients_idx = np.sort(rng.choice(contacts.size, n, replace=False, shuffle=False))
+        pool = mailing.pool or contacts.size
+        self.recipients_idx = np.sort(rng.choice(pool, n, replace=False, shuffle=False))
         sent = np.full(n, mailing.send_ts, dtype=np.int64)
         weights = _link_weights(mailing.links)
         it = simulate(
@@ -389,9 +480,9 @@ class Campaign:
     triggers: list[dict]
     rate: float  # subscriptions per day at scale 1.0
     repeaters: bool  # draws from a small contact group, so contacts pass many times
-    start_ts: int
-    end_ts: int
-    steps: list[CampaignMailing] = field(default_factory=list)
+    running: tuple[date, date] | None = None  # days it took subscriptions (None: always)
+    steps: list[CampaignMailing] = field(default_factory=list)  # as listed (deletable)
+    all_steps: tuple[CampaignMailing, ...] = ()  # every step ever: what the data is drawn for
     data: CampaignData | None = field(default=None, repr=False)
 
     def listing(self) -> dict[str, Any]:
@@ -451,35 +542,62 @@ class StepData:
 
 
 class CampaignData:
-    def __init__(self, campaign: Campaign, contacts: Contacts, seed: int, scale: float) -> None:
-        rng = _rng(seed, 3, campaign.index)
-        span_days = (campaign.end_ts - campaign.start_ts) / DAY
-        count = max(3, int(rng.poisson(campaign.rate * scale * span_days)))
-        starts = np.sort(rng.integers(campaign.start_ts, campaign.end_ts, count))
-        if campaign.repeaters:
-            group = rng.choice(contacts.size, max(2, min(contacts.size, count // 3)), replace=False)
-            who = group[rng.integers(0, len(group), count)]
-        else:
-            who = rng.integers(0, contacts.size, count)
-        self.sub_ids = (campaign.index + 1) * 10_000_000 + np.arange(1, count + 1, dtype=np.int64)
-        self.sub_contact = who.astype(np.int64)
-        self.sub_start = starts.astype(np.int64)
-        reached = np.ones(count, dtype=bool)
+    """Subscriptions of a campaign and what each step sent them, drawn day by day.
+
+    A day's subscriptions (count, start times, contacts, ids) and the sends and interactions
+    they lead to come from one RNG stream seeded by ``(seed, campaign, day)``: the steps'
+    rows are the days' parts merged in time order, so they depend on the days covered only.
+    """
+
+    def __init__(self, campaign: Campaign, account: Account) -> None:
+        seed, pool = account.seed, account.base_pool
+        first, last = account.event_first_day, account.event_last_day
+        if campaign.running is not None:
+            first, last = max(first, campaign.running[0]), min(last, campaign.running[1])
+        daily = max(campaign.rate * account.scale, 0.05)  # a floor for tiny test accounts
+        group = None
+        if campaign.repeaters:  # a fixed group per campaign: its contacts pass many times
+            size = max(2, min(pool, round(daily * 20)))
+            group = _rng(seed, 3, campaign.index).choice(pool, size, replace=False)
+        steps = campaign.all_steps
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, Interactions]]] = {
+            step.encrypted_id: [] for step in steps
+        }
+        for day in _days(first, last):
+            rng = _rng(seed, 3, campaign.index, day.toordinal())
+            count = int(rng.poisson(daily))
+            if not count:
+                continue
+            midnight = local_midnight(day)
+            length = local_midnight(day + timedelta(days=1)) - midnight
+            starts = np.sort(rng.integers(midnight, midnight + length, count))
+            if group is not None:
+                who = group[rng.integers(0, len(group), count)]
+            else:
+                who = rng.integers(0, pool, count)
+            who = who.astype(np.int64)
+            sub_ids = _day_ids(campaign.index + 1, day, count)
+            reached = np.ones(count, dtype=bool)
+            for step in steps:
+                if step.position:
+                    reached &= rng.random(count) < step.continue_rate
+                subs = np.flatnonzero(reached)
+                ts = starts[subs] + int(step.delay * HOUR) + rng.integers(0, 900, len(subs))
+                email = step.type == "EMAIL"
+                it = simulate(
+                    rng, ts, email, 0.45, 0.2, 0.008 if email else 0.02, _link_weights(step.links)
+                )
+                parts[step.encrypted_id].append((who[subs], sub_ids[subs], ts, it))
         self.steps: dict[str, StepData] = {}
-        for step in campaign.steps:
-            if step.position:
-                reached &= rng.random(count) < step.continue_rate
-            subs = np.flatnonzero(reached)
-            jitter = rng.integers(0, 900, len(subs))
-            ts = self.sub_start[subs] + int(step.delay * HOUR) + jitter
-            order = np.argsort(ts, kind="stable")
-            subs, ts = subs[order], ts[order]
-            email = step.type == "EMAIL"
-            it = simulate(
-                rng, ts, email, 0.45, 0.2, 0.008 if email else 0.02, _link_weights(step.links)
-            )
+        for step in steps:
+            got = parts[step.encrypted_id]
+            contact = np.concatenate([p[0] for p in got] or [np.zeros(0, dtype=np.int64)])
+            sub = np.concatenate([p[1] for p in got] or [np.zeros(0, dtype=np.int64)])
+            ts = np.concatenate([p[2] for p in got] or [np.zeros(0, dtype=np.int64)])
+            order = np.lexsort((sub, ts))
+            it = _combine([p[3] for p in got], order)
             self.steps[step.encrypted_id] = StepData(
-                contacts, self.sub_contact[subs], self.sub_ids[subs], ts, it, step.links
+                account.contacts, contact[order], sub[order], ts[order], it, step.links
             )
 
 
@@ -513,24 +631,40 @@ class Form:
 
 
 class FormData:
-    """Submissions of a form in time order; ``formResultId = form.id * 10**7 + k + 1``."""
+    """Submissions of a form in time order, drawn day by day from ``(seed, form, day)``
+    streams; ``formResultId`` is ``form.id * 10**11 + day.toordinal() * 10**5 + k``."""
 
     def __init__(self, form: Form, account: Account) -> None:
-        rng = _rng(account.seed, 4, form.index)
-        start, end = account.first_ts - 14 * DAY, account.anchor_ts + 30 * DAY
-        count, span_days = 0, (end - start) / DAY
+        ts, contact, completed, test, ids = [], [], [], [], []
+        daily = 0.0
         if form.rate:  # a floor keeps tiny test accounts interesting
-            floor = 4 if form.state == "proof" else int(span_days // 2)
-            count = max(floor, int(rng.poisson(form.rate * account.scale * span_days)))
-        self.ts = np.sort(rng.integers(start, end, count)).astype(np.int64)
-        self.contact = rng.integers(0, account.contacts.size, count).astype(np.int64)
-        self.completed = rng.random(count) < 0.85
-        self.test = np.full(count, True) if form.state == "proof" else rng.random(count) < 0.03
-        self.result_ids = form.id * 10_000_000 + np.arange(1, count + 1, dtype=np.int64)
+            daily = max(form.rate * account.scale, 0.05 if form.state == "proof" else 0.5)
+        for day in _days(account.event_first_day, account.event_last_day) if daily else ():
+            rng = _rng(account.seed, 4, form.index, day.toordinal())
+            count = int(rng.poisson(daily))
+            if not count:
+                continue
+            midnight = local_midnight(day)
+            length = local_midnight(day + timedelta(days=1)) - midnight
+            ts.append(np.sort(rng.integers(midnight, midnight + length, count)))
+            contact.append(rng.integers(0, account.base_pool, count))
+            completed.append(rng.random(count) < 0.85)
+            is_test = rng.random(count) < 0.03
+            test.append(np.full(count, True) if form.state == "proof" else is_test)
+            ids.append(_day_ids(form.id, day, count))
+
+        def cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
+
+        self.ts = cat(ts, np.int64)
+        self.contact = cat(contact, np.int64)
+        self.completed = cat(completed, bool)
+        self.test = cat(test, bool)
+        self.result_ids = cat(ids, np.int64)
 
     def index_of(self, form: Form, result_id: int) -> int | None:
-        k = result_id - form.id * 10_000_000 - 1
-        return k if 0 <= k < len(self.ts) else None
+        k = int(np.searchsorted(self.result_ids, result_id))
+        return k if k < len(self.result_ids) and self.result_ids[k] == result_id else None
 
 
 FORM_SPECS = (  # (id, name, formSubType, formState, submissions per day at scale 1, fields)
@@ -570,6 +704,9 @@ FORM_SPECS = (  # (id, name, formSubType, formState, submissions per day at scal
     )),
 )  # fmt: skip
 
+#: The days an inactive campaign took subscriptions (its steps have no sends after that).
+INACTIVE_CAMPAIGN_RAN = (date(2024, 6, 1), date(2024, 8, 31))
+
 CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type, hours, continue)])
     ("Welkomstreeks", True, ("Inschrijving nieuwsbrief", "Account aangemaakt"), 120.0, False, (
         ("Welkom bij ons!", "EMAIL", 0.05, 1.0), ("Ontdek ons assortiment", "EMAIL", 48, 0.9),
@@ -608,16 +745,20 @@ class Account:
     ) -> None:
         self.seed, self.scale, self.days = seed, scale, days
         self.anchor_day = anchor_day
+        self.first_day = anchor_day - timedelta(days=days)
+        self.last_day = anchor_day + timedelta(days=FUTURE_DAYS)
+        self.event_first_day = self.first_day - timedelta(days=CAMPAIGN_LEAD_DAYS)
+        self.event_last_day = anchor_day + timedelta(days=EVENT_FUTURE_DAYS)
         self.anchor_ts = local_midnight(anchor_day)
-        self.first_ts = local_midnight(anchor_day - timedelta(days=days))
-        base_pool = max(20, round(BASE_POOL * scale))
+        self.first_ts = local_midnight(self.first_day)
+        self.base_pool = max(20, round(BASE_POOL * scale))
         heavy_days = dict(heavy_days or {})
-        heavy_audience = {
+        self.heavy_audience = {
             day: max(1, round(rows / HEAVY_ROWS_PER_RECIPIENT)) for day, rows in heavy_days.items()
         }
-        self.contacts = Contacts(seed, max([base_pool, *heavy_audience.values()]))
+        self.contacts = Contacts(seed, max([self.base_pool, *self.heavy_audience.values()]))
         self._lock = threading.RLock()
-        self.mailings = self._make_mailings(base_pool, heavy_audience)
+        self.mailings = self._make_mailings()
         self.mailings_by_id = {m.encrypted_id: m for m in self.mailings}
         self.campaigns = self._make_campaigns()
         self.campaigns_by_id = {c.encrypted_id: c for c in self.campaigns}
@@ -636,74 +777,79 @@ class Account:
             "fromEmail": "nieuws@example-shop.nl",
         }
 
-    def _make_mailings(self, base_pool: int, heavy_audience: dict[date, int]) -> list[Mailing]:
-        rng = _rng(self.seed, 1)
-        slots = np.array([w for *_, w in SEND_SLOTS])
-        plan: list[tuple[int, bool, int | None]] = []  # (send_ts, sms, heavy audience)
-        for offset in range(-self.days, 3):
-            day = self.anchor_day + timedelta(days=offset)
-            if offset >= 0:
-                count = 1
-            elif day.weekday() < 5:
-                count = int(rng.choice([0, 1, 1, 2, 2, 3, 4]))
-            else:
-                count = int(rng.choice([0, 0, 1]))
-            midnight = local_midnight(day)
-            for _ in range(count):
-                h, m, s, _w = SEND_SLOTS[int(rng.choice(len(SEND_SLOTS), p=slots / slots.sum()))]
-                if offset >= 0 and h == 0:
-                    h = 11
-                plan.append((midnight + h * HOUR + m * 60 + s, bool(rng.random() < 0.12), None))
-        for day, audience in sorted(heavy_audience.items()):
-            plan.append((local_midnight(day) + 10 * HOUR, False, audience))
-        plan.sort(key=lambda p: p[0])
-        ids = opaque_ids(self.seed, 2, np.arange(len(plan)))
-        mailings = []
-        for index, ((send_ts, sms, heavy), encrypted_id) in enumerate(zip(plan, ids, strict=True)):
-            r = _rng(self.seed, 5, index)
-            week = local_day(send_ts).isocalendar().week
-            if sms:
-                name = SMS_TOPICS[int(r.integers(len(SMS_TOPICS)))]
-            else:
-                topic = MAILING_TOPICS[int(r.integers(len(MAILING_TOPICS)))]
-                name = topic.format(week=week, pct=int(r.choice([10, 15, 20, 25])))
-            if heavy is not None:
-                name, group, audience = "Jaarlijkse mega-actie", "Alle contacten", heavy
-            else:
-                group, fraction = TARGET_GROUPS[int(r.integers(len(TARGET_GROUPS)))]
-                audience = max(1, round(base_pool * fraction * r.uniform(0.85, 1.0)))
-            day_text = local_day(send_ts).isoformat()
-            email = not sms
-            mailings.append(
-                Mailing(
-                    index=index,
-                    encrypted_id=encrypted_id,
-                    name=f"{name} ({day_text})",
-                    type="SMS" if sms else "EMAIL",
-                    send_ts=send_ts,
-                    audience=audience,
-                    target_group=group,
-                    sender=SENDERS[int(r.integers(len(SENDERS)))],
-                    message=self._message(r, name, email, f"{name} 🎉" if email else None),
-                    archive_link=f"https://archive.mailplus.nl/m/{encrypted_id}",
-                    links=_links(r, 1_000_000 + index * 100, f"m{index}", email),
-                    open_rate=0.32 if heavy else float(r.uniform(0.2, 0.4)),
-                    click_rate=0.12 if heavy else float(r.uniform(0.08, 0.2)),
-                    bounce_rate=(0.01 if email else 0.02) * (1.0 if heavy else r.uniform(0.7, 1.3)),
-                    heavy=heavy is not None,
-                )
-            )
+    def _make_mailings(self) -> list[Mailing]:
+        days = {*_days(self.first_day, self.last_day), *self.heavy_audience}
+        mailings = [m for day in sorted(days) for m in self.day_mailings(day)]
+        mailings.sort(key=lambda m: (m.send_ts, m.index))
         return mailings
 
+    def day_mailings(self, day: date) -> list[Mailing]:
+        """The mailings sent on ``day`` (in send order): a function of (seed, scale, day) and
+        of whether ``day`` is a heavy day, never of the window the account covers."""
+        rng = _rng(self.seed, 1, day.toordinal())
+        slots = np.array([w for *_, w in SEND_SLOTS])
+        if day.weekday() < 5:
+            count = int(rng.choice([0, 1, 1, 2, 2, 3, 4]))
+        else:
+            count = int(rng.choice([0, 0, 1]))
+        plan: list[tuple[int, bool]] = []  # (send_ts, sms)
+        for _ in range(count):
+            h, m, s, _w = SEND_SLOTS[int(rng.choice(len(SEND_SLOTS), p=slots / slots.sum()))]
+            plan.append((_wall_clock(day, h, m, s), bool(rng.random() < 0.12)))
+        plan.sort(key=lambda p: p[0])
+        mailings = [
+            self._mailing(day, rank, send_ts, sms, None) for rank, (send_ts, sms) in enumerate(plan)
+        ]
+        if day in self.heavy_audience:
+            heavy = self._mailing(
+                day, HEAVY_SLOT, _wall_clock(day, 10), False, self.heavy_audience[day]
+            )
+            mailings = sorted([*mailings, heavy], key=lambda m: (m.send_ts, m.index))
+        return mailings
+
+    def _mailing(self, day: date, rank: int, send_ts: int, sms: bool, heavy: int | None) -> Mailing:
+        index = day.toordinal() * MAILING_SLOTS + rank
+        encrypted_id = opaque_ids(self.seed, 2, np.array([index]))[0]
+        r = _rng(self.seed, 5, index)
+        week = day.isocalendar().week
+        if sms:
+            name = SMS_TOPICS[int(r.integers(len(SMS_TOPICS)))]
+        else:
+            topic = MAILING_TOPICS[int(r.integers(len(MAILING_TOPICS)))]
+            name = topic.format(week=week, pct=int(r.choice([10, 15, 20, 25])))
+        if heavy is not None:
+            name, group, audience = "Jaarlijkse mega-actie", "Alle contacten", heavy
+        else:
+            group, fraction = TARGET_GROUPS[int(r.integers(len(TARGET_GROUPS)))]
+            audience = max(1, round(self.base_pool * fraction * r.uniform(0.85, 1.0)))
+        email = not sms
+        return Mailing(
+            index=index,
+            encrypted_id=encrypted_id,
+            name=f"{name} ({day.isoformat()})",
+            type="SMS" if sms else "EMAIL",
+            send_ts=send_ts,
+            audience=audience,
+            target_group=group,
+            sender=SENDERS[int(r.integers(len(SENDERS)))],
+            message=self._message(r, name, email, f"{name} 🎉" if email else None),
+            archive_link=f"https://archive.mailplus.nl/m/{encrypted_id}",
+            links=_links(r, 1_000_000 + index * 100, f"m{index}", email),
+            open_rate=0.32 if heavy else float(r.uniform(0.2, 0.4)),
+            click_rate=0.12 if heavy else float(r.uniform(0.08, 0.2)),
+            bounce_rate=(0.01 if email else 0.02) * (1.0 if heavy else r.uniform(0.7, 1.3)),
+            heavy=heavy is not None,
+            pool=self.contacts.size if heavy is not None else self.base_pool,
+        )
+
     def _make_campaigns(self) -> list[Campaign]:
+        """The campaigns and their steps: a function of the seed alone."""
         campaigns = []
         step_ids = iter(opaque_ids(self.seed, 4, np.arange(100)))
         campaign_ids = opaque_ids(self.seed, 3, np.arange(len(CAMPAIGN_SPECS)))
         trigger_ids = iter(opaque_ids(self.seed, 6, np.arange(100)))
         for index, (name, active, triggers, rate, repeaters, steps) in enumerate(CAMPAIGN_SPECS):
             r = _rng(self.seed, 6, index)
-            start = self.first_ts - 14 * DAY
-            end = self.anchor_ts + 30 * DAY if active else self.first_ts + self.days * DAY // 2
             campaign = Campaign(
                 index=index,
                 encrypted_id=campaign_ids[index],
@@ -712,8 +858,7 @@ class Account:
                 triggers=[{"encryptedId": next(trigger_ids), "name": t} for t in triggers],
                 rate=rate,
                 repeaters=repeaters,
-                start_ts=start,
-                end_ts=end,
+                running=None if active else INACTIVE_CAMPAIGN_RAN,
             )
             for position, (step_name, kind, hours, cont) in enumerate(steps):
                 email = kind == "EMAIL"
@@ -732,6 +877,7 @@ class Account:
                         continue_rate=cont,
                     )
                 )
+            campaign.all_steps = tuple(campaign.steps)
             campaigns.append(campaign)
         return campaigns
 
@@ -767,7 +913,7 @@ class Account:
         if campaign.data is None:
             with self._lock:
                 if campaign.data is None:
-                    campaign.data = CampaignData(campaign, self.contacts, self.seed, self.scale)
+                    campaign.data = CampaignData(campaign, self)
         return campaign.data
 
     def step_data(self, step: CampaignMailing) -> StepData:
@@ -784,7 +930,7 @@ class Account:
 
     def form_result(self, form: Form, k: int) -> dict[str, Any]:
         data = self.form_data(form)
-        rng = _rng(self.seed, 9, form.id, k)
+        rng = _rng(self.seed, 9, form.id, int(data.result_ids[k]))
         completed = bool(data.completed[k])
         cut = len(form.fields) if completed else int(rng.integers(0, len(form.fields)))
         answers = []

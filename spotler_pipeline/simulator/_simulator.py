@@ -27,8 +27,10 @@ class Simulator:
 
     ``now`` (default: the real current time) starts the simulated clock, which stands still
     until moved with :meth:`set_now` / :meth:`advance` (or ``POST /_simulator/clock``). The
-    account is anchored at ``now`` floored to the day in Europe/Amsterdam: mailings are
-    spread over the ``days`` days before it, with a few scheduled after it. ``scale``
+    account of a ``(seed, scale)`` is a function of calendar days (Europe/Amsterdam): a
+    simulator started at another ``now`` serves the same mailings, ids and interactions for
+    every day both cover. It covers mailings sent on the ``days`` days before the start day,
+    that day, and a few scheduled on the two days after it. ``scale``
     multiplies audiences and campaign/form traffic (1.0: sends of thousands to hundreds
     of thousands; 0.001-0.01: tiny accounts for unit tests). ``heavy_days`` maps a send day
     to a target number of interaction rows (recipients + opens + clicks + bounces, once
