@@ -18,6 +18,12 @@ process tree is polled for resident memory:
    ``pageSize``, the same page size, OAuth 1.0a through ``requests-oauthlib``, dlt's
    defaults otherwise) into DuckDB; the 1M day only.
 
+``--short-pages N`` makes the simulator serve at most N records a page whatever ``pageSize``
+asks for, with ``paging.next`` still pointing further (its ``short_pages`` fault, set over
+its admin endpoint): a server capping its pages. Every contender must still read every row;
+the floor and ours follow ``next`` (a short page alone never ends a listing), dlt then pages
+by ``paging.next`` too (its offset paginator would step ``after`` by ``pageSize``).
+
 Console output and the full results (JSON) are written to ``bench_results/``. The last line
 is ``rows_per_s=<n> vs_floor=<x> vs_dlt=<y> peak_rss_mb=<m>`` for the 4M day, where
 ``rows_per_s`` and ``vs_floor`` use the step's own time (``ours / floor``), ``vs_dlt`` is
@@ -212,15 +218,18 @@ def floor(base_url: str, key: str, secret: str, day: str) -> dict[str, Any]:
     mailings = mailings_of(get, day)
 
     def stream(task: tuple[str, str]) -> tuple[int, int, int]:
+        """One report, page by page: ``after`` advances by the rows received, and only an
+        empty page or an absent/empty ``paging.next`` ends it (never a short page)."""
         mailing_id, kind = task
         rows = pages = size = 0
         while True:
             body = get(f"/mailing/{mailing_id}/{kind}", {"after": rows, "pageSize": PAGE_SIZE})
             data = orjson.loads(body)
             n = len(data[ENDPOINTS[kind]])
+            more = _has_next(data)
             rows, pages, size = rows + n, pages + 1, size + len(body)
             del data
-            if n < PAGE_SIZE or not _has_next(body):
+            if n == 0 or not more:
                 return rows, pages, size
 
     tasks = [(m["encryptedId"], kind) for m in mailings for kind in ENDPOINTS]
@@ -236,9 +245,24 @@ def floor(base_url: str, key: str, secret: str, day: str) -> dict[str, Any]:
     }
 
 
-def _has_next(body: bytes) -> bool:
-    marker = body.rfind(b'"next":')
-    return marker >= 0 and body[marker + 7 : marker + 9] not in (b'""', b"nu")
+def _has_next(data: Any) -> bool:
+    """Whether a parsed page says more follows: a present, non-empty ``paging.next``."""
+    paging = data.get("paging") if isinstance(data, dict) else None
+    return isinstance(paging, dict) and bool(paging.get("next"))
+
+
+def inject_short_pages(base_url: str, max_rows: int) -> list[dict[str, Any]]:
+    """Make the simulator behind ``base_url`` cap every paged answer at ``max_rows`` records
+    (its ``short_pages`` fault, for good), through its admin endpoint: the benchmark's
+    simulator runs in its own process. Returns the simulator's active faults."""
+    import httpx
+
+    url = httpx.URL(base_url)
+    admin = str(url.copy_with(raw_path=b"/_simulator/faults", query=None))
+    spec = {"kind": "short_pages", "max_rows": max_rows, "times": None}
+    response = httpx.post(admin, json=[spec], timeout=30)
+    response.raise_for_status()
+    return response.json()
 
 
 # -- ours: the Dagster CLI --------------------------------------------------------------
@@ -317,7 +341,9 @@ def _dagster_report(home: Path, database: Path) -> dict[str, Any]:
 # -- dlt's rest_api source --------------------------------------------------------------
 
 
-def dlt_run(base_url: str, key: str, secret: str, day: str, work: str) -> dict[str, Any]:
+def dlt_run(
+    base_url: str, key: str, secret: str, day: str, work: str, follow_next: bool = False
+) -> dict[str, Any]:
     import dlt
     import requests
     from dlt.common.configuration import configspec
@@ -339,7 +365,7 @@ def dlt_run(base_url: str, key: str, secret: str, day: str, work: str) -> dict[s
             return OAuth1(self.consumer_key, client_secret=self.consumer_secret)(request)
 
     start = date.fromisoformat(day)
-    child = {
+    child: dict[str, Any] = {
         "data_selector": None,
         "paginator": {
             "type": "offset",
@@ -349,6 +375,14 @@ def dlt_run(base_url: str, key: str, secret: str, day: str, work: str) -> dict[s
             "total_path": None,
         },
     }
+    if follow_next:
+        # Pages capped below pageSize: dlt's offset paginator steps ``after`` by ``limit``
+        # and would skip rows; follow the server's own ``paging.next`` instead.
+        child = {
+            "data_selector": None,
+            "params": {"pageSize": PAGE_SIZE},
+            "paginator": {"type": "json_link", "next_url_path": "paging.next"},
+        }
     resources: list[Any] = [
         {
             "name": "mailings",
@@ -418,7 +452,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "floor":
         report = floor(base_url, key, secret, args.day)
     else:
-        report = dlt_run(base_url, key, secret, args.day, args.work)
+        report = dlt_run(
+            base_url, key, secret, args.day, args.work, follow_next=bool(args.short_pages)
+        )
     print(json.dumps(report), flush=True)
 
 
@@ -458,6 +494,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-dlt", action="store_true", help="leave dlt out (quicker)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of floor and ours per day")
     parser.add_argument("--out", default=str(ROOT / "bench_results"))
+    parser.add_argument(
+        "--short-pages",
+        type=_positive,
+        metavar="N",
+        help="the simulator serves at most N records a page (paging.next still points on)",
+    )
     parser.add_argument("--worker", choices=["floor", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--day", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -484,10 +526,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         env = {**os.environ, **sim.env}
         base = [sys.executable, str(Path(__file__).resolve())]
+        if args.short_pages:
+            inject_short_pages(sim.env["SPOTLER_BASE_URL"], args.short_pages)
+            say(f"# short pages: the simulator serves at most {args.short_pages:,} records a page")
+            base += ["--short-pages", str(args.short_pages)]
         say("# warming the simulator (every page of both days, unmeasured) ...")
         warm_started = time.perf_counter()
+        warm_rows: dict[str, int] = {}
         for day in days.values():
             w = floor(sim.env["SPOTLER_BASE_URL"], *_credentials(sim.env), day)
+            warm_rows[day] = w["rows"]
             say(
                 f"#   {day}: {w['rows']:,} rows in {w['mailings']} mailings, "
                 f"{w['requests']} requests"
@@ -499,11 +547,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 floor_run = measure("floor", day, [*base, "--worker", "floor", "--day", day], env)
                 _check(floor_run)
                 say(line(floor_run))
+                _rows_note(say, floor_run, warm_rows[day])
                 runs.append(floor_run)
                 work = Path(tmp) / f"ours-{size}-{i}"
                 ours_run = ours(sim.env, day, work)
                 _check(ours_run)
                 say(line(ours_run))
+                _rows_note(say, ours_run, warm_rows[day])
                 runs.append(ours_run)
                 shutil.rmtree(work, ignore_errors=True)
                 # The same with Arrow's jemalloc instead of its default mimalloc, whose
@@ -511,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pool = ours(sim.env, day, work, "ours*", ARROW_DEFAULT_MEMORY_POOL="jemalloc")
                 _check(pool)
                 say(line(pool))
+                _rows_note(say, pool, warm_rows[day])
                 runs.append(pool)
                 shutil.rmtree(work, ignore_errors=True)
             if size == "1M" and not args.skip_dlt:
@@ -520,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dlt_result = measure("dlt", day, [*base, *dlt_args], env)
                 _check(dlt_result)
                 say(line(dlt_result))
+                _rows_note(say, dlt_result, warm_rows[day])
                 runs.append(dlt_result)
                 shutil.rmtree(work, ignore_errors=True)
 
@@ -558,6 +610,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"vs_dlt={vs_dlt} peak_rss_mb={big['ours_peak_rss_mb']:.0f}"
     )
     return 0
+
+
+def _rows_note(say: Callable[[str], None], run: Run, expected: int) -> None:
+    """Say so when a contender did not get the rows the warm-up read from the simulator."""
+    got = run.report.get("rows")
+    if got != expected:
+        say(f"  ! {run.name}: {got:,} rows, but the warm-up read {expected:,} from the simulator")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _credentials(env: dict[str, str]) -> tuple[str, str]:

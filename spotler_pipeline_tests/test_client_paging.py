@@ -1,4 +1,5 @@
-"""Paging: offsets computed by the client, every way a result can end, repeated pages."""
+"""Paging: offsets computed by the client, every way a result can end (and that a short page
+with ``next`` is not one), repeated pages."""
 
 from __future__ import annotations
 
@@ -75,13 +76,107 @@ def test_next_url_is_not_followed():
     assert [query(r)["after"] for r in fake.requests] == ["0", "2", "4"]
 
 
-def test_short_page_ends_even_if_next_is_set():
+def capped(rows, cap: int, array_field: str = "opens", empty_next: str | None = None):
+    """A server that serves at most ``cap`` rows a page whatever ``pageSize`` asked for,
+    with ``paging.next`` pointing to after + rows served while more remain."""
+
     def handler(request):
-        return json_response({"opens": open_rows(3), "paging": {"next": "more"}})
+        q = query(request)
+        after, size = int(q["after"]), int(q["pageSize"])
+        page = rows[after : after + min(size, cap)]
+        paging = {"after": after}
+        if after + len(page) < len(rows):
+            paging["next"] = f"https://elsewhere.example/next?after={after + len(page)}"
+        elif empty_next is not None:
+            paging["next"] = empty_next
+        return json_response({array_field: page, "paging": paging})
+
+    return handler
+
+
+def _afters(fake) -> list[int]:
+    return [int(query(r)["after"]) for r in fake.requests]
+
+
+def test_short_page_with_next_continues():
+    """A page shorter than pageSize is not the last one while ``next`` points further."""
+
+    def handler(request):
+        after = int(query(request)["after"])
+        if after == 0:
+            return json_response({"opens": open_rows(3), "paging": {"next": "more"}})
+        return json_response({"opens": open_rows(2, after), "paging": {}})
 
     client, fake = make_client({PATH: handler}, page_size=5)
-    assert len(list(client.iter_mailing_opens("M1"))) == 3
-    assert len(fake.requests) == 1
+    got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    assert got == [f"c{i}@example.nl" for i in range(5)]
+    assert _afters(fake) == [0, 3]
+
+
+@pytest.mark.parametrize("cap", [1, 3, 999])
+def test_server_capped_pages_are_all_read(cap):
+    rows = open_rows(20)
+    client, fake = make_client({PATH: capped(rows, cap)}, page_size=10)
+    records, batches = _both_ways(client)
+    assert records == [r["contactIdentifier"]["externalId"] for r in rows]
+    per_page = min(cap, 10)
+    sizes = [min(per_page, 20 - a) for a in range(0, 20, per_page)]
+    assert [b.num_rows for b in batches] == sizes
+    assert all(b.schema == OPEN_SCHEMA for b in batches)
+    expected_afters = list(range(0, 20, per_page))
+    assert _afters(fake) == expected_afters * 2  # records, then batches
+    assert {int(query(r)["pageSize"]) for r in fake.requests} == {10}
+
+
+def test_after_advances_by_rows_received():
+    """Pages of uneven lengths: each ``after`` is the sum of the rows received before."""
+    lengths = [4, 1, 7, 2, 6]
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+
+    def handler(request):
+        after = int(query(request)["after"])
+        i = starts.index(after)
+        paging = {"next": "x"} if i + 1 < len(lengths) else {}
+        return json_response({"opens": open_rows(lengths[i], after), "paging": paging})
+
+    client, fake = make_client({PATH: handler}, page_size=8)
+    records, batches = _both_ways(client)
+    assert records == [f"c{i}@example.nl" for i in range(sum(lengths))]
+    assert [b.num_rows for b in batches] == lengths
+    assert _afters(fake) == starts * 2
+
+
+@pytest.mark.parametrize("page_size", [2, 5])
+def test_empty_page_ends_even_if_next_is_set(page_size):
+    def handler(request):
+        after = int(query(request)["after"])
+        rows = open_rows(2, after) if after < 4 else []
+        return json_response({"opens": rows, "paging": {"next": "always"}})
+
+    client, fake = make_client({PATH: handler}, page_size=page_size)
+    records, batches = _both_ways(client)
+    assert len(records) == 4 and [b.num_rows for b in batches] == [2, 2, 0]
+    assert _afters(fake) == [0, 2, 4] * 2
+
+
+@pytest.mark.parametrize("paging", [{}, {"next": ""}, {"next": None}, None, "absent"])
+def test_absent_or_empty_next_ends_a_short_page(paging):
+    body = {"opens": open_rows(3)}
+    if paging != "absent":
+        body["paging"] = paging
+    client, fake = make_client({PATH: [json_response(body)]}, page_size=10)
+    records, batches = _both_ways(client)
+    assert len(records) == 3 and [b.num_rows for b in batches] == [3]
+    assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("empty_next", [None, ""])
+def test_capped_server_ends_on_absent_or_empty_next(empty_next):
+    rows = open_rows(7)
+    client, fake = make_client({PATH: capped(rows, 3, empty_next=empty_next)}, page_size=10)
+    records, _ = _both_ways(client)
+    assert len(records) == 7
+    assert _afters(fake) == [0, 3, 6] * 2
 
 
 def test_bare_array_is_one_final_page():
@@ -102,6 +197,20 @@ def test_repeated_page_is_retried_then_reported(batches):
         list(stream)
     assert info.value.endpoint == PATH
     assert len(fake.requests) == 1 + 3  # page 1, then page 2 three times
+
+
+@pytest.mark.parametrize("batches", [False, True])
+def test_repeated_short_page_is_reported(batches):
+    """The repeat guard still holds when pages are shorter than pageSize."""
+
+    def handler(request):
+        return json_response({"opens": open_rows(2), "paging": {"next": "x"}})
+
+    client, fake = make_client({PATH: handler}, page_size=10)
+    stream = client.mailing_open_batches("M1") if batches else client.iter_mailing_opens("M1")
+    with pytest.raises(SpotlerResponseError, match=f"repeated page 1 of {PATH}"):
+        list(stream)
+    assert _afters(fake) == [0, 2, 2, 2]
 
 
 def test_repeated_page_recovers_on_retry():
@@ -167,6 +276,31 @@ def test_paging_property(total, page_size, next_on_full, columnar):
     expected = full + 1 if (rest or next_on_full or total == 0) else full
     assert len(fake.requests) == expected
     assert len(fake.requests) <= math.ceil(total / page_size) + 1
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    total=st.integers(min_value=0, max_value=60),
+    page_size=st.integers(min_value=1, max_value=15),
+    cap=st.integers(min_value=1, max_value=20),
+    columnar=st.booleans(),
+)
+def test_capped_paging_property(total, page_size, cap, columnar):
+    """Whatever the server's cap: every row once, in order, ``after`` = rows received."""
+    rows = open_rows(total)
+    client, fake = make_client({PATH: capped(rows, cap)}, page_size=page_size)
+    if columnar:
+        batches = list(client.mailing_open_batches("M1"))
+        got = [x for b in batches for x in b.column("contact_external_id").to_pylist()]
+    else:
+        got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    assert got == [r["contactIdentifier"]["externalId"] for r in rows]
+    per_page = min(cap, page_size)
+    assert _afters(fake) == (list(range(0, total, per_page)) or [0])
 
 
 def test_pages_stream_lazily():

@@ -133,3 +133,97 @@ def test_faults_over_the_admin_endpoint(sim: Simulator, api: SignedSession) -> N
     assert httpx.delete(admin).status_code == 200
     assert api.get("/form/list").status_code == 200
     assert httpx.post(admin, json=[{"kind": "meteor_strike"}]).status_code == 400
+
+
+def recipients_path(sim: Simulator) -> str:
+    now = int(sim.now.timestamp())
+    sent = [m for m in sim.account.mailings if m.sent(now)]
+    mailing = max(sent, key=lambda m: len(sim.account.mailing_data(m).recipients))
+    return f"/mailing/{mailing.encrypted_id}/recipients"
+
+
+def _after(url: str) -> int:
+    return int(httpx.URL(url).params["after"])
+
+
+def test_short_pages_caps_every_page_and_next_follows_the_rows_served(
+    sim: Simulator, api: SignedSession
+) -> None:
+    path = recipients_path(sim)
+    whole = api.all_pages(path, "recipients", {"pageSize": 50})
+    mailing = sim.account.mailings_by_id[path.split("/")[2]]
+    assert len(whole) == len(sim.account.mailing_data(mailing).recipients) > 3 * 7
+
+    fault = sim.inject(Fault("short_pages", path_pattern="/recipients$", max_rows=7, times=None))
+    first = api.json(path, {"pageSize": 50})
+    assert len(first["recipients"]) == 7
+    assert _after(first["paging"]["next"]) == 7  # after + rows served, not after + pageSize
+    assert httpx.URL(first["paging"]["next"]).params["pageSize"] == "50"
+    middle = api.json(path, {"pageSize": 50, "after": 10})
+    assert len(middle["recipients"]) == 7 and _after(middle["paging"]["next"]) == 17
+    assert middle["recipients"] == whole[10:17]
+
+    pages = []
+    url: str | None = api.url(path, {"pageSize": 50})
+    while url:
+        page = api.json(url)
+        pages.append(page["recipients"])
+        url = page["paging"].get("next")
+    assert [row for page in pages for row in page] == whole
+    assert all(len(p) == 7 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 7
+    assert fault.fired == 2 + len(pages)
+
+    # a smaller pageSize than the cap is still honoured
+    assert len(api.json(path, {"pageSize": 3})["recipients"]) == 3
+
+
+def test_short_pages_without_the_fault_next_is_after_plus_rows_served(
+    sim: Simulator, api: SignedSession
+) -> None:
+    path = recipients_path(sim)
+    total = len(api.all_pages(path, "recipients", {"pageSize": 50}))
+    near_end = api.json(path, {"pageSize": 4, "after": total - 5})
+    assert len(near_end["recipients"]) == 4 and _after(near_end["paging"]["next"]) == total - 1
+    last = api.json(path, {"pageSize": 4, "after": total - 1})
+    assert len(last["recipients"]) == 1 and "next" not in last["paging"]
+    beyond = api.json(path, {"pageSize": 4, "after": total + 3})
+    assert beyond["recipients"] == [] and "next" not in beyond["paging"]
+
+
+def test_short_pages_counts_paged_answers_and_lets_other_faults_fire(
+    sim: Simulator, api: SignedSession
+) -> None:
+    path = recipients_path(sim)
+    listing = api.get("/campaign/list").content
+    fault = sim.inject(Fault("short_pages", max_rows=2, times=2, after_requests=1))
+    assert fault.params["max_rows"] == 2
+    assert api.get("/campaign/list").content == listing  # unpaged: untouched, not counted
+    assert fault.seen == 0
+    sizes = [len(api.json(path, {"pageSize": 5})["recipients"]) for _ in range(4)]
+    assert sizes == [5, 2, 2, 5]  # skips one paged answer, then fires twice
+    assert fault.fired == 2
+
+    sim.clear_faults()
+    sim.inject(Fault("short_pages", max_rows=3, times=None))
+    sim.inject(Fault("rate_limit", path_pattern="/recipients$", retry_after=0))
+    assert api.get(path, {"pageSize": 5}).status_code == 429  # not masked by short_pages
+    assert len(api.json(path, {"pageSize": 5})["recipients"]) == 3
+
+
+def test_short_pages_over_the_admin_endpoint(sim: Simulator, api: SignedSession) -> None:
+    admin = sim.admin_url + "/faults"
+    spec = {"kind": "short_pages", "path_pattern": "/recipients$", "max_rows": 4, "times": None}
+    response = httpx.post(admin, json=[spec])
+    assert response.status_code == 200
+    (listed,) = response.json()
+    assert listed["kind"] == "short_pages" and listed["max_rows"] == 4 and listed["times"] is None
+    path = recipients_path(sim)
+    assert [len(api.json(path, {"pageSize": 10})["recipients"]) for _ in range(2)] == [4, 4]
+    assert httpx.get(admin).json()[0]["fired"] == 2
+    for bad in (0, -1, "5", 2.5, True):
+        rejected = httpx.post(admin, json=[{"kind": "short_pages", "max_rows": bad}])
+        assert rejected.status_code == 400, bad
+    assert httpx.delete(admin).status_code == 200
+    assert len(api.json(path, {"pageSize": 10})["recipients"]) == 10
+    with pytest.raises(ValueError, match="max_rows"):
+        Fault("short_pages", max_rows=0)

@@ -465,7 +465,7 @@ class SpotlerClient:
             query: Params = {**(params or {}), "after": after, "pageSize": page_size}
             return self._requester.get(path, query, parse)
 
-        return iter_pages(fetch, page_size, same_rows, path)
+        return iter_pages(fetch, same_rows, path)
 
 
 def _building(build: Callable[[Any], T], data: Any) -> T:

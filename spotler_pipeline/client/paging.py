@@ -1,11 +1,15 @@
 """The paging loop shared by the record and the columnar paths, and the tolerant decoding of
 JSON bodies (paged objects, bare arrays, unpaged lists).
 
-Paging follows the API notes: ``after`` is the offset of the first row, ``pageSize`` the
-page length. The next ``after`` is computed here (after + rows received); ``paging.next``
-only says whether there is more, its URL is never followed. The loop stops on an empty page,
-a page shorter than ``pageSize``, an absent or empty ``paging.next``, or a bare-array answer
-(the whole result at once).
+Paging follows the API notes: ``after`` is the offset of the first record, ``pageSize`` the
+most records a page may hold. ``paging.next`` is what says whether more follows: the loop
+keeps requesting pages while it is present and non-empty. It stops on an empty page, on an
+absent or empty ``paging.next``, or on a bare-array answer (the whole result at once). A page
+shorter than ``pageSize`` alone never ends the listing: a server may cap its pages below the
+size asked for while ``next`` still points further. The next ``after`` is computed here, as
+``after`` plus the number of records actually received; the ``next`` URL itself is never
+followed. A server that answers the same records again instead of the next page raises
+:class:`RepeatedPageError` rather than being read forever.
 """
 
 from __future__ import annotations
@@ -48,11 +52,11 @@ class RepeatedPageError(BodyError):
 
 def iter_pages(
     fetch: Callable[[int, Callable[[Page[T]], None]], Page[T]],
-    page_size: int,
     same_rows: Callable[[T, T], bool],
     describe: str,
 ) -> Iterator[Page[T]]:
-    """Yield pages until the last one.
+    """Yield pages until the last one: an empty page, a page without ``paging.next``, or a
+    complete (bare-array) answer. A short page with ``next`` is not the last one.
 
     ``fetch(after, check)`` requests the page starting at ``after`` and must call
     ``check(page)`` while it can still retry: ``check`` raises :class:`RepeatedPageError`
@@ -65,9 +69,9 @@ def iter_pages(
     while True:
         page = fetch(after, _repeat_check(previous, number, same_rows, describe))
         yield page
-        if page.complete or page.count == 0 or page.count < page_size or not page.has_next:
+        if page.complete or page.count == 0 or not page.has_next:
             return
-        after += page.count
+        after += page.count  # the rows received, whatever pageSize asked for
         number += 1
         previous = page
 

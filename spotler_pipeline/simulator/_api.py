@@ -54,6 +54,8 @@ class Request:
     raw_query: str
     now: int
     params: dict[str, str] = field(default_factory=dict)
+    #: asked once per paged answer: the most records it may hold (a ``short_pages`` fault)
+    page_cap: Callable[[], int | None] | None = None
 
     @classmethod
     def parse(cls, host: str, raw_path: str, raw_query: str, now: int) -> Request:
@@ -115,15 +117,23 @@ class Request:
 def paged(
     request: Request, array: str, start: int, stop: int, rows: Callable[[int, int], bytes]
 ) -> Response:
-    """One page of the rows ``start..stop-1`` (already filtered to what is visible)."""
+    """One page of the rows ``start..stop-1`` (already filtered to what is visible).
+
+    The page holds at most ``pageSize`` records (fewer under a ``short_pages`` cap);
+    ``paging.next`` points to ``after`` plus the records actually served, and is left out
+    once nothing follows.
+    """
     after, size = request.paging()
+    cap = request.page_cap() if request.page_cap is not None else None
+    if cap is not None:
+        size = min(size, cap)
     total = max(0, stop - start)
     first = min(after, total)
     last = min(after + size, total)
     body = rows(start + first, start + last) if last > first else b""
     paging: dict[str, Any] = {"after": max(after, last)}
-    if after + size < total:
-        paging["next"] = request.next_url(after + size)
+    if last < total:
+        paging["next"] = request.next_url(last)  # after + the records served
     head = b'{"paging":' + orjson.dumps(paging) + b',"' + array.encode() + b'":['
     return Response(200, b"".join((head, body, b"]}")))
 

@@ -14,7 +14,12 @@ KINDS = (
     "truncated_body",  # 200 whose JSON is cut at `fraction`; Content-Length matches the cut
     "not_json",  # 200 with an HTML error page (a proxy's), Content-Type text/html
     "repeat_page",  # a paged request (after > 0) gets the previous page's response again
+    # every paged answer holds at most `max_rows` records (default 100), whatever pageSize
+    # asked for, while paging.next still points to after + records served: a server capping
+    # its pages below pageSize. Counts paged answers only; fires alongside the other kinds.
+    "short_pages",
 )
+DEFAULT_MAX_ROWS = 100
 
 
 class Fault:
@@ -24,7 +29,9 @@ class Fault:
     the ``/integrationservice-1.1.0`` prefix). The fault skips the first
     ``after_requests`` matching requests, then fires on the next ``times`` ones
     (``times=None``: forever). ``repeat_page`` only counts paged requests with ``after >
-    0``. Other keyword arguments are the kind's parameters (see ``KINDS``).
+    0``; ``short_pages`` only counts paged answers (of any ``after``) and, as it shapes the
+    answer rather than replacing it, does not keep another fault from firing on the same
+    request. Other keyword arguments are the kind's parameters (see ``KINDS``).
     """
 
     def __init__(
@@ -37,6 +44,10 @@ class Fault:
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
+        if kind == "short_pages":
+            max_rows = params.setdefault("max_rows", DEFAULT_MAX_ROWS)
+            if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+                raise ValueError(f"short_pages needs max_rows >= 1, got {max_rows!r}")
         self.kind = kind
         self.path_pattern = path_pattern
         self.regex = re.compile(path_pattern)
@@ -90,7 +101,7 @@ class FaultBook:
         chosen = None
         with self._lock:
             for fault in self._faults:
-                if fault.kind == "repeat_page" and not pageable:
+                if fault.kind == "short_pages" or (fault.kind == "repeat_page" and not pageable):
                     continue
                 if not fault.regex.search(path):
                     continue
@@ -100,3 +111,19 @@ class FaultBook:
                     fault.fired += 1
                     chosen = fault
         return chosen
+
+    def page_cap(self, path: str) -> int | None:
+        """The most records a paged answer to ``path`` may hold under the ``short_pages``
+        faults that fire on it (counted as fired), else None."""
+        cap = None
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind != "short_pages" or not fault.regex.search(path):
+                    continue
+                fault.seen += 1
+                exhausted = fault.times is not None and fault.fired >= fault.times
+                if fault.seen > fault.after_requests and not exhausted:
+                    fault.fired += 1
+                    max_rows = fault.params["max_rows"]
+                    cap = max_rows if cap is None else min(cap, max_rows)
+        return cap

@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 import time
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -117,6 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = None
         try:
             request = Request.parse(self.headers.get("Host", ""), raw_path, query, sim._now)
+            request.page_cap = partial(sim._faults.page_cap, raw_path)  # short_pages faults
             pageable = method == "GET" and request.params.get("after", "0") not in ("", "0")
             fault = sim._faults.take(raw_path, pageable)
             if fault is not None and fault.kind == "slow":
