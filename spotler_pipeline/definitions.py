@@ -39,13 +39,15 @@ def _env(name: str) -> str | dg.EnvVar | None:
 def default_resources(settings: DeploymentSettings) -> dict[str, dg.ConfigurableResource]:
     return {
         "spotler": SpotlerResource(
-            consumer_key=_env("SPOTLER_CONSUMER_KEY"),
-            consumer_secret=_env("SPOTLER_CONSUMER_SECRET"),
+            # Always an EnvVar, set at load time or not: resolved only when a run starts.
+            consumer_key=dg.EnvVar("SPOTLER_CONSUMER_KEY"),
+            consumer_secret=dg.EnvVar("SPOTLER_CONSUMER_SECRET"),
             base_url=_env("SPOTLER_BASE_URL") or DEFAULT_BASE_URL,
             timezone=settings.timezone,
         ),
         "warehouse": WarehouseResource(
             database=_env("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
+            staging_dir=_env("SPOTLER_STAGING_DIR"),
         ),
         "clock": ClockResource(),
     }

@@ -7,30 +7,36 @@ event day with ``fromDate``/``toDate`` for every step of every campaign and stre
 the staging area like the mailing interactions, then replace their day partitions at once.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spotler_pipeline.client import Campaign, CampaignMailing, CampaignMailingDetails, SpotlerClient
+from spotler_pipeline.client import (
+    Campaign,
+    CampaignMailing,
+    CampaignMailingDetails,
+    SpotlerClient,
+    SpotlerNotFoundError,
+)
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import FetchTask, fetch_and_replace
+from spotler_pipeline.defs.fetching import FetchTask, ItemScope, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
     materialize_results,
+    report_kept,
     table_spec,
     window_text,
     write_metadata,
 )
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.warehouse import Replacement, StagingArea, Table
+from spotler_pipeline.warehouse import Replacement, Table
 from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_CATALOG_TABLES,
     CAMPAIGN_MAILING_BOUNCES,
@@ -43,21 +49,9 @@ from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGNS,
     EVENT_TIME_COLUMN,
 )
-from spotler_pipeline.warehouse.publish import publish_snapshot
-from spotler_pipeline.warehouse.writes import PresenceResult, merge_presence
+from spotler_pipeline.warehouse.writes import PresenceResult
 
 GROUP = "campaigns"
-
-
-def merge_listing(
-    warehouse: WarehouseResource, replacements: Sequence[Replacement]
-) -> list[PresenceResult]:
-    """Merge complete listings by presence in one transaction, then publish for readers."""
-    with warehouse.connect() as conn:
-        results = merge_presence(conn, replacements)
-        if warehouse.publish:
-            publish_snapshot(conn, Path(warehouse.database))
-    return results
 
 
 def presence_metadata(result: PresenceResult, api_requests: int) -> dict[str, Any]:
@@ -77,9 +71,23 @@ def rows_table(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def campaign_steps(client: SpotlerClient) -> list[tuple[Campaign, list[CampaignMailing]]]:
-    """Every campaign with its message steps (endpoints 16 and 17)."""
-    campaigns = client.list_campaigns()
-    return [(c, client.list_campaign_mailings(c.encrypted_id or "")) for c in campaigns]
+    """Every campaign with its message steps (endpoints 16 and 17); a campaign deleted
+    between the two calls (404) is left out, as Spotler no longer lists it."""
+    listing = []
+    for campaign in client.list_campaigns():
+        try:
+            steps = client.list_campaign_mailings(campaign.encrypted_id or "")
+        except SpotlerNotFoundError:
+            continue
+        listing.append((campaign, steps))
+    return listing
+
+
+def _details_or_none(client: SpotlerClient, step: CampaignMailing) -> CampaignMailingDetails | None:
+    try:
+        return client.get_campaign_mailing(step.encrypted_id or "")
+    except SpotlerNotFoundError:
+        return None
 
 
 def _catalog_rows(
@@ -110,7 +118,9 @@ def _catalog_rows(
             for t in campaign.triggers
         )
         for position, step in enumerate(steps):
-            detail = details[step.encrypted_id or ""]
+            detail = details.get(step.encrypted_id or "")
+            if detail is None:  # deleted after the listing: not listed any more
+                continue
             msg = detail.message
             rows[CAMPAIGN_MAILINGS].append(
                 {
@@ -209,17 +219,18 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                 f"{len(listing)} campaigns with {len(steps)} message steps listed by Spotler"
             )
             with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                fetched = list(
-                    pool.map(lambda s: client.get_campaign_mailing(s.encrypted_id), steps)
-                )
+                fetched = list(pool.map(lambda s: _details_or_none(client, s), steps))
             requests = client.request_count
-        details = {s.encrypted_id or "": d for s, d in zip(steps, fetched, strict=True)}
+        details = {
+            s.encrypted_id or "": d for s, d in zip(steps, fetched, strict=True) if d is not None
+        }
         rows = _catalog_rows(listing, details, seen_at)
-        with StagingArea() as stage:
+        with warehouse.staging() as stage:
             for table, table_rows in rows.items():
                 stage.append(table, rows_table(table, table_rows))
-            results = merge_listing(
-                warehouse, [Replacement(t, stage.files(t)) for t in CAMPAIGN_CATALOG_TABLES]
+            results = warehouse.merge(
+                [Replacement(t, stage.files(t)) for t in CAMPAIGN_CATALOG_TABLES],
+                account=spotler.account(),
             )
         by_name = {t.name: t for t in CAMPAIGN_CATALOG_TABLES}
         for result in results:
@@ -306,27 +317,35 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                         "campaign_id": campaign.encrypted_id,
                         "campaign_mailing_id": step.encrypted_id,
                     },
+                    item=step.encrypted_id,
                 )
                 for day in days
                 for campaign, step in steps
                 for table in tables
             ]
-            results = fetch_and_replace(
+            written = fetch_and_replace(
                 warehouse,
                 tasks,
                 tables,
                 window.start.date(),
                 window.end.date(),
+                scope=ItemScope(
+                    "campaign_mailing_id",
+                    [step.encrypted_id or "" for _, step in steps],
+                    CAMPAIGN_MAILINGS,
+                ),
+                account=spotler.account(),
                 max_workers=spotler.max_concurrent_requests,
                 log=context.log,
             )
             requests = client.request_count
+        kept = report_kept(context.log, written.results, written.missing, "campaign_steps")
         yield from materialize_results(
-            results,
+            written.results,
             tables,
             api_requests=requests,
             window=window_text(context.partition_keys),
-            extra={"campaign_steps": dg.MetadataValue.int(len(steps))},
+            extra={"campaign_steps": dg.MetadataValue.int(len(steps)), **kept},
         )
 
     return [spotler_campaigns, spotler_campaign_interactions]

@@ -10,7 +10,6 @@ views are reconciled against (``contact_checks``).
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -35,7 +34,7 @@ from spotler_pipeline.defs.metadata import (
 )
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.warehouse import Replacement, StagingArea, Table, WriteResult, ensure_schema
+from spotler_pipeline.warehouse import Replacement, Scope, Table
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
     CONTACT_CAMPAIGN_MAILING_HISTORY,
@@ -45,8 +44,6 @@ from spotler_pipeline.warehouse.contact_tables import (
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS
 from spotler_pipeline.warehouse.mailing_tables import MAILING_INTERACTION_TABLES
 from spotler_pipeline.warehouse.model import SCHEMA
-from spotler_pipeline.warehouse.publish import publish_snapshot
-from spotler_pipeline.warehouse.writes import replace_rows_of
 
 GROUP = "contacts"
 ROWS_PER_BATCH = 1000
@@ -280,8 +277,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             days_of = {c: [day] for c in dict.fromkeys(config.contact_ids)}
             context.log.info(f"On demand: reading the histories of {len(days_of)} named contacts")
         else:
-            with warehouse.connect() as conn:
-                ensure_schema(conn)
+            with warehouse.read() as conn:
                 for key in keys:
                     w = activity_days.time_window_for_partition_key(key)
                     found = active_contacts(conn, w.start.date(), w.start, w.end)
@@ -340,18 +336,20 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 f"Reading {', '.join(t.name for t in tables)} of {len(days_of):,} contacts "
                 f"for {text} ({len(tasks):,} paged reports)"
             )
-            with StagingArea() as stage:
+            with warehouse.staging() as stage:
                 fetch_into(
                     stage, tasks, max_workers=spotler.max_concurrent_requests, log=context.log
                 )
                 requests = client.request_count
-                replacements = [Replacement(t, stage.files(t)) for t in tables]
-                results = _write(
-                    warehouse,
-                    replacements,
+                # Only the contacts read replace their rows: a contact Spotler no longer
+                # knows (404), or one over the bound this time, keeps what is stored.
+                read = [c for c in days_of if c not in not_found.ids]
+                scope = Scope("contact_external_id", read)
+                results = warehouse.replace(
+                    [Replacement(t, stage.files(t), scope) for t in tables],
                     window.start.date(),
                     window.end.date(),
-                    config.contact_ids,
+                    account=spotler.account(),
                 )
         if not_found.ids:
             context.log.warning(
@@ -372,25 +370,6 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         )
 
     return [spotler_contact_histories]
-
-
-def _write(
-    warehouse: WarehouseResource,
-    replacements: list[Replacement],
-    start: date,
-    end: date,
-    contact_ids: list[str],
-) -> list[WriteResult]:
-    """Replace the partition window; on demand, only the named contacts' rows in it."""
-    if not contact_ids:
-        return warehouse.replace(replacements, start, end)
-    with warehouse.connect() as conn:
-        results = replace_rows_of(
-            conn, replacements, start, end, "contact_external_id", contact_ids
-        )
-        if warehouse.publish:
-            publish_snapshot(conn, Path(warehouse.database))
-    return results
 
 
 def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:

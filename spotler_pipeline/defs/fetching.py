@@ -4,7 +4,10 @@ Each task streams one report (say the opens of one mailing) page by page into th
 :class:`~spotler_pipeline.warehouse.StagingArea`. Tasks run on a thread pool sized to the
 client's request cap, so several mailings are fetched at once while pages are parsed and
 spilled as they arrive. The first failure stops the remaining tasks and is re-raised: the
-caller then writes nothing, and the warehouse stays as it was.
+caller then writes nothing, and the warehouse stays as it was. The one exception is an item
+(a mailing, campaign step, form or contact) that answers 404 mid-run: Spotler deleted it
+between the listing and the fetch, so its task stops, the item is reported as missing, and
+the write keeps what is stored for it (see :class:`ItemScope`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from spotler_pipeline.client import SpotlerNotFoundError
 from spotler_pipeline.defs.resources import WarehouseResource
-from spotler_pipeline.warehouse import Replacement, StagingArea, Table, WriteResult
+from spotler_pipeline.warehouse import (
+    Absent,
+    Replacement,
+    Scope,
+    StagingArea,
+    Table,
+    WriteResult,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,12 @@ class FetchTask:
     table: Table
     pages: Callable[[], Iterator[pa.RecordBatch]]
     constants: Mapping[str, Any] = field(default_factory=dict)
-    #: rows we expect (e.g. the mailing's sentCount for recipients), for progress messages
+    #: rows we expect (e.g. the mailing's sentCount for recipients): progress messages, and
+    #: a warning when the listing falls short of it
     expected_rows: int | None = None
+    #: the item (mailing, step, form, contact id) the report belongs to; a 404 for it marks
+    #: the item missing instead of failing the run
+    item: str | None = None
 
 
 class _Cancelled(Exception):
@@ -46,6 +61,8 @@ class _Progress:
         self.expected: dict[str, int | None] = {}
         self.done = 0
         self.total = len(tasks)
+        self.by_item: dict[tuple[str, str], int] = {}
+        self.missing: set[str] = set()
         for t in tasks:
             name = t.table.name
             self.rows.setdefault(name, 0)
@@ -54,9 +71,16 @@ class _Progress:
                 None if t.expected_rows is None or prev is None else prev + t.expected_rows
             )
 
-    def add(self, table: str, n: int) -> None:
+    def add(self, table: str, n: int, item: str | None = None) -> None:
         with self._lock:
             self.rows[table] += n
+            if item is not None:
+                key = (table, item)
+                self.by_item[key] = self.by_item.get(key, 0) + n
+
+    def lost(self, item: str) -> None:
+        with self._lock:
+            self.missing.add(item)
 
     def finish(self) -> None:
         with self._lock:
@@ -98,6 +122,14 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What :func:`fetch_into` staged: rows per table, and the items that answered 404."""
+
+    rows: dict[str, int]
+    missing: frozenset[str] = frozenset()
+
+
 def fetch_into(
     stage: StagingArea,
     tasks: Iterable[FetchTask],
@@ -105,20 +137,31 @@ def fetch_into(
     max_workers: int,
     log: logging.Logger | Any,
     progress_interval: float = 5.0,
-) -> dict[str, int]:
-    """Run ``tasks`` concurrently into ``stage``; return rows staged per table name."""
+) -> Fetched:
+    """Run ``tasks`` concurrently into ``stage``; return rows staged per table name.
+
+    A task whose ``item`` answers 404 stops quietly and the item is listed in
+    ``Fetched.missing``; any other failure stops every task and is raised. A task whose
+    report falls short of its ``expected_rows`` is logged as a warning with both numbers.
+    """
     use_system_allocator()
     task_list = _longest_first(list(tasks))
     progress = _Progress(task_list)
     if not task_list:
-        return {}
+        return Fetched({})
     cancel = threading.Event()
 
     def run(task: FetchTask) -> None:
-        for batch in task.pages():
-            if cancel.is_set():
-                raise _Cancelled()
-            progress.add(task.table.name, stage.append(task.table, batch, task.constants))
+        try:
+            for batch in task.pages():
+                if cancel.is_set():
+                    raise _Cancelled()
+                staged = stage.append(task.table, batch, task.constants)
+                progress.add(task.table.name, staged, task.item)
+        except SpotlerNotFoundError:
+            if task.item is None:
+                raise
+            progress.lost(task.item)
         progress.finish()
 
     started = time.monotonic()
@@ -140,7 +183,50 @@ def fetch_into(
             if pending:
                 log.info(f"Fetching: {progress.describe()}")
     log.info(f"Fetched in {time.monotonic() - started:.1f}s: {progress.describe()}")
-    return dict(progress.rows)
+    for task in task_list:
+        if task.expected_rows is None or task.item is None or task.item in progress.missing:
+            continue
+        got = progress.by_item.get((task.table.name, task.item), 0)
+        if got < task.expected_rows:
+            log.warning(
+                f"{task.table.name} of {task.item}: Spotler listed {got:,} rows where it "
+                f"states {task.expected_rows:,}; stored as listed (a check flags it)"
+            )
+    return Fetched(dict(progress.rows), frozenset(progress.missing))
+
+
+@dataclass(frozen=True)
+class ItemScope:
+    """The items a run listed, and how their rows and catalogue are found.
+
+    Rows of ``column`` in ``items`` are replaced; the others in the window are kept. Items
+    that answer 404 while fetched are kept too and flagged ``present = false`` in
+    ``catalogue`` (by ``catalogue_key``), when given.
+    """
+
+    column: str
+    items: Sequence[str]
+    catalogue: Table | None = None
+    catalogue_key: str = "encrypted_id"
+
+    def write(
+        self, tables: Sequence[Table], stage: StagingArea, missing: frozenset[str]
+    ) -> tuple[list[Replacement], list[Absent]]:
+        fetched = [i for i in self.items if i not in missing]
+        scope = Scope(self.column, fetched)
+        replacements = [Replacement(t, stage.files(t), scope) for t in tables]
+        absent = (
+            [Absent(self.catalogue, self.catalogue_key, sorted(missing))]
+            if self.catalogue is not None and missing
+            else []
+        )
+        return replacements, absent
+
+
+@dataclass(frozen=True)
+class Written:
+    results: list[WriteResult]
+    missing: frozenset[str]
 
 
 def fetch_and_replace(
@@ -150,13 +236,18 @@ def fetch_and_replace(
     start: date,
     end: date,
     *,
+    scope: ItemScope,
+    account: str | None,
     max_workers: int,
     log: logging.Logger | Any,
-) -> list[WriteResult]:
-    """Stage every task's pages, then replace ``[start, end)`` of ``tables`` in one write.
+) -> Written:
+    """Stage every task's pages, then replace ``[start, end)`` of ``tables`` in one write,
+    for the items in ``scope`` that were fetched; rows of the others stay.
 
     Nothing is written unless every page arrived; the file is held only for the write.
     """
-    with StagingArea() as stage:
-        fetch_into(stage, tasks, max_workers=max_workers, log=log)
-        return warehouse.replace([Replacement(t, stage.files(t)) for t in tables], start, end)
+    with warehouse.staging() as stage:
+        fetched = fetch_into(stage, tasks, max_workers=max_workers, log=log)
+        replacements, absent = scope.write(tables, stage, fetched.missing)
+        results = warehouse.replace(replacements, start, end, absent=absent, account=account)
+    return Written(results, fetched.missing)

@@ -14,19 +14,20 @@ from typing import Any
 import dagster as dg
 import orjson
 
-from spotler_pipeline.client import Form, FormResult, SpotlerClient
-from spotler_pipeline.defs.campaign_assets import merge_listing, presence_metadata, rows_table
+from spotler_pipeline.client import Form, FormResult, SpotlerClient, SpotlerNotFoundError
+from spotler_pipeline.defs.campaign_assets import presence_metadata, rows_table
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
     materialize_results,
+    report_kept,
     table_spec,
     window_text,
 )
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.warehouse import Replacement, StagingArea
+from spotler_pipeline.warehouse import Absent, Replacement, Scope
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORM_TABLES, FORMS
 
 GROUP = "forms"
@@ -133,9 +134,11 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
             }
             for f in listed
         ]
-        with StagingArea() as stage:
+        with warehouse.staging() as stage:
             stage.append(FORMS, rows_table(FORMS, rows))
-            (result,) = merge_listing(warehouse, [Replacement(FORMS, stage.files(FORMS))])
+            (result,) = warehouse.merge(
+                [Replacement(FORMS, stage.files(FORMS))], account=spotler.account()
+            )
         if result.rows_gone:
             context.log.warning(
                 f"{result.rows_gone} forms no longer listed by Spotler; kept with present = false"
@@ -183,16 +186,22 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
         window = context.partition_time_window
         days = [submit_days.time_window_for_partition_key(k) for k in context.partition_keys]
         text = window_text(context.partition_keys)
-        with spotler.get_client() as client, StagingArea() as stage:
+        missing: set[str] = set()
+        with spotler.get_client() as client, warehouse.staging() as stage:
             listed = forms_with_id(client)
             context.log.info(f"Fetching the submissions of {len(listed)} forms for {text}")
 
             def fetch(job: tuple[Form, datetime, datetime]) -> int:
                 form, start, end = job
                 # endDate is inclusive: keep [start, end) so a midnight submission lands once
+                try:
+                    listing = client.list_form_results(form.id or "", start, end)
+                except SpotlerNotFoundError:  # deleted after the form list was read
+                    missing.add(form.id or "")
+                    return 0
                 results = [
                     r
-                    for r in client.list_form_results(form.id or "", start, end)
+                    for r in listing
                     if r.submitted_at is not None and start <= r.submitted_at < end
                 ]
                 rows, answers = [], []
@@ -212,17 +221,21 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 f"{submissions:,} submissions with {stage.rows(FORM_ANSWERS):,} answers "
                 f"in {text} ({requests} requests)"
             )
+            scope = Scope("form_id", [f.id or "" for f in listed if f.id not in missing])
             results = warehouse.replace(
-                [Replacement(t, stage.files(t)) for t in (FORM_RESULTS, FORM_ANSWERS)],
+                [Replacement(t, stage.files(t), scope) for t in (FORM_RESULTS, FORM_ANSWERS)],
                 window.start.date(),
                 window.end.date(),
+                absent=[Absent(FORMS, "id", sorted(missing))] if missing else [],
+                account=spotler.account(),
             )
+        kept = report_kept(context.log, results, missing, "forms")
         yield from materialize_results(
             results,
             (FORM_RESULTS, FORM_ANSWERS),
             api_requests=requests,
             window=text,
-            extra={"forms": dg.MetadataValue.int(len(listed))},
+            extra={"forms": dg.MetadataValue.int(len(listed)), **kept},
         )
 
     return [spotler_forms, spotler_form_results]

@@ -14,22 +14,28 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
+from spotler_pipeline.client import (
+    MailingDetails,
+    MailingSummary,
+    SpotlerClient,
+    SpotlerNotFoundError,
+)
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import FetchTask, fetch_and_replace
+from spotler_pipeline.defs.fetching import FetchTask, ItemScope, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
     POOL,
     asset_key,
     column_schema,
     materialize_results,
+    report_kept,
     table_spec,
     window_text,
     write_metadata,
 )
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.warehouse import Replacement, StagingArea, Table
+from spotler_pipeline.warehouse import Absent, Replacement, Scope, Table
 from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_BOUNCES,
     MAILING_CLICKS,
@@ -60,6 +66,22 @@ def _send_day(mailing: MailingSummary, tz: Any) -> Any:
     return mailing.scheduled_start_date.astimezone(tz).date()
 
 
+def _details_or_none(client: SpotlerClient, mailing: MailingSummary) -> MailingDetails | None:
+    """The mailing's details, or ``None`` when Spotler deleted it after listing it (404)."""
+    try:
+        return client.get_mailing(mailing.encrypted_id)
+    except SpotlerNotFoundError:
+        return None
+
+
+def _statistics_or_none(client: SpotlerClient, mailing: MailingSummary) -> Any:
+    """The mailing's statistics now, or ``None`` when Spotler deleted it (404)."""
+    try:
+        return client.get_mailing_statistics(mailing.encrypted_id)
+    except SpotlerNotFoundError:
+        return None
+
+
 def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
     msg = details.message
     return {
@@ -78,6 +100,7 @@ def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
         "from_name": msg.from_name if msg else None,
         "from_email": msg.from_email if msg else None,
         "link_count": len(details.links),
+        "present": True,
     }
 
 
@@ -142,31 +165,47 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     ) -> Iterator[dg.MaterializeResult]:
         window = context.partition_time_window
         zone = window.start.tzinfo
+        account = spotler.account()
         with spotler.get_client() as client:
             summaries = mailings_in_window(client, window.start, window.end)
             context.log.info(
                 f"{len(summaries)} mailings sent in {window_text(context.partition_keys)}"
             )
             with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                details = list(pool.map(lambda m: client.get_mailing(m.encrypted_id), summaries))
+                details = list(pool.map(lambda m: _details_or_none(client, m), summaries))
             requests = client.request_count
-        mailing_rows, link_rows = [], []
+        mailing_rows, link_rows, fetched, missing = [], [], [], []
         for summary, detail in zip(summaries, details, strict=True):
+            if detail is None:
+                missing.append(summary.encrypted_id)
+                continue
             day = _send_day(summary, zone)
             mailing_rows.append(_mailing_row(detail, day))
             link_rows.extend(_link_rows(detail, day))
+            fetched.append(summary.encrypted_id)
         rows = {MAILINGS: mailing_rows, MAILING_LINKS: link_rows}
+        scopes = {
+            MAILINGS: Scope("encrypted_id", fetched),
+            MAILING_LINKS: Scope("mailing_id", fetched),
+        }
         tables = [t for t in rows if asset_key(t) in context.selected_asset_keys]
-        with StagingArea() as stage:
+        with warehouse.staging() as stage:
             for table in tables:
                 stage.append(table, _rows_table(table, rows[table]))
             results = warehouse.replace(
-                [Replacement(t, stage.files(t)) for t in tables],
+                [Replacement(t, stage.files(t), scopes[t]) for t in tables],
                 window.start.date(),
                 window.end.date(),
+                absent=[Absent(MAILINGS, "encrypted_id", missing)] if missing else [],
+                account=account,
             )
+        kept = report_kept(context.log, results, missing, "mailings")
         yield from materialize_results(
-            results, tables, api_requests=requests, window=window_text(context.partition_keys)
+            results,
+            tables,
+            api_requests=requests,
+            window=window_text(context.partition_keys),
+            extra=kept,
         )
 
     @dg.asset(
@@ -218,12 +257,13 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 f"Snapshotting statistics of {len(summaries)} mailings sent since {since:%Y-%m-%d}"
             )
             with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                stats = list(
-                    pool.map(lambda m: client.get_mailing_statistics(m.encrypted_id), summaries)
-                )
+                stats = list(pool.map(lambda m: _statistics_or_none(client, m), summaries))
             requests = client.request_count
-        rows = []
+        rows, missing = [], []
         for summary, stat in zip(summaries, stats, strict=True):
+            if stat is None:
+                missing.append(summary.encrypted_id)
+                continue
             send_day = _send_day(summary, now.tzinfo)
             row: dict[str, Any] = {
                 "snapshot_day": now.date(),
@@ -235,19 +275,29 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             for col in STATISTIC_COLUMNS:
                 row[col.name] = getattr(stat, col.name)
             rows.append(row)
-        with StagingArea() as stage:
+        with warehouse.staging() as stage:
             stage.append(MAILING_STATS_SNAPSHOTS, _rows_table(MAILING_STATS_SNAPSHOTS, rows))
-            (result,) = warehouse.replace(
-                [Replacement(MAILING_STATS_SNAPSHOTS, stage.files(MAILING_STATS_SNAPSHOTS))],
+            fetched = [m.encrypted_id for m in summaries if m.encrypted_id not in missing]
+            results = warehouse.replace(
+                [
+                    Replacement(
+                        MAILING_STATS_SNAPSHOTS,
+                        stage.files(MAILING_STATS_SNAPSHOTS),
+                        Scope("mailing_id", fetched),
+                    )
+                ],
                 now.date(),
                 now.date() + timedelta(days=1),
+                absent=[Absent(MAILINGS, "encrypted_id", missing)] if missing else [],
+                account=spotler.account(),
             )
+        kept = report_kept(context.log, results, missing, "mailings")
         return dg.MaterializeResult(
             metadata=write_metadata(
-                result,
+                results[0],
                 api_requests=requests,
                 window=today,
-                extra={"snapshot_at": dg.MetadataValue.timestamp(now)},
+                extra={"snapshot_at": dg.MetadataValue.timestamp(now), **kept},
             )
         )
 
@@ -307,26 +357,30 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                     pages=(lambda src=sources[table], mid=m.encrypted_id: src(mid)),
                     constants={"send_day": _send_day(m, zone), "mailing_id": m.encrypted_id},
                     expected_rows=m.sent_count if table is MAILING_RECIPIENTS else None,
+                    item=m.encrypted_id,
                 )
                 for m in mailings
                 for table in tables
             ]
-            results = fetch_and_replace(
+            written = fetch_and_replace(
                 warehouse,
                 tasks,
                 tables,
                 window.start.date(),
                 window.end.date(),
+                scope=ItemScope("mailing_id", [m.encrypted_id for m in mailings], MAILINGS),
+                account=spotler.account(),
                 max_workers=spotler.max_concurrent_requests,
                 log=context.log,
             )
             requests = client.request_count
+        kept = report_kept(context.log, written.results, written.missing, "mailings")
         yield from materialize_results(
-            results,
+            written.results,
             tables,
             api_requests=requests,
             window=window_text(context.partition_keys),
-            extra={"mailings": dg.MetadataValue.int(len(mailings))},
+            extra={"mailings": dg.MetadataValue.int(len(mailings)), **kept},
         )
 
     return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]

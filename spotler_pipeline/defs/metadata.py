@@ -74,8 +74,11 @@ def write_metadata(
         "dagster/row_count": dg.MetadataValue.int(result.rows_inserted),
         "rows_written": dg.MetadataValue.int(result.rows_inserted),
         "rows_replaced": dg.MetadataValue.int(result.rows_deleted),
+        "rows_kept_not_listed": dg.MetadataValue.int(result.rows_kept),
         "api_requests": dg.MetadataValue.int(api_requests),
     }
+    if result.rows_flagged:
+        meta["rows_flagged_not_present"] = dg.MetadataValue.int(result.rows_flagged)
     if window is not None:
         meta["partition_window"] = dg.MetadataValue.text(window)
     meta.update(extra or {})
@@ -90,9 +93,12 @@ def materialize_results(
     window: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> Iterator[dg.MaterializeResult]:
-    """One ``MaterializeResult`` per written table, keyed ``spotler/<table>``."""
+    """One ``MaterializeResult`` per written table, keyed ``spotler/<table>`` (results for
+    other tables, e.g. a catalogue flagged by the write, are left to the caller)."""
     by_name = {t.name: t for t in tables}
     for result in results:
+        if result.table not in by_name:
+            continue
         yield dg.MaterializeResult(
             asset_key=asset_key(by_name[result.table]),
             metadata=write_metadata(result, api_requests=api_requests, window=window, extra=extra),
@@ -102,3 +108,26 @@ def materialize_results(
 def window_text(keys: Iterable[str]) -> str:
     keys = sorted(keys)
     return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)} days)"
+
+
+def report_kept(
+    log: Any, results: Iterable[WriteResult], missing: Iterable[str], what: str
+) -> dict[str, Any]:
+    """Say in the run log what a refresh kept because Spotler no longer had it, and return
+    the counts as metadata (``what`` names the items, e.g. "mailings")."""
+    missing = sorted(missing)
+    kept = {r.table: r.rows_kept for r in results if r.rows_kept}
+    if missing:
+        log.warning(
+            f"{len(missing)} {what} answered 404 (deleted in Spotler after they were listed); "
+            "their stored rows are kept and flagged present = false"
+        )
+    if kept:
+        log.warning(
+            f"Rows of {what} Spotler no longer lists were kept, not deleted: "
+            + ", ".join(f"{table} {n:,}" for table, n in kept.items())
+        )
+    return {
+        f"{what}_missing_404": dg.MetadataValue.int(len(missing)),
+        "rows_kept_not_listed_total": dg.MetadataValue.int(sum(kept.values())),
+    }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -15,9 +16,20 @@ from pydantic import Field
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.defs.config import CREDENTIAL_ENV_VARS, DEFAULT_BASE_URL, DEFAULT_TIMEZONE
-from spotler_pipeline.warehouse import Replacement, WriteResult, ensure_schema, replace_window
+from spotler_pipeline.warehouse import (
+    Absent,
+    Replacement,
+    StagingArea,
+    WriteResult,
+    ensure_schema,
+    replace_window,
+)
+from spotler_pipeline.warehouse.account import account_fingerprint
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
+from spotler_pipeline.warehouse.writes import PresenceResult, merge_presence
+
+_T = TypeVar("_T")
 
 
 class SpotlerResource(dg.ConfigurableResource):
@@ -36,6 +48,13 @@ class SpotlerResource(dg.ConfigurableResource):
         default=None, description="Optional request-rate cap."
     )
     timeout_seconds: float = Field(default=60.0, description="Timeout of one HTTP request.")
+    max_retry_after_seconds: float = Field(
+        default=300.0,
+        description=(
+            "Longest Retry-After the client waits for; a server asking for longer fails the "
+            "request at once, naming what it asked."
+        ),
+    )
 
     def client_settings(self) -> ClientSettings:
         missing = [
@@ -50,8 +69,8 @@ class SpotlerResource(dg.ConfigurableResource):
                 description=(
                     "Spotler credentials are not configured: set "
                     + " and ".join(missing)
-                    + " (and SPOTLER_BASE_URL to use another endpoint), then reload the "
-                    "code location. `make dev` sets them for the bundled simulator."
+                    + " in the environment runs start in (and SPOTLER_BASE_URL to use another "
+                    "endpoint). `make dev` sets them for the bundled simulator."
                 )
             )
         assert self.consumer_key is not None and self.consumer_secret is not None
@@ -64,6 +83,7 @@ class SpotlerResource(dg.ConfigurableResource):
             timeout=self.timeout_seconds,
             max_concurrent_requests=self.max_concurrent_requests,
             max_requests_per_second=self.max_requests_per_second,
+            max_retry_after=self.max_retry_after_seconds,
         )
 
     @contextmanager
@@ -74,20 +94,37 @@ class SpotlerResource(dg.ConfigurableResource):
         finally:
             client.close()
 
+    def account(self) -> str:
+        """The account's fingerprint (a hash of the consumer key) that every write checks,
+        so one warehouse never holds two accounts' data."""
+        return account_fingerprint(self.client_settings().consumer_key)
+
 
 class WarehouseResource(DuckDBResource):
     """The DuckDB file holding schema ``spotler`` (``SPOTLER_DUCKDB_PATH``).
 
     Runs open it only for their short final write; after each successful write a read-only
-    copy is published for notebooks (see :mod:`spotler_pipeline.notebook`).
+    copy is published for notebooks (see :mod:`spotler_pipeline.notebook`). Every write goes
+    through :meth:`replace` or :meth:`merge`: they upgrade an older warehouse first, check
+    the Spotler account, write in one transaction and then publish.
     """
 
     publish: bool = Field(
         default=True, description="Publish a read-only copy for notebooks after each write."
     )
-
     lock_timeout_seconds: float = Field(
-        default=600.0, description="How long to wait while another process holds the file."
+        default=120.0,
+        description=(
+            "How long a run waits while another process holds the file (it logs who, every "
+            "15 s) before it fails saying which process to close."
+        ),
+    )
+    staging_dir: str | None = Field(
+        default=None,
+        description=(
+            "Where runs spill fetched pages until the final write (SPOTLER_STAGING_DIR); "
+            "default: .staging/ beside the warehouse file."
+        ),
     )
 
     @contextmanager
@@ -97,10 +134,12 @@ class WarehouseResource(DuckDBResource):
         Replaces dagster-duckdb's plain ``duckdb.connect``: opened directly, a file named
         ``spotler.duckdb`` makes ``spotler.<table>`` ambiguous (see warehouse.connection).
         """
+        log = dg.get_dagster_logger()
         conn = open_warehouse(
             self.database,
             lock_timeout=self.lock_timeout_seconds,
             config={"custom_user_agent": "spotler_pipeline", **self.connection_config},
+            on_wait=log.warning,
         )
         try:
             yield conn
@@ -129,18 +168,65 @@ class WarehouseResource(DuckDBResource):
         finally:
             conn.close()
 
+    def staging(self) -> StagingArea:
+        """A staging area for one run's pages in the staging directory (what killed runs
+        left there is removed first, and said in the log)."""
+        directory = Path(self.staging_dir) if self.staging_dir else staging_dir_for(self.database)
+        stage = StagingArea(directory)
+        if stage.abandoned:
+            dg.get_dagster_logger().warning(
+                f"Removed {len(stage.abandoned)} staging folder(s) left by killed runs in "
+                f"{directory}"
+            )
+        return stage
+
     def replace(
         self,
         replacements: Sequence[Replacement],
         start: date | None = None,
         end: date | None = None,
+        *,
+        absent: Sequence[Absent] = (),
+        account: str | None = None,
     ) -> list[WriteResult]:
-        """Atomically replace the window ``[start, end)`` (or whole tables) and publish."""
+        """Atomically replace the window ``[start, end)`` (or whole tables) and publish.
+
+        See :func:`~spotler_pipeline.warehouse.writes.replace_window` for scopes (only the
+        items fetched are replaced) and ``absent`` (items flagged ``present = false``).
+        """
+        return self._write(
+            lambda conn: replace_window(
+                conn, replacements, start, end, absent=absent, account=account
+            )
+        )
+
+    def merge(
+        self, replacements: Sequence[Replacement], *, account: str | None = None
+    ) -> list[PresenceResult]:
+        """Merge complete listings by presence in one transaction, then publish."""
+        return self._write(lambda conn: merge_presence(conn, replacements, account=account))
+
+    def _write(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
         with self.connect() as conn:
-            results = replace_window(conn, replacements, start, end)
+            results = write(conn)
             if self.publish:
-                publish_snapshot(conn, Path(self.database))
+                # The write is committed: a failed copy for readers must not turn it into a
+                # failed run (a retry would fetch everything again for nothing). Readers keep
+                # the previous copy until the next write publishes.
+                try:
+                    publish_snapshot(conn, Path(self.database))
+                except Exception as exc:
+                    dg.get_dagster_logger().warning(
+                        f"The write is committed, but publishing the read-only copy for "
+                        f"notebooks failed ({type(exc).__name__}: {exc}); readers see the "
+                        "previous copy until the next write publishes."
+                    )
         return results
+
+
+def staging_dir_for(database: str | Path) -> Path:
+    """The default staging directory: ``.staging/`` beside the warehouse file."""
+    return Path(database).parent / ".staging"
 
 
 class ClockResource(dg.ConfigurableResource):

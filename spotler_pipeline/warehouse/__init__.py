@@ -7,14 +7,22 @@ from spotler_pipeline.warehouse.catalog import ALL_TABLES, TABLES
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import SCHEMA, Column, Table
 from spotler_pipeline.warehouse.staging import StagingArea, conform
-from spotler_pipeline.warehouse.writes import Replacement, WriteResult, replace_window
+from spotler_pipeline.warehouse.writes import (
+    Absent,
+    Replacement,
+    Scope,
+    WriteResult,
+    replace_window,
+)
 
 __all__ = [
     "ALL_TABLES",
+    "Absent",
     "SCHEMA",
     "TABLES",
     "Column",
     "Replacement",
+    "Scope",
     "StagingArea",
     "Table",
     "WriteResult",

@@ -10,14 +10,8 @@ by the day the event happened, because a campaign sends every day, not on one se
 from __future__ import annotations
 
 from spotler_pipeline.warehouse.mailing_tables import CONTACT_ENCRYPTED_ID, CONTACT_EXTERNAL_ID
-from spotler_pipeline.warehouse.model import Column, Table
+from spotler_pipeline.warehouse.model import PRESENT, Column, Table
 
-PRESENT = Column(
-    "present",
-    "BOOLEAN",
-    "True while Spotler still lists this item; false once it disappeared from the API "
-    "(the row is kept as it was last seen).",
-)
 FIRST_SEEN_AT = Column("first_seen_at", "TIMESTAMPTZ", "When the pipeline first saw this item.")
 LAST_SEEN_AT = Column(
     "last_seen_at", "TIMESTAMPTZ", "When the pipeline last saw this item in Spotler's answer."

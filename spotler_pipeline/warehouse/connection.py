@@ -10,7 +10,9 @@ so they bind inside their own schema, whichever way the file was opened.
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -30,18 +32,37 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+class WarehouseLockedError(RuntimeError):
+    """Another process kept the DuckDB file for longer than the lock timeout."""
+
+
+#: How often a run waiting for the file says so (seconds).
+WAIT_REPORT_INTERVAL = 15.0
+
+
+def lock_holder(error: str) -> str:
+    """Who holds the file, from DuckDB's lock error (it names the program and its PID)."""
+    match = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", error)
+    if match:
+        return f"{match.group(1)} (PID {match.group(2)})"
+    return "another process"
+
+
 def open_warehouse(
     database: str | os.PathLike[str],
     *,
     read_only: bool = False,
-    lock_timeout: float = 300.0,
+    lock_timeout: float = 120.0,
     config: dict[str, str | int | bool] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to ``database`` (created if missing unless ``read_only``).
 
-    While another process holds the file, retries with back-off for up to ``lock_timeout``
-    seconds, then raises DuckDB's error. ``config`` overrides DuckDB settings (by default a
-    memory limit of :data:`DEFAULT_MEMORY_LIMIT`, spilling next to the file).
+    While another process holds the file, retries with back-off; every
+    :data:`WAIT_REPORT_INTERVAL` seconds ``on_wait`` is told who holds it, and after
+    ``lock_timeout`` seconds :class:`WarehouseLockedError` says which process to close.
+    ``config`` overrides DuckDB settings (by default a memory limit of
+    :data:`DEFAULT_MEMORY_LIMIT`, spilling next to the file).
     """
     path = Path(database)
     if not read_only:
@@ -52,7 +73,8 @@ def open_warehouse(
         "temp_directory": str(path.parent / ".duckdb-spill"),
         **(config or {}),
     }
-    deadline = time.monotonic() + lock_timeout
+    started = time.monotonic()
+    next_report = started + WAIT_REPORT_INTERVAL
     delay = 0.05
     while True:
         conn = duckdb.connect(config=settings)
@@ -62,7 +84,23 @@ def open_warehouse(
             return conn
         except duckdb.Error as exc:
             conn.close()
-            if not any(s in str(exc) for s in _LOCK_ERRORS) or time.monotonic() > deadline:
+            if not any(s in str(exc) for s in _LOCK_ERRORS):
                 raise
+            now = time.monotonic()
+            holder = lock_holder(str(exc))
+            if now - started >= lock_timeout:
+                raise WarehouseLockedError(
+                    f"The warehouse file {path} is held by {holder} and was not released "
+                    f"within {lock_timeout:.0f} s. Close that process (a notebook or DuckDB "
+                    "shell that opened the file directly; notebooks should use "
+                    "spotler_pipeline.notebook.connect(), which reads the published copy), "
+                    "then re-run. Nothing was written."
+                ) from None
+            if on_wait is not None and now >= next_report:
+                on_wait(
+                    f"Waiting {now - started:.0f} s for the warehouse file {path}: it is held "
+                    f"by {holder}; giving up after {lock_timeout:.0f} s"
+                )
+                next_report = now + WAIT_REPORT_INTERVAL
             time.sleep(delay)
             delay = min(delay * 2, 2.0)

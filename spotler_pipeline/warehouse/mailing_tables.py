@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spotler_pipeline.warehouse.model import Column, Table
+from spotler_pipeline.warehouse.model import PRESENT, Column, Table
 
 SEND_DAY = Column(
     "send_day",
@@ -34,6 +34,7 @@ MAILINGS = Table(
         Column("from_name", "VARCHAR", "Sender name shown to recipients."),
         Column("from_email", "VARCHAR", "Sender address shown to recipients."),
         Column("link_count", "INTEGER", "Number of trackable links in the mailing."),
+        PRESENT,
     ),
     primary_key=("encrypted_id",),
     partition_column="send_day",

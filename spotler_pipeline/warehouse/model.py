@@ -75,3 +75,11 @@ class Table:
     def create_sql(self) -> str:
         cols = ",\n  ".join(f'"{c.name}" {c.type}' for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.qualified_name} (\n  {cols}\n)"
+
+
+PRESENT = Column(
+    "present",
+    "BOOLEAN",
+    "True while Spotler still lists this item; false once it disappeared from the API or "
+    "answered 404 (the row and everything stored about the item are kept as last seen).",
+)

@@ -2,18 +2,27 @@
 
 A run fetches for minutes; the DuckDB file must not be locked all that time, and a whole
 partition of rows must not sit in memory. So each page, as it arrives, is conformed to its
-table's Arrow schema and appended to an Arrow IPC stream file in a private temporary folder
-(one file per table: appending a page takes about a millisecond, so concurrent fetches
-barely wait for each other). The final write streams those files into DuckDB in one
-transaction (:mod:`spotler_pipeline.warehouse.writes`).
+table's Arrow schema and appended to an Arrow IPC stream file in a private folder of the
+staging directory (one file per table: appending a page takes about a millisecond, so
+concurrent fetches barely wait for each other). The final write streams those files into
+DuckDB in one transaction (:mod:`spotler_pipeline.warehouse.writes`).
+
+The staging directory is ``SPOTLER_STAGING_DIR``, by default ``.staging/`` beside the
+warehouse file: on real disk, not the system temp folder (often RAM). Each run's folder holds
+an exclusive ``flock`` on its ``.lock`` file while the run lives; a run killed with
+``kill -9`` cannot remove its folder, so every new staging area first removes the folders
+whose lock nobody holds any more (the kernel drops a dead process's locks).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,12 +31,58 @@ import pyarrow as pa
 
 from spotler_pipeline.warehouse.model import Table
 
+PREFIX = "spotler-stage-"
+
+
+def remove_abandoned(directory: Path) -> list[Path]:
+    """Remove the run folders in ``directory`` that no living process holds; return them."""
+    removed = []
+    for folder in directory.glob(f"{PREFIX}*"):
+        lock = folder / ".lock"
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            # a folder being created this instant has no lock yet; one without a lock for a
+            # minute was left by a crash between mkdtemp and open
+            if folder.is_dir() and _age(folder) > 60:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a living run holds it
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
 
 class StagingArea:
-    """Arrow stream files for the rows of one run, per table. Use as a context manager."""
+    """Arrow stream files for the rows of one run, per table. Use as a context manager.
+
+    ``directory`` is the staging directory (created if missing; the system temp folder when
+    ``None``); :attr:`abandoned` lists the folders of killed runs removed on the way in.
+    """
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="spotler-stage-", dir=directory))
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        base = Path(directory) if directory is not None else Path(tempfile.gettempdir())
+        self.abandoned = remove_abandoned(base)
+        self._dir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
+        self._lock_fd = os.open(self._dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self._lock = threading.Lock()
         self._writers: dict[str, tuple[_StreamWriter, threading.Lock]] = {}
         self._files: dict[str, list[Path]] = {}
@@ -80,6 +135,13 @@ class StagingArea:
                     writer.close()
             self._writers.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = -1
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
 
     def _count(self, table: Table, n: int) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.warehouse.account import claim_account
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import Table
 from spotler_pipeline.warehouse.staging import read_staged
@@ -47,37 +48,89 @@ def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def insert_staged(
-    conn: duckdb.DuckDBPyConnection, target: str, table: Table, files: Sequence[Path]
+    conn: duckdb.DuckDBPyConnection,
+    target: str,
+    table: Table,
+    files: Sequence[Path],
+    scope: Scope | None = None,
 ) -> int:
     """Append the rows staged for ``table`` in ``files`` to ``target``; return the count.
 
-    The staged Arrow stream is read batch by batch, so memory stays flat whatever the size.
+    With ``scope``, only the staged rows of the items in it. The staged Arrow stream is read
+    batch by batch, so memory stays flat whatever the size.
     """
     if not files:
         return 0
     cols = ", ".join(f'"{c}"' for c in table.column_names)
     view = f"_staged_{table.name}"
+    where, params = (
+        ("", [])
+        if scope is None
+        else (f" WHERE {_in(scope.column)}", [[str(v) for v in scope.values]])
+    )
     conn.register(view, read_staged(files, table.arrow_schema))
     try:
-        row = conn.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {view}").fetchone()
+        row = conn.execute(
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {view}{where}", params
+        ).fetchone()
     finally:
         conn.unregister(view)
     return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The items a run actually fetched: only stored rows whose ``column`` is one of
+    ``values`` are replaced; rows of every other item in the window are kept as they are.
+
+    This is how "nothing Spotler forgets is deleted" holds: a mailing, campaign step, form or
+    contact that Spotler no longer lists (or that answered 404 mid-run) is not in the scope,
+    so its stored rows survive the refresh. Staged rows outside the scope (the part of an
+    item's pages fetched before it went missing) are not inserted either.
+    """
+
+    column: str
+    values: Sequence[str]
+
+
+@dataclass(frozen=True)
 class Replacement:
-    """New content for ``table``: the staged ``files`` replace its rows in the window."""
+    """New content for ``table``: the staged ``files`` replace its rows in the window (only
+    those of the items in ``scope``, when given)."""
 
     table: Table
     files: Sequence[Path] = field(default_factory=tuple)
+    scope: Scope | None = None
+
+
+@dataclass(frozen=True)
+class Absent:
+    """Items of catalogue ``table`` that Spotler answered 404 for during the run: their rows
+    are kept but flagged ``present = false`` (in the same transaction as the write)."""
+
+    table: Table
+    key_column: str
+    ids: Sequence[str]
 
 
 @dataclass(frozen=True)
 class WriteResult:
+    """What a write did to one table.
+
+    ``rows_kept`` counts rows inside the window that were left alone because their item was
+    not fetched this time (no longer listed, or gone mid-run); ``rows_flagged`` the rows
+    newly marked ``present = false``.
+    """
+
     table: str
     rows_deleted: int
     rows_inserted: int
+    rows_kept: int = 0
+    rows_flagged: int = 0
+
+
+def _in(column: str) -> str:
+    return f'"{column}" IN (SELECT unnest(?::VARCHAR[]))'
 
 
 def replace_window(
@@ -85,44 +138,97 @@ def replace_window(
     replacements: Sequence[Replacement],
     start: date | None,
     end: date | None,
+    *,
+    absent: Sequence[Absent] = (),
+    account: str | None = None,
 ) -> list[WriteResult]:
     """Replace rows with ``start <= partition_column < end`` of each table, atomically.
 
-    With ``start``/``end`` both ``None`` the tables are replaced as a whole. All tables are
-    written in a single transaction: either every table has its new rows, or none changed.
+    With ``start``/``end`` both ``None`` the tables are replaced as a whole. A replacement
+    with a :class:`Scope` replaces only the rows of the items in it; in a table with a
+    ``present`` column the window's rows of other items are marked ``present = false``.
+    ``absent`` items are flagged too. All of it happens in one transaction: either every
+    table has its new rows, or none changed. ``account`` is checked against the warehouse's
+    account first (see :mod:`~spotler_pipeline.warehouse.account`).
     """
     if (start is None) != (end is None):
         raise ValueError("give both start and end of the window, or neither")
     ensure_schema(conn)
-    results: list[WriteResult] = []
-    with bulk_write_settings(conn):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            for rep in replacements:
-                results.append(_replace_one(conn, rep, start, end))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return results
+    with bulk_write_settings(conn), transaction(conn, account):
+        results = [_replace_one(conn, rep, start, end) for rep in replacements]
+        flagged = {a.table.name: _flag_absent(conn, a) for a in absent}
+    return [
+        WriteResult(
+            r.table,
+            r.rows_deleted,
+            r.rows_inserted,
+            r.rows_kept,
+            r.rows_flagged + flagged.pop(r.table, 0),
+        )
+        for r in results
+    ] + [WriteResult(name, 0, 0, 0, n) for name, n in flagged.items()]
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection, account: str | None) -> Iterator[None]:
+    """One transaction around a write, after checking it writes the warehouse's own account."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if account is not None:
+            claim_account(conn, account)
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _replace_one(
     conn: duckdb.DuckDBPyConnection, rep: Replacement, start: date | None, end: date | None
 ) -> WriteResult:
     table = rep.table
+    where, params = "true", []
     if start is not None:
         if table.partition_column is None:
             raise ValueError(f"{table.qualified_name} is not partitioned")
-        deleted = conn.execute(
-            f'DELETE FROM {table.qualified_name} WHERE "{table.partition_column}" >= ? '
-            f'AND "{table.partition_column}" < ?',
-            [start, end],
-        ).fetchone()
-    else:
-        deleted = conn.execute(f"DELETE FROM {table.qualified_name}").fetchone()
-    inserted = insert_staged(conn, table.qualified_name, table, rep.files)
-    return WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted)
+        where = f'"{table.partition_column}" >= ? AND "{table.partition_column}" < ?'
+        params = [start, end]
+    kept = flagged = 0
+    if rep.scope is not None:
+        table.column(rep.scope.column)  # raises KeyError naming the table
+        values = [str(v) for v in rep.scope.values]
+        outside = f"{where} AND NOT {_in(rep.scope.column)}"
+        kept = _count(
+            conn, f"SELECT count(*) FROM {table.qualified_name} WHERE {outside}", [*params, values]
+        )
+        if "present" in table.column_names:
+            flagged = _count(
+                conn,
+                f"UPDATE {table.qualified_name} SET present = false "
+                f"WHERE {outside} AND present IS DISTINCT FROM false",
+                [*params, values],
+            )
+        where, params = f"{where} AND {_in(rep.scope.column)}", [*params, values]
+    deleted = _count(conn, f"DELETE FROM {table.qualified_name} WHERE {where}", params)
+    inserted = insert_staged(conn, table.qualified_name, table, rep.files, rep.scope)
+    return WriteResult(table.name, deleted, inserted, kept, flagged)
+
+
+def _flag_absent(conn: duckdb.DuckDBPyConnection, absent: Absent) -> int:
+    if not absent.ids:
+        return 0
+    absent.table.column("present")
+    return _count(
+        conn,
+        f"UPDATE {absent.table.qualified_name} SET present = false "
+        f"WHERE {_in(absent.key_column)} AND present IS DISTINCT FROM false",
+        [[str(i) for i in absent.ids]],
+    )
+
+
+def _count(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> int:
+    row = conn.execute(sql, list(params)).fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
@@ -138,7 +244,10 @@ class PresenceResult(WriteResult):
 
 
 def merge_presence(
-    conn: duckdb.DuckDBPyConnection, replacements: Sequence[Replacement]
+    conn: duckdb.DuckDBPyConnection,
+    replacements: Sequence[Replacement],
+    *,
+    account: str | None = None,
 ) -> list[PresenceResult]:
     """Merge a complete listing into tables that remember what disappeared, atomically.
 
@@ -149,16 +258,8 @@ def merge_presence(
     ``present = false``. Every table is written in one transaction.
     """
     ensure_schema(conn)
-    results: list[PresenceResult] = []
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        for rep in replacements:
-            results.append(_merge_one(conn, rep))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return results
+    with transaction(conn, account):
+        return [_merge_one(conn, rep) for rep in replacements]
 
 
 def _merge_one(conn: duckdb.DuckDBPyConnection, rep: Replacement) -> PresenceResult:
@@ -198,42 +299,3 @@ def _merge_one(conn: duckdb.DuckDBPyConnection, rep: Replacement) -> PresenceRes
         rows_new=new,
         rows_gone=int(gone[0]) if gone else 0,
     )
-
-
-def replace_rows_of(
-    conn: duckdb.DuckDBPyConnection,
-    replacements: Sequence[Replacement],
-    start: date,
-    end: date,
-    column: str,
-    values: Sequence[str],
-) -> list[WriteResult]:
-    """Like :func:`replace_window`, but only for the rows whose ``column`` is in ``values``.
-
-    Used to refresh a few named contacts inside a partition without touching the other
-    contacts stored there. All tables are written in one transaction.
-    """
-    ensure_schema(conn)
-    keys = [str(v) for v in values]
-    results: list[WriteResult] = []
-    with bulk_write_settings(conn):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            for rep in replacements:
-                table = rep.table
-                if table.partition_column is None:
-                    raise ValueError(f"{table.qualified_name} is not partitioned")
-                table.column(column)
-                deleted = conn.execute(
-                    f'DELETE FROM {table.qualified_name} WHERE "{table.partition_column}" >= ? '
-                    f'AND "{table.partition_column}" < ? '
-                    f'AND "{column}" IN (SELECT unnest(?::VARCHAR[]))',
-                    [start, end, keys],
-                ).fetchone()
-                inserted = insert_staged(conn, table.qualified_name, table, rep.files)
-                results.append(WriteResult(table.name, int(deleted[0]) if deleted else 0, inserted))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return results
