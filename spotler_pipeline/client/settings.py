@@ -30,6 +30,9 @@ class ClientSettings:
     max_attempts: int = 6
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    #: Longest ``Retry-After`` honoured (seconds); a server asking for more fails the request
+    #: at once, saying so, rather than holding a run for that long.
+    max_retry_after: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.consumer_key or not self.consumer_secret:
@@ -43,7 +46,7 @@ class ClientSettings:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown time zone {self.timezone!r}") from exc
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -57,6 +60,20 @@ class ClientSettings:
             raise ValueError("max_attempts must be at least 1")
         if self.backoff_initial < 0 or self.backoff_max < 0:
             raise ValueError("back-off delays must not be negative")
+        if self.max_retry_after < 0:
+            raise ValueError("max_retry_after must not be negative")
+
+    @property
+    def host(self) -> str:
+        """Host (and port, if given) of ``base_url``: what error messages name, never the
+        whole URL."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:  # not a number: name the host alone
+            port = None
+        return f"{host}:{port}" if port else host
 
     @property
     def zone(self) -> ZoneInfo:

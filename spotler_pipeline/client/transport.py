@@ -5,18 +5,25 @@ Everything that can go wrong on the wire ends here as a :class:`SpotlerError`:
 - 401/403 fail at once (:class:`SpotlerAuthError`); other 4xx too (404 ->
   :class:`SpotlerNotFoundError`, the rest :class:`SpotlerRequestError`).
 - 408/429/5xx, timeouts, dropped connections and incomplete or undecodable (e.g. cut-off
-  gzip) bodies are retried with capped exponential back-off and full jitter
-  (``Retry-After`` honoured, capped by ``backoff_max``), up to ``max_attempts`` requests in
-  all; then :class:`SpotlerUnavailableError`.
+  gzip) bodies are retried with capped exponential back-off and full jitter, up to
+  ``max_attempts`` requests in all; then :class:`SpotlerUnavailableError` (naming the host
+  when it could not be reached at all). A ``Retry-After`` is honoured up to
+  ``max_retry_after`` seconds; a server asking for longer fails the request at once, saying
+  what it asked, instead of holding the run.
 - A 2xx body the caller's ``parse`` cannot make sense of (it raises :class:`BodyError`) is
   fetched again a couple of times, since that is usually a truncated transfer; then
   :class:`SpotlerResponseError`.
+
+Every path, reason and server message that goes into a log line or an exception passes
+through :func:`~spotler_pipeline.client.errors.mask_personal_data` (contact ids, which are
+often e-mail addresses, become ``<contact:…>`` tags) and has the consumer secret blanked.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +41,8 @@ from spotler_pipeline.client.errors import (
     SpotlerRequestError,
     SpotlerResponseError,
     SpotlerUnavailableError,
+    contact_ids_in,
+    mask_personal_data,
 )
 from spotler_pipeline.client.settings import ClientSettings
 
@@ -48,6 +57,8 @@ BODY_ATTEMPTS = 3
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 _API_TEXT_LIMIT = 300
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout)
+_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 
 
 class BodyError(Exception):
@@ -130,15 +141,20 @@ class Requester:
         ``parse(body)``, retrying as described in the module docstring."""
         max_attempts = self._settings.max_attempts
         url = self._settings.base_url + path
+        call = _Call(path, self._secret)
         body_failures = 0
         attempt = 0
         while True:
             attempt += 1
+            failure: httpx.TransportError | httpx.DecodingError | None = None
             try:
                 response = self._send(url, params)
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                last = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}"
-                self._retry_or_raise(path, attempt, last, None, None, None)
+                failure = exc
+            if failure is not None:
+                # Handled outside the ``except``: the error raised at the end then carries
+                # its one-line message without httpx's traceback chained to it.
+                self._transport_failure(call, attempt, failure)
                 continue
             status = response.status_code
             if 200 <= status < 300:
@@ -146,20 +162,20 @@ class Requester:
                     return parse(response.content)
                 except BodyError as exc:
                     body_failures += 1
-                    reason = self._scrub(str(exc))
+                    reason = call.clean(str(exc))
                     if body_failures >= BODY_ATTEMPTS or attempt >= max_attempts:
                         raise SpotlerResponseError(
-                            f"GET {path}: {reason} (after {attempt} attempts)",
+                            f"GET {call.shown}: {reason} (after {attempt} attempts)",
                             endpoint=path,
                             status=status,
                         ) from None
-                    self._wait(path, attempt, f"unusable body: {reason}", None)
+                    self._wait(call, attempt, f"unusable body: {reason}", None)
                     continue
-            error_type, api_message = self._error_details(response)
+            error_type, api_message = self._error_details(response, call)
             if status in (401, 403):
                 raise SpotlerAuthError(
                     f"Spotler rejected the consumer key/secret (HTTP {status}"
-                    f"{_detail(error_type, api_message)}) for GET {path}; check the "
+                    f"{_detail(error_type, api_message)}) for GET {call.shown}; check the "
                     "SPOTLER_CONSUMER_KEY and SPOTLER_CONSUMER_SECRET environment variables",
                     endpoint=path,
                     status=status,
@@ -168,11 +184,11 @@ class Requester:
             if status in _RETRYABLE_STATUSES or status >= 500:
                 last = f"HTTP {status}{_detail(error_type, api_message)}"
                 retry_after = _retry_after(response.headers.get("Retry-After"))
-                self._retry_or_raise(path, attempt, last, status, error_type, retry_after)
+                self._retry_or_raise(call, attempt, last, status, error_type, retry_after)
                 continue
             error_class = SpotlerNotFoundError if status == 404 else SpotlerRequestError
             raise error_class(
-                f"GET {path} failed: HTTP {status}{_detail(error_type, api_message)}",
+                f"GET {call.shown} failed: HTTP {status}{_detail(error_type, api_message)}",
                 endpoint=path,
                 status=status,
                 error_type=error_type,
@@ -188,34 +204,58 @@ class Requester:
             # here, and the slot is only given back once the connection is free again.
             return self._http.get(url, params=params)
 
+    def _transport_failure(
+        self, call: _Call, attempt: int, exc: httpx.TransportError | httpx.DecodingError
+    ) -> None:
+        detail = call.clean(_ERRNO_PREFIX.sub("", str(exc))) or "no detail"
+        if isinstance(exc, _UNREACHABLE) and attempt >= self._settings.max_attempts:
+            raise SpotlerUnavailableError(
+                f"Cannot reach Spotler at {self._settings.host} (SPOTLER_BASE_URL): {detail} "
+                f"({type(exc).__name__}), {attempt} attempts; last request GET {call.shown}",
+                endpoint=call.path,
+                attempts=attempt,
+            )
+        self._retry_or_raise(call, attempt, f"{type(exc).__name__}: {detail}", None, None, None)
+
     def _retry_or_raise(
         self,
-        path: str,
+        call: _Call,
         attempt: int,
         last: str,
         status: int | None,
         error_type: str | None,
         retry_after: float | None,
     ) -> None:
-        if attempt >= self._settings.max_attempts:
+        limit = self._settings.max_retry_after
+        if retry_after is not None and retry_after > limit:
             raise SpotlerUnavailableError(
-                f"GET {path} still failing after {attempt} attempts; last: {last}",
-                endpoint=path,
+                f"GET {call.shown} failed ({last}) and Spotler asked to retry after "
+                f"{retry_after:.0f} s (Retry-After), longer than the configured maximum of "
+                f"{limit:.0f} s (max_retry_after); not waiting that long",
+                endpoint=call.path,
                 attempts=attempt,
                 status=status,
                 error_type=error_type,
             )
-        self._wait(path, attempt, last, retry_after)
+        if attempt >= self._settings.max_attempts:
+            raise SpotlerUnavailableError(
+                f"GET {call.shown} still failing after {attempt} attempts; last: {last}",
+                endpoint=call.path,
+                attempts=attempt,
+                status=status,
+                error_type=error_type,
+            )
+        self._wait(call, attempt, last, retry_after)
 
-    def _wait(self, path: str, attempt: int, reason: str, retry_after: float | None) -> None:
+    def _wait(self, call: _Call, attempt: int, reason: str, retry_after: float | None) -> None:
         s = self._settings
         if retry_after is not None:
-            delay = min(retry_after, s.backoff_max)
+            delay = retry_after  # at most max_retry_after: checked by the caller
         else:
             delay = self._jitter() * min(s.backoff_max, s.backoff_initial * 2 ** (attempt - 1))
         logger.warning(
             "GET %s failed (%s); attempt %d of %d, retrying in %.2fs",
-            path,
+            call.shown,
             reason,
             attempt,
             s.max_attempts,
@@ -223,25 +263,44 @@ class Requester:
         )
         self._sleep(delay)
 
-    def _error_details(self, response: httpx.Response) -> tuple[str | None, str | None]:
+    def _error_details(
+        self, response: httpx.Response, call: _Call
+    ) -> tuple[str | None, str | None]:
         """Spotler's ``{"errorType", "message"}``, tolerating any other body."""
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            text = response.text.strip()
-            return None, self._scrub(text[:_API_TEXT_LIMIT]) or None
+            return None, call.clip(response.text.strip()) or None
         if not isinstance(data, dict):
             return None, None
         error_type = data.get("errorType")
         message = data.get("message")
         return (
-            self._scrub(str(error_type)) if error_type is not None else None,
-            self._scrub(str(message)[:_API_TEXT_LIMIT]) if message is not None else None,
+            call.clean(str(error_type)) if error_type is not None else None,
+            call.clip(str(message)) if message is not None else None,
         )
 
-    def _scrub(self, text: str) -> str:
-        """Text from the network, with the consumer secret blanked should it ever echo it."""
-        return text.replace(self._secret, "****") if self._secret else text
+
+class _Call:
+    """One ``get``: its path as sent, and as logs and errors may show it."""
+
+    def __init__(self, path: str, secret: str) -> None:
+        self.path = path
+        self._secret = secret
+        self._contact_ids = contact_ids_in(path)
+        self.shown = mask_personal_data(path, self._contact_ids)
+
+    def clean(self, text: str) -> str:
+        """Text from the network made fit for a log line or an exception: the consumer
+        secret blanked (should the server ever echo it) and contact ids masked."""
+        if self._secret:
+            text = text.replace(self._secret, "****")
+        return mask_personal_data(text, self._contact_ids)
+
+    def clip(self, text: str) -> str:
+        """:meth:`clean`, then cut to a readable length (masked first, so that a cut never
+        leaves half an address unmasked)."""
+        return self.clean(text[: _API_TEXT_LIMIT * 10])[:_API_TEXT_LIMIT]
 
 
 def _detail(error_type: str | None, message: str | None) -> str:

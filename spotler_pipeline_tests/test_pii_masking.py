@@ -1,0 +1,224 @@
+"""Contact external ids (often e-mail addresses) never reach a log line or an error text.
+
+They travel in the paths of endpoints 6, 8, 10, 11 and 12, come back in servers' error
+messages and can end up in a parse error; each time the client shows ``<contact:…>``
+(:func:`contact_tag`) instead, while the request itself succeeds or fails as it would.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from spotler_pipeline.client import (
+    ClientSettings,
+    SpotlerClient,
+    SpotlerError,
+    SpotlerNotFoundError,
+    SpotlerRequestError,
+    SpotlerResponseError,
+    SpotlerUnavailableError,
+)
+from spotler_pipeline.client.errors import contact_tag, mask_personal_data
+from spotler_pipeline.simulator import Fault, Simulator
+from spotler_pipeline.simulator._time import ACCOUNT_TZ
+from spotler_pipeline_tests.test_client_support import error_response, json_response, make_client
+
+NOW = datetime(2025, 5, 5, 12, 0, tzinfo=ACCOUNT_TZ)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Simulator]:
+    with Simulator(seed=9, scale=0.003, now=NOW, days=10) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sim(shared: Simulator) -> Iterator[Simulator]:
+    shared.clear_faults()
+    yield shared
+    shared.clear_faults()
+
+
+def client_for(sim: Simulator, **overrides: Any) -> SpotlerClient:
+    options: dict[str, Any] = {
+        "consumer_key": sim.consumer_key,
+        "consumer_secret": sim.consumer_secret,
+        "base_url": sim.base_url,
+        "timeout": 5.0,
+        "max_attempts": 3,
+        **overrides,
+    }
+    return SpotlerClient(ClientSettings(**options), sleep=lambda _s: None)
+
+
+@pytest.fixture(scope="module")
+def known(shared: Simulator) -> tuple[str, str]:
+    """A mailing and one of its openers whose id is an address with a ``+`` (encoded as
+    ``%2B`` and ``%40`` in paths) and who received at least two mailings."""
+    with client_for(shared) as client:
+        mailings = client.list_mailings(NOW - timedelta(days=10), NOW)
+        mailing = next(m for m in mailings if m.type == "EMAIL").encrypted_id
+        for opened in client.iter_mailing_opens(mailing):
+            address = opened.contact.external_id or ""
+            if (
+                "+" in address
+                and "@" in address
+                and len(list(client.iter_contact_mailing_history(address))) >= 2
+            ):
+                return mailing, address
+    raise AssertionError("the simulator has no such contact")
+
+
+def forms_of(address: str) -> list[str]:
+    """The address as it could leak: as is, percent-encoded, and its local part."""
+    return [address, quote(address, safe=""), address.split("@")[0]]
+
+
+def assert_masked(text: str, address: str) -> None:
+    for form in forms_of(address):
+        assert form not in text, f"{form!r} leaked into: {text}"
+
+
+def assert_error_masked(error: SpotlerError, address: str) -> None:
+    for text in (str(error), repr(error), error.message, error.endpoint):
+        assert_masked(text, address)
+    assert contact_tag(address) in str(error)
+
+
+ContactCall = Callable[[SpotlerClient, str, str], list[Any]]
+CALLS: dict[str, ContactCall] = {
+    "6-opens": lambda c, m, a: list(c.iter_mailing_contact_opens(m, a)),
+    "8-clicks": lambda c, m, a: list(c.iter_mailing_contact_clicks(m, a)),
+    "10-mailings": lambda c, m, a: list(c.iter_contact_mailing_history(a)),
+    "11-forms": lambda c, m, a: list(c.iter_contact_form_history(a)),
+    "12-campaign-mailings": lambda c, m, a: list(c.iter_contact_campaign_mailing_history(a)),
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_retry_warnings_mask_the_contact_and_the_request_succeeds(
+    sim: Simulator, known: tuple[str, str], call: ContactCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    mailing, address = known
+    with client_for(sim) as client:
+        expected = call(client, mailing, address)
+        sim.inject(Fault("server_error", path_pattern=re.escape(quote(address, safe="")), times=2))
+        caplog.set_level(logging.WARNING, logger="spotler_pipeline.client")
+        assert call(client, mailing, address) == expected
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        assert_masked(record.getMessage(), address)
+        assert contact_tag(address) in record.getMessage()
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_persistent_failure_masks_the_contact_in_logs_and_error(
+    sim: Simulator, known: tuple[str, str], call: ContactCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    mailing, address = known
+    sim.inject(Fault("server_error", path_pattern=re.escape(quote(address, safe="")), times=None))
+    caplog.set_level(logging.WARNING, logger="spotler_pipeline.client")
+    with client_for(sim) as client, pytest.raises(SpotlerUnavailableError) as info:
+        call(client, mailing, address)
+    assert info.value.attempts == 3 and info.value.status == 503
+    assert_error_masked(info.value, address)
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        assert_masked(record.getMessage(), address)
+
+
+def test_unknown_contact_echoed_by_the_server_is_masked(sim: Simulator) -> None:
+    address = "nobody+news999999@example.nl"  # the simulator's 404 message repeats the id
+    with client_for(sim) as client, pytest.raises(SpotlerNotFoundError) as info:
+        list(client.iter_contact_mailing_history(address))
+    assert info.value.error_type == "CONTACT_NOT_FOUND" and info.value.status == 404
+    assert_error_masked(info.value, address)
+    assert "not found" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["not_json", "truncated_body"])
+def test_unusable_bodies_mask_the_contact(
+    sim: Simulator, known: tuple[str, str], kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, address = known
+    sim.inject(Fault(kind, path_pattern=re.escape(quote(address, safe="")), times=None))
+    caplog.set_level(logging.WARNING, logger="spotler_pipeline.client")
+    with client_for(sim) as client, pytest.raises(SpotlerResponseError) as info:
+        list(client.iter_contact_mailing_history(address))
+    assert_error_masked(info.value, address)
+    assert caplog.records
+    for record in caplog.records:
+        assert_masked(record.getMessage(), address)
+
+
+def test_repeated_page_description_masks_the_contact(
+    sim: Simulator, known: tuple[str, str]
+) -> None:
+    _, address = known
+    sim.inject(Fault("repeat_page", path_pattern=re.escape(quote(address, safe="")), times=None))
+    with client_for(sim, page_size=1) as client, pytest.raises(SpotlerResponseError) as info:
+        list(client.iter_contact_mailing_history(address))
+    assert "repeated page 1 of /contact/" in str(info.value)
+    assert_error_masked(info.value, address)
+
+
+def test_a_body_value_in_a_parse_error_is_masked() -> None:
+    address = "jan.jansen@example.nl"
+    path = f"/contact/{quote(address, safe='')}/mailings"
+    bad = json_response({"mailingHistories": [{"opened": address}], "paging": {}})
+    client, _ = make_client({path: [bad]})
+    with pytest.raises(SpotlerResponseError) as info:
+        list(client.iter_contact_mailing_history(address))
+    assert "expected a boolean" in str(info.value)
+    assert_error_masked(info.value, address)
+
+
+def test_a_non_address_id_is_masked_in_the_path_and_in_the_servers_message() -> None:
+    crm_id = "K00000042"
+    path = f"/mailing/M1/opens/{crm_id}"
+    refused = error_response(400, "INVALID_PARAMS", f"contact {crm_id} is not in this mailing")
+    client, _ = make_client({path: [refused]})
+    with pytest.raises(SpotlerRequestError) as info:
+        list(client.iter_mailing_contact_opens("M1", crm_id))
+    assert crm_id not in str(info.value) and crm_id not in info.value.endpoint
+    assert info.value.endpoint == f"/mailing/M1/opens/{contact_tag(crm_id)}"
+    assert "is not in this mailing" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/contact/a%2Bb%40x.nl/mailings", f"/contact/{contact_tag('a+b@x.nl')}/mailings"),
+        ("/mailing/M1/clicks/K0042", f"/mailing/M1/clicks/{contact_tag('K0042')}"),
+        ("contact 'a+b@x.nl' not found", f"contact '{contact_tag('a+b@x.nl')}' not found"),
+        ("got a%2Bb%40x.nl", f"got {contact_tag('a+b@x.nl')}"),
+        # campaign subscription ids (endpoints 21, 23) and mailing ids are no personal data
+        ("/campaign-mailing/C1/opens/S9", "/campaign-mailing/C1/opens/S9"),
+        ("/mailing/M1/opens", "/mailing/M1/opens"),
+    ],
+)
+def test_masking_function(text: str, expected: str) -> None:
+    assert mask_personal_data(text) == expected
+    assert mask_personal_data(expected) == expected  # masking twice changes nothing
+
+
+def test_httpx_mock_transport_request_with_an_address_succeeds_and_logs_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    address = "piet+x@voorbeeld.nl"
+    path = f"/contact/{quote(address, safe='')}/forms"
+    ok = json_response({"formHistories": [], "paging": {}})
+    client, fake = make_client({path: [httpx.ReadTimeout("timed out"), ok]})
+    caplog.set_level(logging.WARNING, logger="spotler_pipeline.client")
+    assert list(client.iter_contact_form_history(address)) == []
+    assert len(fake.requests) == 2
+    (record,) = caplog.records
+    assert_masked(record.getMessage(), address)
