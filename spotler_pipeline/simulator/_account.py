@@ -985,6 +985,8 @@ class Account:
         for mailing in self.mailings:
             if not mailing.sent(now):
                 break
+            if not self.fetchable(mailing):
+                continue
             data = self.mailing_data(mailing)
             i = data.position(contact)
             if i is None:
@@ -1007,7 +1009,7 @@ class Account:
     def campaign_history(self, contact: int, now: int) -> list[dict[str, Any]]:
         out = []
         for campaign in self.campaigns:
-            for step in campaign.steps:
+            for step in self.live_steps(campaign):
                 data = self.step_data(step)
                 it = data.it
                 for i in np.flatnonzero((data.rec_contact == contact) & (data.rec_ts <= now)):
@@ -1032,7 +1034,7 @@ class Account:
 
     def form_history(self, contact: int, now: int) -> list[dict[str, Any]]:
         out = []
-        for form in self.forms:
+        for form in self.live_forms():
             data = self.form_data(form)
             for k in np.flatnonzero((data.contact == contact) & (data.ts <= now)):
                 out.append(
@@ -1048,6 +1050,67 @@ class Account:
         for row in out:
             del row["_ts"]
         return out
+
+    # -- deletions upstream --------------------------------------------------------------
+
+    def fetchable(self, mailing: Mailing) -> bool:
+        """Whether the mailing's details, statistics and rows are served (not deleted)."""
+        return self.mailings_by_id.get(mailing.encrypted_id) is mailing
+
+    def live_steps(self, campaign: Campaign) -> list[CampaignMailing]:
+        """The campaign's listed steps that are not deleted."""
+        by_id = self.campaign_mailings_by_id
+        return [s for s in campaign.steps if by_id.get(s.encrypted_id) is s]
+
+    def live_forms(self) -> list[Form]:
+        """The listed forms that are not deleted."""
+        return [f for f in self.forms if self.forms_by_id.get(f.id) is f]
+
+    def delete_mailing(self, encrypted_id: str, keep_listed: bool = False) -> Mailing:
+        """Delete a mailing upstream: every endpoint about it answers 404 MAILING_NOTFOUND
+        and contact histories drop it; it leaves ``/mailing`` unless ``keep_listed`` (a
+        mailing deleted between the listing and the fetch). ``KeyError`` if unknown."""
+        with self._lock:
+            mailing = self.mailings_by_id.pop(encrypted_id, None)
+            listed = next((m for m in self.mailings if m.encrypted_id == encrypted_id), None)
+            if mailing is None and listed is None:
+                raise KeyError(f"no mailing {encrypted_id!r}")
+            if not keep_listed and listed is not None:
+                self.mailings = [m for m in self.mailings if m is not listed]
+            return mailing if mailing is not None else listed
+
+    def delete_campaign_mailing(
+        self, encrypted_id: str, keep_listed: bool = False
+    ) -> CampaignMailing:
+        """Delete a campaign message step upstream: ``/campaign-mailing/{id}`` and its rows
+        answer 404 CAMPAIGN_NOTFOUND and contact histories drop it; it leaves
+        ``/campaign/{campaign}/mailing`` unless ``keep_listed``. The other steps' data is
+        unchanged. ``KeyError`` if unknown."""
+        with self._lock:
+            step = self.campaign_mailings_by_id.pop(encrypted_id, None)
+            listed = next(
+                (s for c in self.campaigns for s in c.steps if s.encrypted_id == encrypted_id),
+                None,
+            )
+            if step is None and listed is None:
+                raise KeyError(f"no campaign mailing {encrypted_id!r}")
+            if not keep_listed and listed is not None:
+                campaign = listed.campaign
+                campaign.steps = [s for s in campaign.steps if s is not listed]
+            return step if step is not None else listed
+
+    def delete_form(self, form_id: int, keep_listed: bool = False) -> Form:
+        """Delete a form upstream: its results answer 404 FORM_NOT_FOUND and contact
+        histories drop it; it leaves ``/form/list`` unless ``keep_listed``. ``KeyError`` if
+        unknown."""
+        with self._lock:
+            form = self.forms_by_id.pop(form_id, None)
+            listed = next((f for f in self.forms if f.id == form_id), None)
+            if form is None and listed is None:
+                raise KeyError(f"no form {form_id!r}")
+            if not keep_listed and listed is not None:
+                self.forms = [f for f in self.forms if f is not listed]
+            return form if form is not None else listed
 
     # -- bulk helpers --------------------------------------------------------------------
 
@@ -1068,7 +1131,10 @@ class Account:
         return sets
 
     def summary(self, now: int) -> dict[str, Any]:
-        """Counts visible at ``now``: totals per table, per send/event/submit day."""
+        """Counts visible at ``now``: totals per table, per send/event/submit day.
+
+        Deleted items count nowhere, even one still listed (``keep_listed``): nothing about
+        it can be fetched."""
         days: dict[str, dict[str, int]] = {}
         totals: dict[str, int] = {}
 
@@ -1088,7 +1154,7 @@ class Account:
                     add(label, table, n)
 
         for m in self.mailings:
-            if not m.sent(now):
+            if not m.sent(now) or not self.fetchable(m):
                 continue
             day = local_day(m.send_ts).isoformat()
             d = self.mailing_data(m)
@@ -1109,17 +1175,17 @@ class Account:
         for row in days.values():
             row["mailing_interactions"] = sum(row.get(t, 0) for t in mailing_tables)
         for c in self.campaigns:
-            for step in c.steps:
+            for step in self.live_steps(c):
                 d = self.step_data(step)
                 add_by_day("campaign_mailing_recipients", d.recipients.ts)
                 add_by_day("campaign_mailing_opens", d.opens.ts)
                 add_by_day("campaign_mailing_clicks", d.clicks.ts)
                 add_by_day("campaign_mailing_bounces", d.bounces.ts)
-        for form in self.forms:
+        for form in self.live_forms():
             add_by_day("form_results", self.form_data(form).ts)
         totals["campaigns"] = len(self.campaigns)
         totals["campaign_mailings"] = len(self.campaign_mailings_by_id)
-        totals["forms"] = len(self.forms)
+        totals["forms"] = len(self.live_forms())
         return {
             "now": format_one(now),
             "tables": totals,

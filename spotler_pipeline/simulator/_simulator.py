@@ -172,6 +172,28 @@ class Simulator:
         """Generate and render every interaction row now; returns the number of rows."""
         return sum(rows.warm() for rows in self.account.row_sets())
 
+    # -- deletions upstream ------------------------------------------------------------------
+
+    def delete_mailing(self, encrypted_id: str, *, keep_listed: bool = False) -> None:
+        """Delete a mailing in the simulated Spotler: it leaves ``/mailing`` and contact
+        histories, and every endpoint about it answers 404 ``MAILING_NOTFOUND``. With
+        ``keep_listed`` it stays in ``/mailing`` (deleted between a listing and the fetch).
+        Raises ``KeyError`` for an unknown id."""
+        self.account.delete_mailing(encrypted_id, keep_listed)
+
+    def delete_campaign_mailing(self, encrypted_id: str, *, keep_listed: bool = False) -> None:
+        """Delete a campaign message step: it leaves ``/campaign/{id}/mailing`` and contact
+        histories, and ``/campaign-mailing/{id}`` and its rows answer 404
+        ``CAMPAIGN_NOTFOUND``. ``keep_listed`` keeps it in its campaign's listing. Raises
+        ``KeyError`` for an unknown id."""
+        self.account.delete_campaign_mailing(encrypted_id, keep_listed)
+
+    def delete_form(self, form_id: int | str, *, keep_listed: bool = False) -> None:
+        """Delete a form: it leaves ``/form/list`` and contact histories, and its results
+        answer 404 ``FORM_NOT_FOUND``. ``keep_listed`` keeps it in ``/form/list``. Raises
+        ``KeyError`` for an unknown id."""
+        self.account.delete_form(int(form_id), keep_listed)
+
     # -- admin HTTP endpoints ----------------------------------------------------------------
 
     def _admin(self, method: str, path: str, payload: bytes) -> Response:
@@ -205,4 +227,27 @@ class Simulator:
             return Response(200, orjson.dumps(self.summary()))
         if path == "prewarm" and method == "POST":
             return Response(200, orjson.dumps({"rows": self.prewarm()}))
+        if path == "delete" and method == "POST":
+            return self._admin_delete(orjson.loads(payload or b"{}"))
         raise ApiError(404, "RESOURCE_NOT_FOUND", f"no admin endpoint {method} {path}")
+
+    def _admin_delete(self, body: dict[str, Any]) -> Response:
+        """``{"kind": "mailing" | "campaign_mailing" | "form", "id": ..., "keep_listed": false}``"""
+        kind, item, keep = body["kind"], str(body["id"]), body.get("keep_listed", False)
+        if not isinstance(keep, bool):
+            raise ApiError(400, "INVALID_PARAMS", "keep_listed must be true or false")
+        deletions = {
+            "mailing": (self.delete_mailing, "MAILING_NOTFOUND"),
+            "campaign_mailing": (self.delete_campaign_mailing, "CAMPAIGN_NOTFOUND"),
+            "form": (self.delete_form, "FORM_NOT_FOUND"),
+        }
+        if kind not in deletions:
+            raise ApiError(400, "INVALID_PARAMS", f"kind must be one of {', '.join(deletions)}")
+        delete, not_found = deletions[kind]
+        if kind == "form" and not item.isdigit():
+            raise ApiError(404, not_found, f"no form {item!r}")
+        try:
+            delete(item, keep_listed=keep)
+        except KeyError:
+            raise ApiError(404, not_found, f"no {kind.replace('_', ' ')} {item!r}") from None
+        return Response(200, orjson.dumps({"kind": kind, "id": item, "keep_listed": keep}))
