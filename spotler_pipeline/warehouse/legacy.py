@@ -184,37 +184,20 @@ def ensure_legacy_duckdb(version: str = DEFAULT_LEGACY_DUCKDB) -> Path:
     target = root / f"duckdb-{version}"
     if _installed(target, version):
         return target
-    install = (
-        f"{sys.executable} -m pip install --no-deps --target {target} duckdb=={version}"
-    )
+    install = f"{sys.executable} -m pip install --no-deps --target {target} duckdb=={version}"
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".duckdb-{version}-", dir=root))
     except OSError as exc:
-        raise LegacyUpgradeError(_install_advice(version, install, f"cannot create {root}: {exc}"))
+        reason = f"cannot create {root}: {exc}"
+        raise LegacyUpgradeError(_install_advice(version, install, reason)) from None
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--no-deps",
-                "--target",
-                str(staging),
-                f"duckdb=={version}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
+        done = _pip_install(staging, version)
         if done.returncode != 0 or not _installed(staging, version):
             detail = (done.stderr or done.stdout).strip().splitlines()
             reason = "; ".join(detail[-3:]) or f"pip exited with {done.returncode}"
             raise LegacyUpgradeError(_install_advice(version, install, reason))
+        staging.chmod(0o755)  # mkdtemp made it private; other users may convert files too
         try:
             staging.rename(target)
         except OSError:
@@ -223,6 +206,28 @@ def ensure_legacy_duckdb(version: str = DEFAULT_LEGACY_DUCKDB) -> Path:
         return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _pip_install(target: Path, version: str) -> subprocess.CompletedProcess[str]:
+    """``pip install --target`` DuckDB ``version`` (its wheel has no required dependencies)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"duckdb=={version}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def _install_advice(version: str, command: str, reason: str) -> str:
