@@ -7,6 +7,7 @@ and one subcommand's dependencies never burden another.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -40,9 +41,10 @@ def _simulate(args: argparse.Namespace) -> int:
     with sim:
         if args.prewarm:
             print(f"# pre-rendered {sim.prewarm():,} interaction rows", file=sys.stderr)
-        print(f"SPOTLER_BASE_URL={sim.base_url}")
-        print(f"SPOTLER_CONSUMER_KEY={sim.consumer_key}")
-        print(f"SPOTLER_CONSUMER_SECRET={sim.consumer_secret}", flush=True)
+        # `export` lines: a shell that evals them passes the settings on to its children.
+        print(f"export SPOTLER_BASE_URL={shlex.quote(sim.base_url)}")
+        print(f"export SPOTLER_CONSUMER_KEY={shlex.quote(sim.consumer_key)}")
+        print(f"export SPOTLER_CONSUMER_SECRET={shlex.quote(sim.consumer_secret)}", flush=True)
         print(f"# clock {sim.now.isoformat()}; admin at {sim.admin_url}", file=sys.stderr)
         while not stop.wait(0.5):
             pass
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate",
         help="serve a Spotler-compatible API on loopback until interrupted",
-        description="Serve a simulated Spotler account; prints exportable SPOTLER_* lines.",
+        description="Serve a simulated Spotler account; prints `export SPOTLER_*=...` lines.",
     )
     simulate.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     simulate.add_argument("--host", default="127.0.0.1")

@@ -27,7 +27,18 @@ def test_simulate_serves_until_sigterm() -> None:
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
-            settings = dict(process.stdout.readline().strip().split("=", 1) for _ in range(3))
+            lines = [process.stdout.readline().strip() for _ in range(3)]
+            assert all(line.startswith("export SPOTLER_") for line in lines), lines
+            settings = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+            # A shell that runs the lines passes the settings on to the programs it starts.
+            child = subprocess.run(
+                ["sh", "-c", "\n".join([*lines, "printenv SPOTLER_BASE_URL"])],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={"PATH": "/usr/bin:/bin"},
+            )
+            assert child.stdout.strip() == settings["SPOTLER_BASE_URL"]
             base_url = settings["SPOTLER_BASE_URL"]
             assert base_url.startswith("http://127.0.0.1:")
             with SignedSession(
