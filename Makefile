@@ -5,8 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+PG_BIN   ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: demo dev test test-e2e chromium lint bench clean
+.PHONY: demo dev test test-e2e chromium postgresql lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,7 @@ dev: $(STAMP)
 	$(BIN)/python -m spotler_pipeline.devserver
 
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 	$(BIN)/python -m pytest -q
 
@@ -44,6 +45,18 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 	  echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get); the browser test will skip"; \
+	fi
+
+## Debian's PostgreSQL server for the lake tests (a throwaway cluster per test session, run as
+## user postgres when we are root). Installed with apt-get when missing and we are root;
+## otherwise the lake tests skip, saying why.
+postgresql:
+	@if [ -n "$(PG_BIN)" ] || command -v initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's postgresql for the lake tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	  echo "note: PostgreSQL's server (initdb, pg_ctl) is missing and cannot be installed here (needs root and apt-get); the lake tests will skip"; \
 	fi
 
 lint: $(STAMP)
