@@ -158,7 +158,7 @@ class SimulatorProcess:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError("the simulator exited before printing its settings")
-            key, _, value = line.strip().partition("=")
+            key, _, value = line.strip().removeprefix("export ").partition("=")
             if key.startswith("SPOTLER_"):
                 self.env[key] = value
         return self

@@ -88,7 +88,7 @@ def start_simulator_process(
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the simulator exited with status {proc.wait()}")
-        name, sep, value = line.strip().partition("=")
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and name in _SIMULATOR_VARS:
             env[name] = value
     return SimulatorProcess(proc, env)

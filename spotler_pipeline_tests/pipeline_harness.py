@@ -74,6 +74,7 @@ class Harness:
         day: date | None = None,
         days: tuple[date, date] | None = None,
         raise_on_error: bool = True,
+        instance: dg.DagsterInstance | None = None,
         **resource_overrides: Any,
     ) -> dg.ExecuteInProcessResult:
         tags = None
@@ -89,7 +90,17 @@ class Harness:
             partition_key=partition_key,
             tags=tags,
             raise_on_error=raise_on_error,
+            instance=instance,
         )
+
+    def materialize_logged(
+        self, names: Sequence[str], **kwargs: Any
+    ) -> tuple[dg.ExecuteInProcessResult, str]:
+        """:meth:`materialize`, also returning every message of the run's log as one text."""
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = self.materialize(names, instance=instance, **kwargs)
+            logs = "\n".join(e.user_message for e in instance.all_logs(result.run_id))
+        return result, logs
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         con = open_warehouse(self.database, read_only=True)
@@ -204,10 +215,11 @@ def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
     from spotler_pipeline.defs.contact_assets import build_contact_definitions
     from spotler_pipeline.defs.form_assets import build_form_definitions
     from spotler_pipeline.defs.mailing_assets import build_mailing_assets
+    from spotler_pipeline.defs.mailing_checks import build_mailing_checks
 
     settings = all_groups_settings()
     defs = dg.Definitions.merge(
-        dg.Definitions(assets=build_mailing_assets(settings)),
+        dg.Definitions(assets=build_mailing_assets(settings), asset_checks=build_mailing_checks()),
         build_campaign_definitions(settings),
         build_form_definitions(settings),
         build_contact_definitions(settings),

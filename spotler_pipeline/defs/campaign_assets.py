@@ -34,7 +34,7 @@ from spotler_pipeline.defs.metadata import (
     window_text,
     write_metadata,
 )
-from spotler_pipeline.defs.partitions import daily_partitions
+from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Replacement, Table
 from spotler_pipeline.warehouse.campaign_tables import (
@@ -284,6 +284,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
     def spotler_campaign_interactions(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult]:
+        check_partition_range(context)
         window = context.partition_time_window
         tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]
         days = [event_days.time_window_for_partition_key(k) for k in context.partition_keys]

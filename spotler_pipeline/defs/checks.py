@@ -24,13 +24,23 @@ def result_of(
         description=(
             f"{finding.checked:,} checked, no {what}"
             if finding.passed
-            else f"{finding.problems:,} {what} among {finding.checked:,} checked"
+            else f"{finding.problems:,} {what} among {finding.checked:,} checked: "
+            + "; ".join(_row_text(row) for row in finding.sample[:3])
+            + ("; ..." if finding.problems > 3 else "")
         ),
         metadata={
             "checked": dg.MetadataValue.int(finding.checked),
             "problems": dg.MetadataValue.int(finding.problems),
             "sample": dg.MetadataValue.json(finding.sample),
         },
+    )
+
+
+def _row_text(row: dict[str, object]) -> str:
+    """One offending row, named in the check's description (the UI shows it first)."""
+    return ", ".join(
+        f"{k} {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k} {v}"
+        for k, v in row.items()
     )
 
 

@@ -32,7 +32,7 @@ from spotler_pipeline.defs.metadata import (
     table_spec,
     window_text,
 )
-from spotler_pipeline.defs.partitions import daily_partitions
+from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Replacement, Scope, Table
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
@@ -253,6 +253,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         warehouse: WarehouseResource,
         clock: ClockResource,
     ) -> Iterator[dg.MaterializeResult]:
+        check_partition_range(context)
         window = context.partition_time_window
         keys = context.partition_keys
         text = window_text(keys)

@@ -25,7 +25,7 @@ from spotler_pipeline.defs.metadata import (
     table_spec,
     window_text,
 )
-from spotler_pipeline.defs.partitions import daily_partitions
+from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Absent, Replacement, Scope
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORM_TABLES, FORMS
@@ -183,6 +183,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
     def spotler_form_results(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult]:
+        check_partition_range(context)
         window = context.partition_time_window
         days = [submit_days.time_window_for_partition_key(k) for k in context.partition_keys]
         text = window_text(context.partition_keys)
@@ -241,6 +242,38 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
     return [spotler_forms, spotler_form_results]
 
 
+def form_orphan_checks() -> list[dg.AssetChecksDefinition]:
+    """Every submission's form is in ``forms``; every answer's submission in
+    ``form_results``."""
+    from spotler_pipeline.defs.checks import warehouse_check
+    from spotler_pipeline.warehouse.quality import rows_without_parent
+
+    return [
+        warehouse_check(
+            FORM_RESULTS,
+            "forms_in_catalogue",
+            "Every submission belongs to a form in spotler.forms (an orphan means another "
+            "account's data, or the form list never loaded).",
+            lambda conn: rows_without_parent(conn, "form_results", {"form_id": "id"}, "forms"),
+            "submissions of forms missing from spotler.forms",
+            additional_deps=[FORMS],
+        ),
+        warehouse_check(
+            FORM_ANSWERS,
+            "results_exist",
+            "Every answer belongs to a submission in spotler.form_results.",
+            lambda conn: rows_without_parent(
+                conn,
+                "form_answers",
+                {"form_id": "form_id", "form_result_id": "form_result_id"},
+                "form_results",
+            ),
+            "answers of unknown submissions",
+            additional_deps=[FORM_RESULTS],
+        ),
+    ]
+
+
 def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Form assets, checks, jobs and schedules, to merge into the code location."""
     from spotler_pipeline.defs.checks import primary_key_checks
@@ -260,7 +293,7 @@ def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     freshness = freshness_checks([results], settings.timezone)
     return dg.Definitions(
         assets=[forms, results],
-        asset_checks=[*primary_key_checks(FORM_TABLES), *freshness],
+        asset_checks=[*primary_key_checks(FORM_TABLES), *form_orphan_checks(), *freshness],
         jobs=[forms_job, results_job],
         schedules=[
             dg.ScheduleDefinition(

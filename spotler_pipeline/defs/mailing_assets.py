@@ -33,7 +33,7 @@ from spotler_pipeline.defs.metadata import (
     window_text,
     write_metadata,
 )
-from spotler_pipeline.defs.partitions import daily_partitions
+from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.warehouse import Absent, Replacement, Scope, Table
 from spotler_pipeline.warehouse.mailing_tables import (
@@ -163,6 +163,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     def spotler_mailings(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult]:
+        check_partition_range(context)
         window = context.partition_time_window
         zone = window.start.tzinfo
         account = spotler.account()
@@ -335,6 +336,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     def spotler_mailing_interactions(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult]:
+        check_partition_range(context)
         window = context.partition_time_window
         zone = window.start.tzinfo
         tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]

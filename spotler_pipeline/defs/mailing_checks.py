@@ -6,6 +6,7 @@ import dagster as dg
 
 from spotler_pipeline.defs.checks import primary_key_checks, warehouse_check
 from spotler_pipeline.warehouse.mailing_tables import (
+    MAILING_BOUNCES,
     MAILING_CLICKS,
     MAILING_LINKS,
     MAILING_OPENS,
@@ -17,6 +18,7 @@ from spotler_pipeline.warehouse.mailing_tables import (
 from spotler_pipeline.warehouse.quality import (
     clicks_without_link,
     recipients_vs_sent_count,
+    rows_without_parent,
     unique_contacts_vs_statistics,
 )
 
@@ -40,10 +42,32 @@ def build_mailing_checks() -> list[dg.AssetChecksDefinition]:
             "clicks on unknown links",
             additional_deps=[MAILING_LINKS],
         ),
+        *(
+            warehouse_check(
+                table,
+                "mailings_in_catalogue",
+                f"Every row of {table.qualified_name} belongs to a mailing in spotler.mailings "
+                "(an orphan means another account's data, or mailings never loaded).",
+                lambda conn, t=table: rows_without_parent(
+                    conn, t.name, {"mailing_id": "encrypted_id"}, "mailings"
+                ),
+                "rows of mailings missing from spotler.mailings",
+                additional_deps=[MAILINGS],
+            )
+            for table in (
+                MAILING_LINKS,
+                MAILING_RECIPIENTS,
+                MAILING_OPENS,
+                MAILING_CLICKS,
+                MAILING_BOUNCES,
+                MAILING_STATS_SNAPSHOTS,
+            )
+        ),
         warehouse_check(
             MAILING_RECIPIENTS,
             "recipients_match_sent_count",
-            "For every loaded send day, each mailing has exactly sent_count recipient rows.",
+            "For every loaded send day, each mailing has exactly sent_count recipient rows "
+            "(Spotler states sentCount; a listing that falls short of it is an error).",
             recipients_vs_sent_count,
             "mailings whose recipients differ from sent_count",
             additional_deps=[MAILINGS],

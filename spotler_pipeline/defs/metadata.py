@@ -124,8 +124,8 @@ def report_kept(
         )
     if kept:
         log.warning(
-            f"Rows of {what} Spotler no longer lists were kept, not deleted: "
-            + ", ".join(f"{table} {n:,}" for table, n in kept.items())
+            f"Rows of {what} Spotler no longer lists were kept, not deleted (catalogue rows "
+            "flagged present = false): " + ", ".join(f"{table} {n:,}" for table, n in kept.items())
         )
     return {
         f"{what}_missing_404": dg.MetadataValue.int(len(missing)),

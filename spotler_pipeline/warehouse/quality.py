@@ -147,6 +147,27 @@ def interactions_of_unknown_steps(conn: duckdb.DuckDBPyConnection, interactions:
     )
 
 
+def rows_without_parent(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    keys: dict[str, str],
+    parent: str,
+) -> Finding:
+    """Rows of ``table`` whose item is missing from catalogue ``parent``.
+
+    ``keys`` maps the row's columns to the parent's (e.g. ``{"mailing_id": "encrypted_id"}``).
+    Such orphans mean a load from another account or a catalogue that was never loaded.
+    """
+    cols = ", ".join(f"i.{c}" for c in keys)
+    match = " AND ".join(f"p.{pc} = i.{c}" for c, pc in keys.items())
+    return _finding(
+        conn,
+        f"SELECT count(*) FROM {SCHEMA}.{table}",
+        f"SELECT {cols}, count(*) AS orphan_rows FROM {SCHEMA}.{table} i "
+        f"ANTI JOIN {SCHEMA}.{parent} p ON {match} GROUP BY ALL ORDER BY orphan_rows DESC",
+    )
+
+
 def contact_mailing_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
     """Disagreements between ``contact_mailing_card`` (built from the interaction tables)
     and the API's own history of the contacts fetched (latest fetch per contact).
