@@ -20,9 +20,16 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from spotler_pipeline.warehouse import Absent, Replacement, Scope, StagingArea, replace_window
+from spotler_pipeline.warehouse import (
+    Absent,
+    Replacement,
+    Scope,
+    StagingArea,
+    ddl,
+    migrations,
+    replace_window,
+)
 from spotler_pipeline.warehouse import connection as connection_module
-from spotler_pipeline.warehouse import ddl, migrations
 from spotler_pipeline.warehouse.account import AccountMismatchError, adopt_account
 from spotler_pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 from spotler_pipeline.warehouse.mailing_tables import MAILING_OPENS, MAILINGS

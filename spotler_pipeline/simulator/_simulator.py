@@ -34,7 +34,8 @@ class Simulator:
     multiplies audiences and campaign/form traffic (1.0: sends of thousands to hundreds
     of thousands; 0.001-0.01: tiny accounts for unit tests). ``heavy_days`` maps a send day
     to a target number of interaction rows (recipients + opens + clicks + bounces, once
-    mature) and adds one big mailing at 10:00 that day, for benchmarks.
+    mature) and adds one big mailing at 10:00 that day, for benchmarks. The consumer key
+    defaults to one per ``(seed, scale)``: a Spotler key belongs to one account.
 
     OAuth timestamps are checked against real time, never the simulated clock.
     """
@@ -45,7 +46,7 @@ class Simulator:
         scale: float = 1.0,
         now: datetime | None = None,
         days: int = 60,
-        consumer_key: str = "simulator-key",
+        consumer_key: str | None = None,
         consumer_secret: str = "simulator-secret",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -59,11 +60,13 @@ class Simulator:
             for d, n in (heavy_days or {}).items()
         }
         self.account = Account(seed, scale, from_epoch(self._now).date(), days, heavy)
-        self.consumer_key = consumer_key
+        # One account, one key: a pipeline's warehouse records the key's fingerprint, so a
+        # simulator of another seed or scale (another account) is refused, not mixed in.
+        self.consumer_key = consumer_key or f"simulator-seed{seed}-scale{scale:g}"
         self.consumer_secret = consumer_secret
         self.host, self.port = host, port
         self._api = Api(self.account)
-        self._verifier = OAuthVerifier(consumer_key, consumer_secret)
+        self._verifier = OAuthVerifier(self.consumer_key, consumer_secret)
         self._faults = FaultBook()
         self._log: list[tuple[str, str, str, int]] = []
         self._log_lock = threading.Lock()
