@@ -51,6 +51,43 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate_to_lake(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from spotler_pipeline.warehouse.lake import LakeSettings, redact
+    from spotler_pipeline.warehouse.legacy import LegacyUpgradeError
+    from spotler_pipeline.warehouse.migrate_to_lake import (
+        MigrationError,
+        format_report,
+        migrate_to_lake,
+    )
+
+    settings = LakeSettings.from_env()
+    if args.catalog:
+        settings = LakeSettings(args.catalog, args.data_path or (settings and settings.data_path))
+    elif settings is not None and args.data_path:
+        settings = LakeSettings(settings.catalog, args.data_path)
+    if settings is None:
+        print(
+            "spotler-pipeline migrate-to-lake: set SPOTLER_DUCKLAKE_CATALOG and "
+            "SPOTLER_DUCKLAKE_DATA_PATH (or --catalog / --data-path) to the lake to copy into",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = migrate_to_lake(
+            args.database,
+            settings,
+            replace=args.replace,
+            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+    except (MigrationError, LegacyUpgradeError, duckdb.Error) as exc:
+        print(f"spotler-pipeline migrate-to-lake: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotler-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--prewarm", action="store_true", help="render all rows before serving (benchmarks)"
     )
     simulate.set_defaults(run=_simulate)
+
+    migrate = commands.add_parser(
+        "migrate-to-lake",
+        help="copy the DuckDB-file warehouse into the DuckLake warehouse",
+        description="Copy every table and view of the DuckDB-file warehouse into the lake "
+        "named by SPOTLER_DUCKLAKE_CATALOG / SPOTLER_DUCKLAKE_DATA_PATH, in one transaction, "
+        "and verify the row counts. A file written by DuckDB 2 (release 0.1.0) is converted "
+        "first (the old file is kept beside it).",
+    )
+    migrate.add_argument(
+        "--database",
+        help="the warehouse file (default: SPOTLER_DUCKDB_PATH or data/spotler.duckdb)",
+    )
+    migrate.add_argument("--catalog", help="DuckLake catalog (default: SPOTLER_DUCKLAKE_CATALOG)")
+    migrate.add_argument(
+        "--data-path", help="DuckLake data path (default: SPOTLER_DUCKLAKE_DATA_PATH)"
+    )
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite the lake's tables even if they already have rows",
+    )
+    migrate.set_defaults(run=_migrate_to_lake)
     return parser
 
 
