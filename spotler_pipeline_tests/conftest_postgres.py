@@ -7,6 +7,7 @@ also name it themselves, which is harmless twice).
 - ``postgres_server`` (session): a running :class:`~spotler_pipeline_tests.postgres.PostgresServer`
   (``.dsn()``, ``.catalog()``, ``.create_database()``, ``.create_role()``); skips, saying why,
   only when the server binaries are missing and cannot be installed.
+- ``ducklake_extensions``: skips where no DuckLake extension can exist (DuckDB 2).
 - ``lake_catalog``: the ``SPOTLER_DUCKLAKE_CATALOG`` value of a new, empty database.
 - ``lake_settings``: that catalog with a data path in the test's temp folder.
 """
@@ -18,9 +19,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from spotler_pipeline.warehouse.lake import LakeSettings
+from spotler_pipeline.warehouse.lake import LakeSettings, extension_path
 from spotler_pipeline_tests.postgres import (
     PostgresServer,
     PostgresUnavailable,
@@ -43,8 +45,17 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def ducklake_extensions() -> None:
+    """Skip in a DuckDB 2 environment: the registry has the ``ducklake`` and ``postgres``
+    extension wheels for DuckDB 1.5.5 only, and DuckDB cannot download them here. (With
+    DuckDB 1.x a missing wheel is a broken install and the lake tests fail, saying so.)"""
+    if extension_path("ducklake") is None and int(duckdb.__version__.split(".")[0]) >= 2:
+        pytest.skip(f"no DuckLake extension wheel exists for DuckDB {duckdb.__version__}")
+
+
 @pytest.fixture
-def lake_catalog(postgres_server: PostgresServer) -> str:
+def lake_catalog(postgres_server: PostgresServer, ducklake_extensions: None) -> str:
     """A fresh database on the session's server, as a ``postgres:`` DuckLake catalog."""
     return postgres_server.create_database(f"lake_{os.getpid()}_{next(_databases)}")
 
