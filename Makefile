@@ -30,6 +30,7 @@ dev: $(STAMP)
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
 test: $(STAMP) chromium postgresql
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
+	$(BIN)/dg check defs
 	$(BIN)/python -m pytest -q
 
 ## Only the end-to-end tests: dagster dev + UI backfill, and the browser (screenshots in test-artifacts/).

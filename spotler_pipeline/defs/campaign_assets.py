@@ -175,20 +175,21 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
         CAMPAIGNS: (
             "Automated campaigns (welcome series, abandoned cart, birthday, ...): whether "
             "each is switched on and what triggers it. Refreshed whole daily; a campaign "
-            "Spotler no longer lists is kept with `present = false`. Source: endpoint 16."
+            "Spotler no longer lists is kept with `present = false`. Source: "
+            "`GET /campaign/list`."
         ),
         CAMPAIGN_TRIGGERS: (
             "The events that enter a contact into each campaign (one row per trigger). "
-            "Source: endpoint 16."
+            "Source: `GET /campaign/list`."
         ),
         CAMPAIGN_MAILINGS: (
             "The message steps (e-mails and SMS) of each campaign in order, with subject "
             "and sender. A step removed from its campaign is kept with `present = false`. "
-            "Sources: endpoints 17 and 18."
+            "Sources: `GET /campaign/{id}/mailing` and `GET /campaign-mailing/{id}`."
         ),
         CAMPAIGN_MAILING_LINKS: (
             "The trackable links of each campaign message: what "
-            "`campaign_mailing_clicks.link_id` refers to. Source: endpoint 18."
+            "`campaign_mailing_clicks.link_id` refers to. Source: `GET /campaign-mailing/{id}`."
         ),
     }
 
@@ -247,15 +248,19 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
     interaction_specs = {
         CAMPAIGN_MAILING_RECIPIENTS: (
             "Every send of a campaign message to a contact, one row per subscription "
-            "(a contact passing a campaign twice has two). Source: endpoint 19."
+            "(a contact passing a campaign twice has two). Source: "
+            "`GET /campaign-mailing/{id}/recipients`."
         ),
-        CAMPAIGN_MAILING_OPENS: "Every open of a campaign message. Source: endpoint 20.",
+        CAMPAIGN_MAILING_OPENS: (
+            "Every open of a campaign message. Source: `GET /campaign-mailing/{id}/opens`."
+        ),
         CAMPAIGN_MAILING_CLICKS: (
             "Every click on a link of a campaign message, with the link "
-            "(`campaign_mailing_links`). Source: endpoint 22."
+            "(`campaign_mailing_links`). Source: `GET /campaign-mailing/{id}/clicks`."
         ),
         CAMPAIGN_MAILING_BOUNCES: (
-            "Every hard and soft bounce of a campaign message. Source: endpoint 24."
+            "Every hard and soft bounce of a campaign message. Source: "
+            "`GET /campaign-mailing/{id}/bounces`."
         ),
     }
 

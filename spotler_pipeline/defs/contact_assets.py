@@ -209,16 +209,16 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         CONTACT_MAILING_HISTORY: (
             "For each contact active that day: every one-off mailing they received and "
             "whether they opened, clicked or bounced it, as Spotler's contact history reports "
-            "it. Source: endpoint 10."
+            "it. Source: `GET /contact/{id}/mailings`."
         ),
         CONTACT_CAMPAIGN_MAILING_HISTORY: (
             "For each contact active that day: every campaign message they received, per "
             "pass through the campaign (subscription), opened / clicked / bounced. "
-            "Source: endpoint 12."
+            "Source: `GET /contact/{id}/campaign-mailings`."
         ),
         CONTACT_FORM_HISTORY: (
             "For each contact active that day: every form they submitted, the only link "
-            "between a contact and their form answers. Source: endpoint 11."
+            "between a contact and their form answers. Source: `GET /contact/{id}/forms`."
         ),
     }
     common = (

@@ -105,7 +105,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "Every form and survey in the account (newsletter sign-up and sign-off, "
                     "profile, satisfaction surveys, ...) with its kind and state (draft, "
                     "proof, final). Refreshed whole daily; a form Spotler no longer lists is "
-                    "kept with `present = false`. Source: endpoint 13."
+                    "kept with `present = false`. Source: `GET /form/list`."
                 ),
             )
         ],
@@ -160,7 +160,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "or not, and whether it was a test submission (kept, flagged in "
                     "`test_result`, left out of `form_response_summary`). Spotler does not "
                     "say who submitted; `contact_form_history` links submissions to "
-                    "contacts. Source: endpoint 15."
+                    "contacts. Source: `GET /form/result/{formId}`."
                 ),
             ),
             table_spec(
@@ -172,7 +172,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "Every answer of every submission: the question, the answer exactly as "
                     "Spotler sent it (`answer`, JSON: text, number, multiple-choice list or "
                     "null) and as text (`answer_text`) for easy filtering, e.g. to follow up "
-                    "negative survey answers. Source: endpoint 15."
+                    "negative survey answers. Source: `GET /form/result/{formId}`."
                 ),
             ),
         ],

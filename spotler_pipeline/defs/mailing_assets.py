@@ -139,7 +139,8 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 description=(
                     "One-off mailings (newsletters and SMS) by the day they were sent, with "
                     "who sent them to which target group, subject and sender. Sources: "
-                    "endpoint 1 (mailings sent in the range) and 2 (details of each)."
+                    "`GET /mailing` (mailings sent in the range) and `GET /mailing/{id}` "
+                    "(details of each)."
                 ),
                 skippable=True,
             ),
@@ -150,7 +151,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 deps=[MAILINGS],
                 description=(
                     "The trackable links of each mailing (webshop, unsubscribe, social, ...): "
-                    "what `mailing_clicks.link_id` refers to. Source: endpoint 2."
+                    "what `mailing_clicks.link_id` refers to. Source: `GET /mailing/{id}`."
                 ),
                 skippable=True,
             ),
@@ -217,10 +218,13 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             "taken: one row per mailing per snapshot day. Spotler only reports statistics "
             "as they are *now*, so only today's partition can be materialised; the series "
             "of daily snapshots shows how opens and clicks mature after a send. "
-            "Latest per mailing: view `spotler.mailing_stats_latest`. Source: endpoint 3.\n\n"
+            "Latest per mailing: view `spotler.mailing_stats_latest`. Source: "
+            "`GET /mailing/{id}/statistics`.\n\n"
             f"Key: (mailing_id, snapshot_day). DuckDB table `spotler.mailing_stats_snapshots`."
         ),
-        group_name=GROUP,
+        # Its own group: a snapshot can only be taken today, so a range backfill of the
+        # `mailings` group (past send days) never reaches it and never fails by design.
+        group_name="statistics",
         partitions_def=snapshot_days,
         deps=[asset_key(MAILINGS)],
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -303,16 +307,21 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         )
 
     interaction_specs = {
-        MAILING_RECIPIENTS: "Every contact each mailing was sent to. Source: endpoint 4.",
+        MAILING_RECIPIENTS: (
+            "Every contact each mailing was sent to. Source: `GET /mailing/{id}/recipients`."
+        ),
         MAILING_OPENS: (
             "Every open of each mailing, with its time; opens keep arriving for days after "
-            "the send, so the last send days are refreshed daily. Source: endpoint 5."
+            "the send, so the last send days are refreshed daily. Source: "
+            "`GET /mailing/{id}/opens`."
         ),
         MAILING_CLICKS: (
             "Every click on a link of each mailing, with the link (`mailing_links`). "
-            "Source: endpoint 7."
+            "Source: `GET /mailing/{id}/clicks`."
         ),
-        MAILING_BOUNCES: "Every hard and soft bounce of each mailing. Source: endpoint 9.",
+        MAILING_BOUNCES: (
+            "Every hard and soft bounce of each mailing. Source: `GET /mailing/{id}/bounces`."
+        ),
     }
 
     @dg.multi_asset(
