@@ -55,7 +55,7 @@ def ducklake_extensions() -> None:
 
 
 @pytest.fixture
-def lake_catalog(postgres_server: PostgresServer, ducklake_extensions: None) -> str:
+def lake_catalog(ducklake_extensions: None, postgres_server: PostgresServer) -> str:
     """A fresh database on the session's server, as a ``postgres:`` DuckLake catalog."""
     return postgres_server.create_database(f"lake_{os.getpid()}_{next(_databases)}")
 

@@ -191,7 +191,7 @@ def test_retry_lets_concurrent_partition_writers_all_land(lake_settings: LakeSet
 
 
 def test_a_password_never_appears_in_errors_or_the_catalog_list(
-    postgres_server: PostgresServer, ducklake_extensions: None, tmp_path: Path
+    ducklake_extensions: None, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     password = "s3cret-Pa55"
     postgres_server.create_role("lake_owner", password)
