@@ -13,6 +13,8 @@ from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline_tests.pipeline_harness import TIMEZONE, Harness
 
+pytest_plugins = ["spotler_pipeline_tests.conftest_postgres"]
+
 #: A fixed "now" for simulator and pipeline clocks, so tests never depend on today's date.
 FIXED_NOW = datetime(2026, 6, 15, 10, 0, tzinfo=ZoneInfo(TIMEZONE))
 

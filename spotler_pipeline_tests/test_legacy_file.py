@@ -100,8 +100,17 @@ def test_the_first_release_file_is_recognised(old_file: Path) -> None:
     header = legacy.read_header(old_file)
     assert header == legacy.FileHeader(storage_version=999, library_version="v2.0.1")
     assert legacy.needs_upgrade(old_file)
+    # DuckDB 1.5.5 itself cannot read it ...
+    probe = duckdb.connect()
     with pytest.raises(duckdb.Error, match="version number"):
-        open_warehouse(old_file, read_only=True, lock_timeout=0)
+        probe.execute(f"ATTACH '{old_file}' AS old (READ_ONLY)")
+    probe.close()
+    # ... so opening the warehouse converts it first, keeping the old file as a backup
+    conn = open_warehouse(old_file, read_only=True, lock_timeout=0)
+    assert conn.execute("SELECT count(*) FROM spotler.mailings").fetchone() == (8,)
+    conn.close()
+    assert not legacy.needs_upgrade(old_file)
+    assert old_file.with_name(old_file.name + ".duckdb2-backup").exists()
 
 
 def test_current_and_missing_files_are_left_alone(tmp_path: Path) -> None:

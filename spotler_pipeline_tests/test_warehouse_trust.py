@@ -138,11 +138,11 @@ def _first_release_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
     )
     conn.execute(
         "INSERT INTO spotler.mailing_opens (send_day, mailing_id, contact_encrypted_id, "
-        "open_date) VALUES ('2026-06-01', 'M1', 'c1', '2026-06-01 10:00+02')"
+        "open_date) VALUES ('2026-06-01', 'M1', 'c1', '2026-06-01 10:00:00+02')"
     )
     conn.execute(
         "INSERT INTO spotler.mailing_stats_snapshots (snapshot_day, mailing_id, open_count, "
-        "snapshot_at) VALUES ('2026-06-03', 'M1', 1, '2026-06-03 08:00+02')"
+        "snapshot_at) VALUES ('2026-06-03', 'M1', 1, '2026-06-03 08:00:00+02')"
     )
     return conn
 

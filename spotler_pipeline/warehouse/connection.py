@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.warehouse.legacy import upgrade_file_format
+
 CATALOG = "warehouse"
 
 #: DuckDB's own default is 80% of the machine's memory. The pipeline shares its machine with
@@ -73,6 +75,8 @@ def open_warehouse(
         "temp_directory": str(path.parent / ".duckdb-spill"),
         **(config or {}),
     }
+    # A file written by the first release's DuckDB 2.x is converted once (kept as a backup).
+    upgrade_file_format(path)
     started = time.monotonic()
     next_report = started + WAIT_REPORT_INTERVAL
     delay = 0.05

@@ -99,10 +99,10 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     conn.execute("BEGIN TRANSACTION")
     try:
         yield
-        conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")  # outside the try: a failed COMMIT has ended the transaction
 
 
 def _record(conn: duckdb.DuckDBPyConnection, version: int, description: str) -> None:

@@ -177,10 +177,12 @@ def transaction(conn: duckdb.DuckDBPyConnection, account: str | None) -> Iterato
         if account is not None:
             claim_account(conn, account)
         yield
-        conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    # Outside the try: a COMMIT that fails (a DuckLake conflict) has already ended the
+    # transaction, and a ROLLBACK would hide the real error behind "no transaction".
+    conn.execute("COMMIT")
 
 
 def _replace_one(
