@@ -13,7 +13,6 @@ from spotler_pipeline.warehouse import lake
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline_tests.postgres import PostgresServer
 
-
 DAY = date(2026, 6, 1)
 
 

@@ -16,7 +16,6 @@ from spotler_pipeline.warehouse import migrate_to_lake as mig
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.lake import CATALOG_ENV, DATA_PATH_ENV, LakeSettings, open_lake
 
-
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
