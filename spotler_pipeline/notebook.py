@@ -4,31 +4,57 @@
 >>> con = connect()
 >>> con.sql("SELECT * FROM spotler.mailing_stats_latest").df()
 
-The connection is to the *published* read-only copy that the pipeline refreshes after each
-successful write (see :mod:`spotler_pipeline.warehouse.publish`), so it may be held open for
-hours while runs keep writing. Reconnect to see newer data.
+With the DuckDB file as the warehouse, the connection is to the *published* read-only copy
+that the pipeline refreshes after each successful write (see
+:mod:`spotler_pipeline.warehouse.publish`), so it may be held open for hours while runs keep
+writing. Reconnect to see newer data.
+
+With a DuckLake (``SPOTLER_DUCKLAKE_CATALOG`` set), the lake is attached read-only: each
+query sees the latest committed snapshot, nothing is copied, and ``snapshot_version`` /
+``snapshot_time`` show the warehouse as it was at an earlier snapshot.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DEFAULT_TIMEZONE
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import published_path
 
 
-def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    database: str | os.PathLike[str] | None = None,
+    *,
+    snapshot_version: int | None = None,
+    snapshot_time: datetime | str | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the published data (schema ``spotler``).
+
+    On a lake: the latest committed snapshot, or the one given by ``snapshot_version`` (an id
+    from ``FROM lake.snapshots()``) or ``snapshot_time`` (the warehouse as it was then).
 
     ``database`` is the pipeline's DuckDB file; by default ``SPOTLER_DUCKDB_PATH`` or
     ``data/spotler.duckdb``. A relative path is found from the working directory or one of
     its parents, so a notebook running in ``notebooks/`` finds the project's ``data/``.
     Timestamps are shown in ``SPOTLER_TIMEZONE``.
     """
+    lake = LakeSettings.from_env()
+    if lake is not None and database is None:
+        conn = open_lake(
+            lake, read_only=True, snapshot_version=snapshot_version, snapshot_time=snapshot_time
+        )
+        return _for_analysis(conn)
+    if snapshot_version is not None or snapshot_time is not None:
+        raise ValueError(
+            "snapshot_version / snapshot_time need the DuckLake warehouse "
+            "(SPOTLER_DUCKLAKE_CATALOG); the DuckDB file keeps no history"
+        )
     db = _locate(Path(database or os.environ.get("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH))
     path = published_path(db)
     if not path.exists():
@@ -36,7 +62,10 @@ def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
             f"No published Spotler data at {path}: it appears after the first successful "
             f"materialisation into {db} (run `make demo`, or materialise an asset in the UI)."
         )
-    conn = open_warehouse(path, read_only=True)
+    return _for_analysis(open_warehouse(path, read_only=True))
+
+
+def _for_analysis(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     # The pipeline's own cap keeps runs small beside Dagster; analysis gets DuckDB's default.
     conn.execute("RESET memory_limit")
     conn.execute("SET TimeZone = ?", [os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)])

@@ -11,6 +11,7 @@ import pytest
 
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.pipeline_harness import TIMEZONE, Harness
 
 pytest_plugins = ["spotler_pipeline_tests.conftest_postgres"]
@@ -33,8 +34,20 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
+@pytest.fixture(params=["file", "lake"])
+def warehouse_backend(request: pytest.FixtureRequest) -> LakeSettings | None:
+    """Which warehouse the asset tests write: the DuckDB file, or a DuckLake on a real
+    PostgreSQL (a fresh catalog database per test). Tests that concern one backend only
+    narrow it with ``@pytest.mark.parametrize("warehouse_backend", ["file"], indirect=True)``."""
+    if request.param == "file":
+        return None
+    return request.getfixturevalue("lake_settings")
+
+
 @pytest.fixture
-def harness(simulator: Simulator, tmp_path: Path) -> Harness:
+def harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> Harness:
     from spotler_pipeline.definitions import build_definitions
 
     settings = DeploymentSettings(
@@ -49,4 +62,5 @@ def harness(simulator: Simulator, tmp_path: Path) -> Harness:
         database=tmp_path / "warehouse" / "spotler.duckdb",
         defs=build_definitions(settings),
         settings=settings,
+        lake=warehouse_backend,
     )

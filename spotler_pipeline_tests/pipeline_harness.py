@@ -16,6 +16,7 @@ from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import publish_snapshot
 
 TIMEZONE = "Europe/Amsterdam"
@@ -39,6 +40,20 @@ class Harness:
     database: Path
     defs: dg.Definitions
     settings: DeploymentSettings
+    #: the DuckLake to write instead of the DuckDB file (the tests run on both backends)
+    lake: LakeSettings | None = None
+
+    def warehouse(self) -> WarehouseResource:
+        return WarehouseResource(
+            database=str(self.database),
+            ducklake_catalog=self.lake.catalog if self.lake else None,
+            ducklake_data_path=self.lake.data_path if self.lake else None,
+        )
+
+    def _connect(self, read_only: bool) -> Any:
+        if self.lake is not None:
+            return open_lake(self.lake, read_only=read_only)
+        return open_warehouse(self.database, read_only=read_only)
 
     @property
     def now(self) -> datetime:
@@ -53,7 +68,7 @@ class Harness:
                 timezone=TIMEZONE,
                 max_concurrent_requests=4,
             ),
-            "warehouse": WarehouseResource(database=str(self.database)),
+            "warehouse": self.warehouse(),
             "clock": ClockResource(fixed_now=self.sim.now.isoformat()),
         }
         res.update(overrides)
@@ -103,7 +118,7 @@ class Harness:
         return result, logs
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        con = open_warehouse(self.database, read_only=True)
+        con = self._connect(read_only=True)
         try:
             return con.execute(sql, list(params)).fetchall()
         finally:
@@ -115,10 +130,11 @@ class Harness:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a statement against the pipeline's file and publish the result, as a write
         would (tests use it to corrupt data that the checks then read)."""
-        con = open_warehouse(self.database)
+        con = self._connect(read_only=False)
         try:
             con.execute(sql, list(params))
-            publish_snapshot(con, self.database)
+            if self.lake is None:
+                publish_snapshot(con, self.database)
         finally:
             con.close()
 
@@ -201,11 +217,13 @@ class FullHarness(Harness):
         wanted = dg.AssetCheckKey(key(table), check)
         for checks_def in self.defs.asset_checks or []:
             if wanted in checks_def.check_keys:
-                return checks_def(warehouse=WarehouseResource(database=str(self.database)))
+                return checks_def(warehouse=self.warehouse())
         raise KeyError(f"no check {check!r} on {table}")
 
 
-def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
+def harness_with_all_groups(
+    sim: Simulator, database: Path, lake: LakeSettings | None = None
+) -> FullHarness:
     """A harness whose definitions hold every group: mailings, campaigns, forms, contacts.
 
     Built from the groups' own factories, so these tests do not depend on how
@@ -224,7 +242,7 @@ def harness_with_all_groups(sim: Simulator, database: Path) -> FullHarness:
         build_form_definitions(settings),
         build_contact_definitions(settings),
     )
-    harness = FullHarness(sim=sim, database=database, defs=defs, settings=settings)
+    harness = FullHarness(sim=sim, database=database, defs=defs, settings=settings, lake=lake)
     # resources too, so that schedules and jobs resolve as in the real code location
     harness.defs = dg.Definitions.merge(defs, dg.Definitions(resources=harness.resources()))
     return harness

@@ -1,14 +1,12 @@
 """The campaign assets end to end against the simulator, into a temporary DuckDB file."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import dagster as dg
 import pytest
 
-from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.simulator import Fault, Simulator
+from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
@@ -18,8 +16,12 @@ from spotler_pipeline_tests.pipeline_harness import (
 
 
 @pytest.fixture
-def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
-    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+def harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> FullHarness:
+    return harness_with_all_groups(
+        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
+    )
 
 
 def api_counts(harness: FullHarness, first: date, last: date) -> dict[str, int]:
@@ -215,13 +217,3 @@ def test_failure_mid_fetch_leaves_the_partition_as_it_was(harness: FullHarness) 
 
 def all_rows(harness: FullHarness, table: str) -> list[tuple]:
     return harness.query(f"SELECT * FROM spotler.{table} ORDER BY ALL")
-
-
-def test_daily_schedule_refreshes_the_last_few_event_days(harness: FullHarness) -> None:
-    schedule = harness.defs.get_schedule_def("spotler_campaign_interactions_daily")
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    when = datetime(2026, 6, 15, 6, 15, tzinfo=ZoneInfo("Europe/Amsterdam"))
-    with dg.build_schedule_context(scheduled_execution_time=when) as context:
-        request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.tags[RANGE_START_TAG] == "2026-06-13"  # campaign_refresh_days = 3
-    assert request.tags[RANGE_END_TAG] == "2026-06-15"

@@ -10,6 +10,7 @@ from spotler_pipeline.defs.contact_assets import active_contacts
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
@@ -24,8 +25,12 @@ LOADED_DAYS = 7
 
 
 @pytest.fixture
-def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
-    h = harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+def harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> FullHarness:
+    h = harness_with_all_groups(
+        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
+    )
     last = h.now.date()
     days = (last - timedelta(days=LOADED_DAYS - 1), last)
     assert h.materialize(MAILING_ASSETS, days=days).success

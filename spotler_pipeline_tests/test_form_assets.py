@@ -8,14 +8,19 @@ import pytest
 
 from spotler_pipeline.defs.form_assets import answer_text, answer_type
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.pipeline_harness import FullHarness, harness_with_all_groups
 
 RESULTS = ("form_results", "form_answers")
 
 
 @pytest.fixture
-def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
-    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+def harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> FullHarness:
+    return harness_with_all_groups(
+        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
+    )
 
 
 def api_results(harness: FullHarness, first: date, last: date) -> dict[tuple[str, str], object]:

@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.conftest import FIXED_NOW
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
@@ -35,8 +36,12 @@ FORM_ASSETS = ("forms", "form_results", "form_answers")
 
 
 @pytest.fixture
-def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
-    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+def harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> FullHarness:
+    return harness_with_all_groups(
+        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
+    )
 
 
 def _per_mailing(harness: FullHarness, mailing_id: str) -> dict[str, int]:
@@ -211,6 +216,7 @@ def test_a_shortfall_against_sent_count_is_an_error_naming_the_mailing(
     assert f"recipients {mailing.sent_count - 3:,}" in check.description
 
 
+@pytest.mark.parametrize("warehouse_backend", ["file"], indirect=True)  # a lake publishes nothing
 def test_a_publish_failure_after_the_commit_does_not_fail_the_run(
     harness: FullHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,7 +246,10 @@ KILLED_RUN = textwrap.dedent(
     from spotler_pipeline_tests.conftest import FIXED_NOW
     from spotler_pipeline_tests.pipeline_harness import MAILING_ASSETS, harness_with_all_groups
 
+    from spotler_pipeline.warehouse.lake import LakeSettings
+
     database, marker, day = Path(sys.argv[1]), Path(sys.argv[2]), date.fromisoformat(sys.argv[3])
+    lake = LakeSettings(sys.argv[4], sys.argv[5]) if len(sys.argv) > 4 else None
     real = writes.insert_staged
     calls = []
 
@@ -255,7 +264,7 @@ KILLED_RUN = textwrap.dedent(
     writes.insert_staged = slow_insert
     with Simulator(seed=11, scale=0.01, now=FIXED_NOW, days=21) as sim:
         sim.advance(__import__("datetime").timedelta(days=2))  # new opens: the data differs
-        harness = harness_with_all_groups(sim, database)
+        harness = harness_with_all_groups(sim, database, lake)
         harness.materialize(MAILING_ASSETS, day=day)
     """
 )
@@ -271,7 +280,15 @@ def test_a_run_killed_mid_write_leaves_every_table_as_before(
     marker = tmp_path / "marker"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN, str(harness.database), str(marker), day.isoformat()],
+        [
+            sys.executable,
+            "-c",
+            KILLED_RUN,
+            str(harness.database),
+            str(marker),
+            day.isoformat(),
+            *([harness.lake.catalog, str(harness.lake.data_path)] if harness.lake else []),
+        ],
         env=env,
         cwd=Path(__file__).resolve().parent.parent,
     )

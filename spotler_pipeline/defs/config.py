@@ -24,6 +24,11 @@ DEFAULT_PARTITIONS_START = "2025-01-01"
 CREDENTIAL_ENV_VARS = ("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET")
 TIMEZONE_ENV_VAR = "SPOTLER_TIMEZONE"
 PARTITIONS_START_ENV_VAR = "SPOTLER_PARTITIONS_START"
+DUCKLAKE_CATALOG_ENV_VAR = "SPOTLER_DUCKLAKE_CATALOG"
+DUCKLAKE_DATA_PATH_ENV_VAR = "SPOTLER_DUCKLAKE_DATA_PATH"
+
+FILE_POOL = "spotler_duckdb"
+LAKE_POOL = "spotler_api"
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -39,6 +44,15 @@ class DeploymentSettings:
     interaction_refresh_days: int
     campaign_refresh_days: int
     snapshot_lookback_days: int
+    #: the warehouse is a DuckLake (``SPOTLER_DUCKLAKE_CATALOG`` set), not the DuckDB file
+    lake: bool = False
+
+    @property
+    def pool(self) -> str:
+        """The concurrency pool of every writing step. The DuckDB file admits one writer, so
+        steps take turns for it (pool ``spotler_duckdb``, limit 1); a lake takes concurrent
+        writers, so steps only share the API budget (pool ``spotler_api``)."""
+        return LAKE_POOL if self.lake else FILE_POOL
 
     @classmethod
     def from_env(cls) -> DeploymentSettings:
@@ -48,6 +62,7 @@ class DeploymentSettings:
             interaction_refresh_days=_int("SPOTLER_INTERACTION_REFRESH_DAYS", 30),
             campaign_refresh_days=_int("SPOTLER_CAMPAIGN_REFRESH_DAYS", 3),
             snapshot_lookback_days=_int("SPOTLER_SNAPSHOT_LOOKBACK_DAYS", 60),
+            lake=_raw(DUCKLAKE_CATALOG_ENV_VAR) is not None,
         )
 
 

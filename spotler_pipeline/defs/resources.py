@@ -26,6 +26,7 @@ from spotler_pipeline.warehouse import (
 )
 from spotler_pipeline.warehouse.account import account_fingerprint
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.lake import LakeSettings, open_lake, retry_on_conflict
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
 from spotler_pipeline.warehouse.writes import PresenceResult, merge_presence
 
@@ -101,12 +102,17 @@ class SpotlerResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB file holding schema ``spotler`` (``SPOTLER_DUCKDB_PATH``).
+    """The warehouse holding schema ``spotler``: the DuckDB file (``SPOTLER_DUCKDB_PATH``),
+    or, when ``ducklake_catalog`` is set, a DuckLake (catalog in PostgreSQL, Parquet files
+    under ``ducklake_data_path``). Asset code does not know which.
 
-    Runs open it only for their short final write; after each successful write a read-only
-    copy is published for notebooks (see :mod:`spotler_pipeline.notebook`). Every write goes
-    through :meth:`replace` or :meth:`merge`: they upgrade an older warehouse first, check
-    the Spotler account, write in one transaction and then publish.
+    File: runs open it only for their short final write; after each successful write a
+    read-only copy is published for notebooks (see :mod:`spotler_pipeline.notebook`).
+    Lake: runs write concurrently (a conflicting commit is retried), readers attach the lake
+    read-only and see the latest committed snapshot; nothing is copied.
+
+    Every write goes through :meth:`replace` or :meth:`merge`: they upgrade an older
+    warehouse first, check the Spotler account, and write in one transaction.
     """
 
     publish: bool = Field(
@@ -118,6 +124,17 @@ class WarehouseResource(DuckDBResource):
             "How long a run waits while another process holds the file (it logs who, every "
             "15 s) before it fails saying which process to close."
         ),
+    )
+    ducklake_catalog: str | None = Field(
+        default=None,
+        description=(
+            "SPOTLER_DUCKLAKE_CATALOG: the DuckLake catalog (e.g. 'postgres:dbname=spotler_lake "
+            "host=... user=...'); when set, the lake is the warehouse and the file is unused."
+        ),
+    )
+    ducklake_data_path: str | None = Field(
+        default=None,
+        description="SPOTLER_DUCKLAKE_DATA_PATH: where the lake's Parquet files go.",
     )
     staging_dir: str | None = Field(
         default=None,
@@ -134,19 +151,30 @@ class WarehouseResource(DuckDBResource):
         Replaces dagster-duckdb's plain ``duckdb.connect``: opened directly, a file named
         ``spotler.duckdb`` makes ``spotler.<table>`` ambiguous (see warehouse.connection).
         """
-        log = dg.get_dagster_logger()
-        conn = open_warehouse(
-            self.database,
-            lock_timeout=self.lock_timeout_seconds,
-            config={"custom_user_agent": "spotler_pipeline", **self.connection_config},
-            on_wait=log.warning,
-        )
+        config = {"custom_user_agent": "spotler_pipeline", **self.connection_config}
+        lake = self.lake
+        if lake is not None:
+            conn = open_lake(lake, config=config)
+        else:
+            conn = open_warehouse(
+                self.database,
+                lock_timeout=self.lock_timeout_seconds,
+                config=config,
+                on_wait=dg.get_dagster_logger().warning,
+            )
         try:
             yield conn
         finally:
             conn.close()
 
     connect = get_connection
+
+    @property
+    def lake(self) -> LakeSettings | None:
+        """The lake's settings, or ``None`` when the DuckDB file is the warehouse."""
+        if not self.ducklake_catalog:
+            return None
+        return LakeSettings(self.ducklake_catalog, self.ducklake_data_path or None)
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -156,6 +184,20 @@ class WarehouseResource(DuckDBResource):
         DuckDB pool. Before anything has been published (or with ``publish`` off) it falls
         back to the file itself.
         """
+        lake = self.lake
+        if lake is not None:
+            try:
+                conn = open_lake(lake, read_only=True)
+            except duckdb.Error:  # no lake in the catalog yet: create it, as a write would
+                with self.get_connection() as conn:
+                    ensure_schema(conn)
+                    yield conn
+                return
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
         published = published_path(self.database)
         if not (self.publish and published.exists()):
             with self.get_connection() as conn:
@@ -207,6 +249,8 @@ class WarehouseResource(DuckDBResource):
         return self._write(lambda conn: merge_presence(conn, replacements, account=account))
 
     def _write(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        if self.lake is not None:
+            return self._write_lake(write)
         with self.connect() as conn:
             results = write(conn)
             if self.publish:
@@ -222,6 +266,30 @@ class WarehouseResource(DuckDBResource):
                         "previous copy until the next write publishes."
                     )
         return results
+
+    def _write_lake(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """One transaction on the lake, re-run when another writer committed a conflicting
+        change first (DuckLake detects conflicts per table at COMMIT: concurrent replaces
+        of one table commit one after the other; the staged files are simply read again)."""
+        log = dg.get_dagster_logger()
+
+        def on_retry(attempt: int, error: BaseException) -> None:
+            log.info(
+                f"Another run committed to the same table first; writing again "
+                f"(attempt {attempt + 1} of {LAKE_COMMIT_ATTEMPTS})"
+            )
+
+        with self.connect() as conn:
+            return retry_on_conflict(
+                lambda: write(conn),
+                attempts=LAKE_COMMIT_ATTEMPTS,
+                max_delay=10.0,
+                on_retry=on_retry,
+            )
+
+
+#: How often a write to the lake is tried when concurrent runs keep committing first.
+LAKE_COMMIT_ATTEMPTS = 30
 
 
 def staging_dir_for(database: str | Path) -> Path:
