@@ -24,6 +24,9 @@ from spotler_pipeline.defs.mailing_assets import build_mailing_assets
 from spotler_pipeline.defs.mailing_checks import build_mailing_checks
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.defs.schedules import (
+    REFRESH_CRON,
+    SNAPSHOT_CRON,
+    automation_sensor,
     freshness_checks,
     freshness_sensor,
     refresh_schedule,
@@ -82,21 +85,25 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         refresh_schedule(
             name="spotler_mailings_daily",
             job=mailing_refresh,
-            cron="0 6 * * *",
+            cron=REFRESH_CRON,
             timezone=tz,
             days=settings.interaction_refresh_days,
             first_partition=first_day,
             description=(
-                f"06:00 daily: re-load the last {settings.interaction_refresh_days} send days "
-                "of mailings and their interactions, so late opens and clicks land."
+                f"one run re-loading the last {settings.interaction_refresh_days} send days of "
+                "mailings, links and interactions, so late opens and clicks land"
             ),
         ),
         today_schedule(
             name="spotler_statistics_daily",
             job=snapshot_job,
-            cron="0 7 * * *",
+            cron=SNAPSHOT_CRON,
             timezone=tz,
-            description="07:00 daily: snapshot the statistics of recent mailings.",
+            description=(
+                "today's statistics snapshot of every mailing sent in the last "
+                f"{settings.snapshot_lookback_days} days (at a fixed time of day, so snapshots "
+                "compare like with like)"
+            ),
         ),
     ]
     freshness = freshness_checks([mailings, interactions, snapshots], tz)
@@ -115,7 +122,8 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         build_form_definitions(settings),
         build_contact_definitions(settings),
     )
-    return dg.Definitions.merge(groups, dg.Definitions(sensors=[freshness_sensor(groups)]))
+    sensors = [freshness_sensor(groups), automation_sensor()]
+    return dg.Definitions.merge(groups, dg.Definitions(sensors=sensors))
 
 
 defs = build_definitions()

@@ -9,7 +9,7 @@ the staging area like the mailing interactions, then replace their day partition
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -36,6 +36,7 @@ from spotler_pipeline.defs.metadata import (
 )
 from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.defs.schedules import daily_after_upstream
 from spotler_pipeline.warehouse import Replacement, Table
 from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_CATALOG_TABLES,
@@ -201,6 +202,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                 group=GROUP,
                 description=description,
                 deps=[] if table is CAMPAIGNS else [CAMPAIGNS],
+                automation_condition=daily_after_upstream(tz),
             )
             for table, description in catalog_descriptions.items()
         ],
@@ -278,6 +280,8 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                     "Spotler reports late still land."
                 ),
                 skippable=True,
+                # After the catalogue: the steps it reads are then the ones just listed.
+                automation_condition=daily_after_upstream(tz, days=settings.campaign_refresh_days),
             )
             for table, description in interaction_specs.items()
         ],
@@ -360,10 +364,9 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
 def build_campaign_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Campaign assets, checks, jobs and schedules, to merge into the code location."""
     from spotler_pipeline.defs.campaign_checks import build_campaign_checks
-    from spotler_pipeline.defs.schedules import freshness_checks, refresh_schedule
+    from spotler_pipeline.defs.schedules import freshness_checks
 
     catalog, interactions = build_campaign_assets(settings)
-    first_day = date.fromisoformat(settings.partitions_start)
     catalog_job = dg.define_asset_job(
         "spotler_campaigns_catalog",
         selection=dg.AssetSelection.assets(catalog),
@@ -379,27 +382,6 @@ def build_campaign_definitions(settings: DeploymentSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[catalog, interactions],
         asset_checks=[*build_campaign_checks(), *freshness],
+        # No schedules: the assets' automation conditions refresh them daily, in order.
         jobs=[catalog_job, interactions_job],
-        schedules=[
-            dg.ScheduleDefinition(
-                name="spotler_campaigns_catalog_daily",
-                job=catalog_job,
-                cron_schedule="30 5 * * *",
-                execution_timezone=settings.timezone,
-                default_status=dg.DefaultScheduleStatus.RUNNING,
-                description="05:30 daily: re-read the campaign catalogue, marking what left.",
-            ),
-            refresh_schedule(
-                name="spotler_campaign_interactions_daily",
-                job=interactions_job,
-                cron="15 6 * * *",
-                timezone=settings.timezone,
-                days=settings.campaign_refresh_days,
-                first_partition=first_day,
-                description=(
-                    f"06:15 daily: re-load the last {settings.campaign_refresh_days} event "
-                    "days of campaign interactions, so events Spotler reports late land."
-                ),
-            ),
-        ],
     )

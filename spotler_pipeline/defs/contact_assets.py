@@ -34,6 +34,7 @@ from spotler_pipeline.defs.metadata import (
 )
 from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.defs.schedules import daily_after_upstream
 from spotler_pipeline.warehouse import Replacement, Scope, Table
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
@@ -238,6 +239,9 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 deps=list(upstream),
                 description=description + common,
                 skippable=True,
+                # Yesterday's and today's activity, only once every interaction and form
+                # table it reads has been refreshed that morning (never from stale rows).
+                automation_condition=daily_after_upstream(tz, days=2),
             )
             for table, description in specs.items()
         ],
@@ -376,7 +380,6 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
 def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Contact-card assets, checks, jobs and schedules, to merge into the code location."""
     from spotler_pipeline.defs.contact_checks import build_contact_checks
-    from spotler_pipeline.defs.schedules import refresh_schedule
 
     (histories,) = build_contact_assets(settings)
     job = dg.define_asset_job(
@@ -390,19 +393,6 @@ def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[histories],
         asset_checks=build_contact_checks(),
+        # No schedule: its automation condition runs it after the refreshes it reads.
         jobs=[job],
-        schedules=[
-            refresh_schedule(
-                name="spotler_contact_histories_daily",
-                job=job,
-                cron="0 8 * * *",
-                timezone=settings.timezone,
-                days=2,
-                first_partition=date.fromisoformat(settings.partitions_start),
-                description=(
-                    "08:00 daily, after the interaction refreshes: read the histories of the "
-                    "contacts active yesterday and so far today."
-                ),
-            )
-        ],
     )

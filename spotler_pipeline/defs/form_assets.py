@@ -8,7 +8,7 @@ catalogue. Submissions come from the form's "total response" (endpoint 15) per s
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -27,6 +27,7 @@ from spotler_pipeline.defs.metadata import (
 )
 from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.defs.schedules import daily_after_upstream
 from spotler_pipeline.warehouse import Absent, Replacement, Scope
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORM_TABLES, FORMS
 
@@ -107,6 +108,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "proof, final). Refreshed whole daily; a form Spotler no longer lists is "
                     "kept with `present = false`. Source: `GET /form/list`."
                 ),
+                automation_condition=daily_after_upstream(tz),
             )
         ],
         pool=POOL,
@@ -162,6 +164,8 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "say who submitted; `contact_form_history` links submissions to "
                     "contacts. Source: `GET /form/result/{formId}`."
                 ),
+                # Yesterday's and today's (still filling up), after the form list.
+                automation_condition=daily_after_upstream(tz, days=2),
             ),
             table_spec(
                 FORM_ANSWERS,
@@ -174,6 +178,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                     "null) and as text (`answer_text`) for easy filtering, e.g. to follow up "
                     "negative survey answers. Source: `GET /form/result/{formId}`."
                 ),
+                automation_condition=daily_after_upstream(tz, days=2),
             ),
         ],
         partitions_def=submit_days,
@@ -277,7 +282,7 @@ def form_orphan_checks() -> list[dg.AssetChecksDefinition]:
 def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Form assets, checks, jobs and schedules, to merge into the code location."""
     from spotler_pipeline.defs.checks import primary_key_checks
-    from spotler_pipeline.defs.schedules import freshness_checks, refresh_schedule
+    from spotler_pipeline.defs.schedules import freshness_checks
 
     forms, results = build_form_assets(settings)
     forms_job = dg.define_asset_job(
@@ -294,27 +299,6 @@ def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[forms, results],
         asset_checks=[*primary_key_checks(FORM_TABLES), *form_orphan_checks(), *freshness],
+        # No schedules: the assets' automation conditions refresh them daily, in order.
         jobs=[forms_job, results_job],
-        schedules=[
-            dg.ScheduleDefinition(
-                name="spotler_forms_daily",
-                job=forms_job,
-                cron_schedule="30 5 * * *",
-                execution_timezone=settings.timezone,
-                default_status=dg.DefaultScheduleStatus.RUNNING,
-                description="05:30 daily: re-read the list of forms, marking what left.",
-            ),
-            refresh_schedule(
-                name="spotler_form_results_daily",
-                job=results_job,
-                cron="20 6 * * *",
-                timezone=settings.timezone,
-                days=2,
-                first_partition=date.fromisoformat(settings.partitions_start),
-                description=(
-                    "06:20 daily: load yesterday's and today's form submissions "
-                    "(today's again, since it was still filling up)."
-                ),
-            ),
-        ],
     )

@@ -41,6 +41,7 @@ def table_spec(
     partitions_def: dg.PartitionsDefinition | None = None,
     freshness_policy: dg.FreshnessPolicy | None = DAILY_FRESHNESS,
     skippable: bool = False,
+    automation_condition: dg.AutomationCondition | None = None,
 ) -> dg.AssetSpec:
     """The asset spec of ``table``: key ``spotler/<table>``, column schema, keys, lineage."""
     key_text = ", ".join(table.primary_key)
@@ -53,6 +54,7 @@ def table_spec(
         freshness_policy=freshness_policy,
         kinds={"duckdb"},
         skippable=skippable,
+        automation_condition=automation_condition,
         metadata={
             "dagster/column_schema": column_schema(table),
             "dagster/table_name": table.qualified_name,

@@ -1,13 +1,77 @@
-"""What runs when: daily refreshes of recent partitions and the statistics snapshot."""
+"""What runs when.
+
+Two kinds of trigger, each where it fits:
+
+- **Schedules** where a time is really meant: the 06:00 re-load of the last 30 send days of
+  mailings (one run over the whole range) and the 07:00 statistics snapshot (taken at the same
+  time every day, so `days_since_send` compares like with like).
+- **Declarative automation** (:func:`daily_after_upstream`) where an asset must follow what it
+  reads: from 06:00, an asset is requested once every asset it depends on has been refreshed
+  since 06:00, however late that is. The contact histories thus never read yesterday's
+  interactions because a refresh was still queued.
+
+:func:`what_runs_when` lists both from the definitions; the README's table is tested to be
+its :func:`markdown_table` (``python -m spotler_pipeline.defs.schedules`` prints it).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
+
+#: The daily refresh: the mailing schedule fires then, and the automated assets wait for it.
+REFRESH_CRON = "0 6 * * *"
+#: The daily statistics snapshot (after the refresh, at a fixed time of day).
+SNAPSHOT_CRON = "0 7 * * *"
+AUTOMATION_SENSOR_NAME = "spotler_automation"
+
+
+def cron_time(cron: str) -> str:
+    """``"0 6 * * *"`` -> ``"06:00"`` (the daily crons used here)."""
+    minute, hour, *rest = cron.split()
+    if rest != ["*", "*", "*"] or not (minute.isdigit() and hour.isdigit()):
+        raise ValueError(f"not a daily cron: {cron!r}")
+    return f"{int(hour):02d}:{int(minute):02d}"
+
+
+def daily_after_upstream(
+    timezone: str, days: int | None = None, cron: str = REFRESH_CRON
+) -> dg.AutomationCondition:
+    """From ``cron``'s time each day, once every asset this one depends on has been refreshed
+    since then (or is requested in the same tick): the last ``days`` daily partitions (today's
+    included) of a partitioned asset, or the whole of an unpartitioned one.
+
+    ``AutomationCondition.on_cron`` with a wider partition window; several partitions are
+    requested as one backfill, which the asset's backfill policy turns into one range run.
+    """
+    condition = dg.AutomationCondition.on_cron(cron, timezone)
+    label = f"{cron_time(cron)} daily, once its upstream assets are refreshed"
+    if days is not None:
+        condition = condition.replace(
+            "in_latest_time_window",
+            dg.AutomationCondition.in_latest_time_window(timedelta(days=days)),
+        )
+        label += f"; last {days} days"
+    return condition.with_label(label)
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates every asset's automation condition (on by default, every 30 s)."""
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "request the assets marked automation above once their condition holds (every "
+            "asset they read refreshed since 06:00)"
+        ),
+    )
 
 
 def recent_days_request(
@@ -94,3 +158,96 @@ def freshness_sensor(defs: dg.Definitions) -> dg.SensorDefinition:
     return dg.build_sensor_for_freshness_checks(
         freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
     )
+
+
+# -- what runs when, from the definitions ------------------------------------------------------
+
+_LABEL = re.compile(
+    r"(?P<time>\d\d:\d\d) daily, once its upstream assets are refreshed"
+    r"(; last (?P<days>\d+) days)?"
+)
+
+
+#: Sensors built by Dagster's factories (which take no description of their own).
+_SENSOR_DOES = {
+    "freshness_checks_sensor": (
+        "flag (as a warning) a daily partition not materialised by its 09:00 deadline"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One row of the README's "what runs when" table (markdown in every field)."""
+
+    what: str
+    kind: str
+    when: str
+    does: str
+
+
+def _names(keys: Sequence[dg.AssetKey]) -> str:
+    return ", ".join(f"`{k.path[-1]}`" for k in keys)
+
+
+def _refresh_text(spec: dg.AssetSpec, days: str | None) -> str:
+    if days:
+        column = spec.metadata.get("partitioned_by")
+        return f"re-load the last {days} days by `{column}`, in one run"
+    schema = spec.metadata.get("dagster/column_schema")
+    columns = {c.name for c in schema.columns} if isinstance(schema, dg.TableSchema) else set()
+    kept = "; what left the API is kept with `present = false`" if "present" in columns else ""
+    return "re-read whole" + kept
+
+
+def what_runs_when(defs: dg.Definitions) -> list[Trigger]:
+    """Every schedule, automated asset group and sensor of ``defs``, by time of day."""
+    timed: list[tuple[str, int, Trigger]] = []
+    for schedule in defs.schedules or []:
+        assert isinstance(schedule, dg.ScheduleDefinition)
+        time = cron_time(str(schedule.cron_schedule))
+        does = schedule.description or ""
+        timed.append((time, 0, Trigger(f"`{schedule.name}`", "schedule", time, does)))
+    for assets_def in defs.assets or []:
+        if not isinstance(assets_def, dg.AssetsDefinition):
+            continue
+        automated = [s for s in assets_def.specs if s.automation_condition is not None]
+        if not automated:
+            continue
+        labels = {s.automation_condition.label for s in automated if s.automation_condition}
+        (label,) = labels  # one condition per multi-asset
+        match = _LABEL.fullmatch(label or "")
+        if match is None:
+            raise ValueError(f"{assets_def.node_def.name}: unexpected automation label {label!r}")
+        time, days = match["time"], match["days"]
+        own = {s.key for s in automated}
+        upstream = sorted({d.asset_key for s in automated for d in s.deps} - own)
+        when = time + (f", after {_names(upstream)}" if upstream else "")
+        does = _refresh_text(automated[0], days)
+        timed.append(
+            (time, 1 + len(upstream), Trigger(_names(sorted(own)), "automation", when, does))
+        )
+    rows = [t for _, _, t in sorted(timed, key=lambda x: (x[0], x[1]))]
+    for sensor in defs.sensors or []:
+        assert isinstance(sensor, dg.SensorDefinition)
+        interval = sensor.minimum_interval_seconds or 30
+        does = _SENSOR_DOES.get(sensor.name) or sensor.description or ""
+        rows.append(Trigger(f"`{sensor.name}`", "sensor", f"every {interval} s", does))
+    return rows
+
+
+def markdown_table(defs: dg.Definitions) -> str:
+    """:func:`what_runs_when` as the README's markdown table."""
+    lines = [
+        "| what | kind | when (account time zone) | does |",
+        "|---|---|---|---|",
+        *(f"| {t.what} | {t.kind} | {t.when} | {t.does} |" for t in what_runs_when(defs)),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from spotler_pipeline.definitions import build_definitions
+    from spotler_pipeline.defs.config import DeploymentSettings
+
+    print(markdown_table(build_definitions(DeploymentSettings.from_env())))
