@@ -61,7 +61,6 @@ def test_concurrent_runs_of_different_and_the_same_partitions_all_land(
         days = [today - timedelta(days=n) for n in (1, 2, 3)]
         runs = [*days, days[0]]  # three different days, and the first one twice at once
         env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-        (tmp_path / "dagster_home").mkdir()
         children = [
             subprocess.Popen(
                 [

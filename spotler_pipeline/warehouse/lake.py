@@ -342,7 +342,7 @@ def open_lake(
                 f"CREATE TEMPORARY SECRET (TYPE postgres, PASSWORD {_sql_string(password)})"
             )
         suffix = f" ({', '.join(options)})" if options else ""
-        conn.execute(f"ATTACH {_sql_string('ducklake:' + catalog)} AS {alias}{suffix}")
+        _attach(conn, f"ATTACH {_sql_string('ducklake:' + catalog)} AS {alias}{suffix}")
         conn.execute(f"USE {alias}")
         return conn
     except duckdb.Error as exc:
@@ -353,6 +353,24 @@ def open_lake(
     if password:
         message = message.replace(password, "***")
     raise type(failure)(message)
+
+
+def _attach(conn: duckdb.DuckDBPyConnection, statement: str, attempts: int = 10) -> None:
+    """``ATTACH`` the lake. Several runs attaching a brand-new catalog at once race to create
+    DuckLake's own tables in it; the losers fail with PostgreSQL's "duplicate key" (or
+    "already exists") and simply attach again once the winner has created them."""
+    for n in range(1, attempts + 1):
+        try:
+            conn.execute(statement)
+            return
+        except duckdb.Error as exc:
+            text = str(exc)
+            racing = "Failed to initialize DuckLake" in text and (
+                "duplicate key" in text or "already exists" in text
+            )
+            if not racing or n == attempts:
+                raise
+            time.sleep(0.2 * n)
 
 
 def lake_configured(environ: Mapping[str, str] | None = None) -> bool:
