@@ -88,6 +88,19 @@ def _migrate_to_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day YYYY-MM-DD, got {text!r}") from None
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from spotler_pipeline.backfill import main as backfill
+
+    return backfill(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spotler-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,11 +151,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="overwrite the lake's tables even if they already have rows",
     )
     migrate.set_defaults(run=_migrate_to_lake)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="backfill a range of days through the running Dagster webserver, as the UI does",
+        description="Launch a partition backfill of the days FROM..TO (inclusive) through the "
+        "webserver's GraphQL API, as the UI's Materialize... does, so the daemon runs it (up to "
+        "31 days per run, in dependency order, taking turns for the DuckDB file); then follow it "
+        "to the end, printing progress. Exits 0 when every run succeeded, 1 when any failed, "
+        "2 when it could not be launched.",
+    )
+    backfill.add_argument("--from", dest="first", type=_day, required=True, metavar="DAY")
+    backfill.add_argument("--to", dest="last", type=_day, required=True, metavar="DAY")
+    backfill.add_argument(
+        "--group", action="append", help="every asset of this group, e.g. mailings (repeatable)"
+    )
+    backfill.add_argument(
+        "--assets",
+        type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
+        help="comma-separated tables or asset keys, e.g. mailings,mailing_links",
+    )
+    backfill.add_argument(
+        "--url", help="Dagster webserver (default: DAGSTER_WEBSERVER_URL or http://127.0.0.1:3000)"
+    )
+    backfill.add_argument("--poll", type=float, default=2.0, help="seconds between checks")
+    backfill.add_argument(
+        "--timeout", type=float, help="give up following after this many seconds (default: never)"
+    )
+    backfill.set_defaults(run=_backfill)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "backfill" and not (args.group or args.assets):
+        parser.error("backfill: name what to backfill with --group and/or --assets")
     return args.run(args)
 
 

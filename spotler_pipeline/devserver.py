@@ -6,6 +6,10 @@ with a persistent ``DAGSTER_HOME`` in the project folder (``.dagster_home``, see
 project's ``dagster.yaml``), so schedules, sensors and the concurrency pool work as in
 production: the schedules and sensors are on from the start. Set real credentials in the
 environment to skip the simulator.
+
+The UI runs through ``dg dev`` (Dagster's recommended command line; it reads ``[tool.dg]`` in
+``pyproject.toml``); ``dagster dev -m spotler_pipeline`` still works the same. Ctrl-C stops the
+webserver, daemon and simulator, and ends with status 0: stopping is not an error.
 """
 
 from __future__ import annotations
@@ -109,24 +113,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim = start_simulator_process(seed=args.seed, scale=args.scale)
         env.update(sim.env)
         print(f"Simulator serving {sim.base_url} (admin: {sim.admin_url})", flush=True)
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "spotler_pipeline", "-p", str(args.port)]
+    cmd = dg_dev_command(args.port)
     print(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{args.port}", flush=True)
     dagster = subprocess.Popen(cmd, env=env, cwd=PROJECT, preexec_fn=restore_interrupts)
     # Stopped by a process manager: stop dagster dev (and so its children) the same way.
-    signal.signal(signal.SIGTERM, lambda *_: dagster.terminate())
+    stopping: list[str] = []
+
+    def _terminate(*_: object) -> None:
+        stopping.append("SIGTERM")
+        dagster.terminate()
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        return dagster.wait()
+        code = dagster.wait()
     except KeyboardInterrupt:
         # Ctrl-C reached dagster dev as well: let it stop its webserver, daemon and code
         # server (killing it outright would leave them running, holding the port).
+        stopping.append("SIGINT")
         try:
-            return dagster.wait(30)
+            code = dagster.wait(30)
         except subprocess.TimeoutExpired:
             dagster.terminate()
-            return dagster.wait()
+            code = dagster.wait()
     finally:
         if sim is not None:
             sim.stop()
+    if stopping:
+        # Asked to stop, and stopped: not a failure (`make dev` would print "Error 1").
+        print(f"Stopped ({stopping[0]}).", flush=True)
+        return 0
+    return code
+
+
+def dg_dev_command(port: int) -> list[str]:
+    """``dg dev`` from this environment (the project's code location, see ``[tool.dg]``)."""
+    dg = Path(sys.executable).with_name("dg")
+    return [str(dg), "dev", "--use-active-venv", "-p", str(port)]
 
 
 if __name__ == "__main__":
