@@ -13,6 +13,7 @@ from datetime import date
 import dagster as dg
 
 from spotler_pipeline.defs.campaign_assets import build_campaign_definitions
+from spotler_pipeline.defs.checks import nightly_checks, nightly_definitions
 from spotler_pipeline.defs.config import (
     DEFAULT_BASE_URL,
     DEFAULT_DUCKDB_PATH,
@@ -21,7 +22,7 @@ from spotler_pipeline.defs.config import (
 from spotler_pipeline.defs.contact_assets import build_contact_definitions
 from spotler_pipeline.defs.form_assets import build_form_definitions
 from spotler_pipeline.defs.mailing_assets import build_mailing_assets
-from spotler_pipeline.defs.mailing_checks import build_mailing_checks
+from spotler_pipeline.defs.mailing_checks import mailing_checks
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.defs.schedules import (
     REFRESH_CRON,
@@ -109,7 +110,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     freshness = freshness_checks([mailings, interactions, snapshots], tz)
     mailing_defs = dg.Definitions(
         assets=[mailings, snapshots, interactions],
-        asset_checks=[*build_mailing_checks(), *freshness],
+        asset_checks=[nightly_checks("spotler_mailings_all_days", mailing_checks()), *freshness],
         jobs=[mailing_refresh, snapshot_job],
         schedules=schedules,
         resources=default_resources(settings),
@@ -123,7 +124,14 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         build_contact_definitions(settings),
     )
     sensors = [freshness_sensor(groups), automation_sensor()]
-    return dg.Definitions.merge(groups, dg.Definitions(sensors=sensors))
+    # In-process: a run (from the UI, a schedule or `dagster asset materialize`) is one
+    # process, whose steps share its interpreter; the checks that guard a write run inside
+    # the writing step. One process per step cost ~2-3 s of start-up each (issue 10).
+    return dg.Definitions.merge(
+        groups,
+        nightly_definitions(groups, tz),
+        dg.Definitions(sensors=sensors, executor=dg.in_process_executor),
+    )
 
 
 defs = build_definitions()

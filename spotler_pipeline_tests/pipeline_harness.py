@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
+from spotler_pipeline.defs.checks import WarehouseCheck, nightly_checks
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
@@ -18,6 +19,7 @@ from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import publish_snapshot
+from spotler_pipeline.warehouse.quality import Window
 
 TIMEZONE = "Europe/Amsterdam"
 MAILING_ASSETS = (
@@ -186,6 +188,20 @@ class Harness:
             per_day[d] = per_day.get(d, 0) + 1
         return max(per_day, key=lambda d: (per_day[d], d))
 
+    def run_check(
+        self, table: str, check: str, days: tuple[date, date] | None = None
+    ) -> dg.AssetCheckResult:
+        """Evaluate the check ``check`` of ``spotler/<table>`` on the warehouse as it is now:
+        on the days ``days[0]..days[1]``, as the step that wrote them does (inline), or by
+        default on every day, as its nightly version ``<check>_all_days`` does."""
+        wanted = dg.AssetCheckKey(key(table), check)
+        for rule in all_warehouse_checks():
+            if rule.key == wanted:
+                window = None if days is None else Window(days[0], days[1] + timedelta(days=1))
+                with self.warehouse().read() as conn:
+                    return rule.evaluate(conn, window, None if days else rule.nightly_key)
+        raise KeyError(f"no check {check!r} on {table}")
+
 
 # -- campaigns, forms and contacts (issue 4) -------------------------------------------------
 
@@ -210,15 +226,17 @@ def all_groups_settings() -> DeploymentSettings:
 
 @dataclass
 class FullHarness(Harness):
-    """A :class:`Harness` that can also run asset checks and tamper with the warehouse."""
+    """A :class:`Harness` over every group's definitions (see :func:`harness_with_all_groups`)."""
 
-    def run_check(self, table: str, check: str) -> dg.AssetCheckResult:
-        """Evaluate the asset check ``check`` of ``spotler/<table>`` on the warehouse."""
-        wanted = dg.AssetCheckKey(key(table), check)
-        for checks_def in self.defs.asset_checks or []:
-            if wanted in checks_def.check_keys:
-                return checks_def(warehouse=self.warehouse())
-        raise KeyError(f"no check {check!r} on {table}")
+
+def all_warehouse_checks() -> list[WarehouseCheck]:
+    """Every check of every group (each evaluated inline by its writing step, and nightly)."""
+    from spotler_pipeline.defs.campaign_checks import campaign_checks
+    from spotler_pipeline.defs.contact_checks import contact_checks
+    from spotler_pipeline.defs.form_checks import form_checks
+    from spotler_pipeline.defs.mailing_checks import mailing_checks
+
+    return [*mailing_checks(), *campaign_checks(), *form_checks(), *contact_checks()]
 
 
 def harness_with_all_groups(
@@ -233,11 +251,14 @@ def harness_with_all_groups(
     from spotler_pipeline.defs.contact_assets import build_contact_definitions
     from spotler_pipeline.defs.form_assets import build_form_definitions
     from spotler_pipeline.defs.mailing_assets import build_mailing_assets
-    from spotler_pipeline.defs.mailing_checks import build_mailing_checks
+    from spotler_pipeline.defs.mailing_checks import mailing_checks
 
     settings = all_groups_settings()
     defs = dg.Definitions.merge(
-        dg.Definitions(assets=build_mailing_assets(settings), asset_checks=build_mailing_checks()),
+        dg.Definitions(
+            assets=build_mailing_assets(settings),
+            asset_checks=[nightly_checks("spotler_mailings_all_days", mailing_checks())],
+        ),
         build_campaign_definitions(settings),
         build_form_definitions(settings),
         build_contact_definitions(settings),

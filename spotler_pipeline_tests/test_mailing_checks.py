@@ -1,10 +1,12 @@
-"""The mailing asset checks pass on loaded data and fail on corrupted data."""
+"""The mailing asset checks pass on loaded data and fail on corrupted data: inline, in the
+step that wrote (on the days it wrote), and in their nightly whole-table version."""
 
 from __future__ import annotations
 
 import dagster as dg
 import pytest
 
+from spotler_pipeline.defs.checks import ALL_DAYS
 from spotler_pipeline_tests.pipeline_harness import MAILING_ASSETS, Harness
 
 CHECKS = [
@@ -17,33 +19,46 @@ CHECKS = [
 
 
 def run_checks(harness: Harness) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    """The nightly ``<check>_all_days`` checks, run through Dagster as job
+    ``spotler_nightly_checks`` runs them, by (table, check name without the suffix)."""
     checks = [
         c
         for c in harness.defs.asset_checks or []
-        if any(
-            k.asset_key.path[0] == "spotler" and k.name != "freshness_check" for k in c.check_keys
-        )
+        if all(k.name.endswith(ALL_DAYS) for k in c.check_keys)
     ]
     result = dg.materialize(
         [*checks, *harness.assets_for(MAILING_ASSETS + ("mailing_stats_snapshots",))],
         selection=dg.AssetSelection.checks(*checks),
         resources=harness.resources(),
     )
-    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    return {
+        (e.asset_key.path[-1], e.check_name.removesuffix(ALL_DAYS)): e
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 @pytest.fixture
-def loaded(harness: Harness) -> Harness:
+def loaded(harness: Harness) -> tuple[Harness, dict[tuple[str, str], dg.AssetCheckEvaluation]]:
+    """The busiest day and today's snapshot loaded, with the checks their steps evaluated."""
     day = harness.busiest_day()
-    harness.materialize(MAILING_ASSETS, day=day)
-    harness.materialize(["mailing_stats_snapshots"], day=harness.now.date())
-    return harness
+    stats = harness.materialize(["mailing_stats_snapshots"], day=harness.now.date())
+    written = harness.materialize(MAILING_ASSETS, day=day)
+    inline = {
+        (e.asset_key.path[-1], e.check_name): e
+        for result in (stats, written)
+        for e in result.get_asset_check_evaluations()
+    }
+    return harness, inline
 
 
-def test_checks_pass_on_loaded_data(loaded: Harness) -> None:
-    results = run_checks(loaded)
+def test_checks_pass_on_loaded_data(
+    loaded: tuple[Harness, dict[tuple[str, str], dg.AssetCheckEvaluation]],
+) -> None:
+    harness, inline = loaded
+    nightly = run_checks(harness)
     for check in CHECKS:
-        assert results[check].passed, (check, results[check].description)
+        assert inline[check].passed, (check, inline[check].description)
+        assert nightly[check].passed, (check, nightly[check].description)
 
 
 @pytest.mark.parametrize(
@@ -72,9 +87,17 @@ def test_checks_pass_on_loaded_data(loaded: Harness) -> None:
     ids=[c[1] for c in CHECKS],
 )
 def test_check_fails_on_corrupted_data(
-    loaded: Harness, check: tuple[str, str], damage: str
+    loaded: tuple[Harness, dict[tuple[str, str], dg.AssetCheckEvaluation]],
+    check: tuple[str, str],
+    damage: str,
 ) -> None:
-    loaded.execute(damage)
-    result = run_checks(loaded)[check]
+    harness, _ = loaded
+    harness.execute(damage)
+    result = run_checks(harness)[check]
     assert not result.passed
     assert result.metadata["problems"].value >= 1
+    # the same rule on the damaged send day alone, as the writing step evaluates it
+    day = harness.busiest_day()
+    inline = harness.run_check(*check, days=(day, day))
+    assert not inline.passed
+    assert inline.metadata["problems"].value >= 1

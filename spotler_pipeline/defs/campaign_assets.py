@@ -23,6 +23,8 @@ from spotler_pipeline.client import (
     SpotlerClient,
     SpotlerNotFoundError,
 )
+from spotler_pipeline.defs.campaign_checks import campaign_checks
+from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import FetchTask, ItemScope, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
@@ -40,6 +42,7 @@ from spotler_pipeline.defs.schedules import daily_after_upstream
 from spotler_pipeline.warehouse import Replacement, Table
 from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_CATALOG_TABLES,
+    CAMPAIGN_INTERACTION_TABLES,
     CAMPAIGN_MAILING_BOUNCES,
     CAMPAIGN_MAILING_CLICKS,
     CAMPAIGN_MAILING_LINKS,
@@ -48,6 +51,7 @@ from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_MAILINGS,
     CAMPAIGN_TRIGGERS,
     CAMPAIGNS,
+    EVENT_DAY,
     EVENT_TIME_COLUMN,
 )
 from spotler_pipeline.warehouse.writes import PresenceResult
@@ -154,23 +158,35 @@ def _catalog_rows(
     return rows
 
 
-def _in_window(
-    pages: Iterator[pa.RecordBatch], column: str, start: datetime, end: datetime
+def by_event_day(
+    pages: Iterator[pa.RecordBatch], column: str, start: datetime, end: datetime, timezone: str
 ) -> Iterator[pa.RecordBatch]:
-    """Only the rows with ``start <= column < end``: Spotler's ``toDate`` is inclusive, so
-    an event at exactly midnight would otherwise land in two day partitions."""
+    """The rows with ``start <= column < end``, each with its ``event_day``: the day of
+    ``column`` in ``timezone``.
+
+    One listing covers a run's whole window (31 days of a backfill in one request per step
+    and kind, not one per day); the rows are split into their event days here. Spotler's
+    ``toDate`` is inclusive, so an event at exactly ``end`` belongs to the next run.
+    """
     lo = pa.scalar(start, pa.timestamp("us", tz="UTC"))
     hi = pa.scalar(end, pa.timestamp("us", tz="UTC"))
+    local = pa.timestamp("us", tz=timezone)
     for batch in pages:
         values = batch.column(batch.schema.get_field_index(column))
         keep = pc.and_(pc.greater_equal(values, lo), pc.less(values, hi))
-        yield batch.filter(pc.fill_null(keep, False))
+        batch = batch.filter(pc.fill_null(keep, False))
+        values = batch.column(batch.schema.get_field_index(column))
+        day = pc.cast(pc.local_timestamp(values.cast(local)), pa.date32(), safe=False)
+        yield batch.append_column(EVENT_DAY.name, day)
 
 
 def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
     tz = settings.timezone
     event_days = daily_partitions(settings.partitions_start, tz)
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+    checks = campaign_checks()
+    catalog_checks = checks_for(checks, CAMPAIGN_CATALOG_TABLES)
+    interaction_checks = checks_for(checks, CAMPAIGN_INTERACTION_TABLES)
 
     catalog_descriptions = {
         CAMPAIGNS: (
@@ -207,6 +223,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
             for table, description in catalog_descriptions.items()
         ],
         pool=POOL,
+        check_specs=[c.spec() for c in catalog_checks],
     )
     def spotler_campaigns(
         context: dg.AssetExecutionContext,
@@ -246,6 +263,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
                 asset_key=asset_key(by_name[result.table]),
                 metadata=presence_metadata(result, requests),
             )
+        yield from inline_results(context, warehouse, catalog_checks, None)
 
     interaction_specs = {
         CAMPAIGN_MAILING_RECIPIENTS: (
@@ -289,14 +307,14 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
         backfill_policy=backfill,
         can_subset=True,
         pool=POOL,
+        check_specs=[c.spec() for c in interaction_checks],
     )
     def spotler_campaign_interactions(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         check_partition_range(context)
         window = context.partition_time_window
         tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]
-        days = [event_days.time_window_for_partition_key(k) for k in context.partition_keys]
         with spotler.get_client() as client:
             listing = campaign_steps(client)
             sources: dict[Table, Callable[[str, datetime, datetime], Iterator[pa.RecordBatch]]]
@@ -310,26 +328,27 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
             context.log.info(
                 f"{len(listing)} campaigns with {len(steps)} message steps; fetching "
                 + ", ".join(t.name for t in tables)
-                + f" for {window_text(context.partition_keys)} ({len(days)} day windows)"
+                + f" for {window_text(context.partition_keys)} (one listing each, split "
+                "into event days here)"
             )
             tasks = [
                 FetchTask(
                     table=table,
                     pages=(
-                        lambda src=sources[table], sid=step.encrypted_id, d=day, t=table: (
-                            _in_window(
-                                src(sid, d.start, d.end), EVENT_TIME_COLUMN[t.name], d.start, d.end
-                            )
+                        lambda src=sources[table], sid=step.encrypted_id, t=table: by_event_day(
+                            src(sid, window.start, window.end),
+                            EVENT_TIME_COLUMN[t.name],
+                            window.start,
+                            window.end,
+                            tz,
                         )
                     ),
                     constants={
-                        "event_day": day.start.date(),
                         "campaign_id": campaign.encrypted_id,
                         "campaign_mailing_id": step.encrypted_id,
                     },
                     item=step.encrypted_id,
                 )
-                for day in days
                 for campaign, step in steps
                 for table in tables
             ]
@@ -357,13 +376,16 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
             window=window_text(context.partition_keys),
             extra={"campaign_steps": dg.MetadataValue.int(len(steps)), **kept},
         )
+        yield from inline_results(
+            context, warehouse, interaction_checks, written_window(window.start, window.end)
+        )
 
     return [spotler_campaigns, spotler_campaign_interactions]
 
 
 def build_campaign_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Campaign assets, checks, jobs and schedules, to merge into the code location."""
-    from spotler_pipeline.defs.campaign_checks import build_campaign_checks
+    from spotler_pipeline.defs.checks import nightly_checks
     from spotler_pipeline.defs.schedules import freshness_checks
 
     catalog, interactions = build_campaign_assets(settings)
@@ -381,7 +403,7 @@ def build_campaign_definitions(settings: DeploymentSettings) -> dg.Definitions:
     freshness = freshness_checks([interactions], settings.timezone)
     return dg.Definitions(
         assets=[catalog, interactions],
-        asset_checks=[*build_campaign_checks(), *freshness],
+        asset_checks=[nightly_checks("spotler_campaigns_all_days", campaign_checks()), *freshness],
         # No schedules: the assets' automation conditions refresh them daily, in order.
         jobs=[catalog_job, interactions_job],
     )

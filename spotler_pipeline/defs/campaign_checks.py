@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dagster as dg
-
-from spotler_pipeline.defs.checks import primary_key_checks, warehouse_check
+from spotler_pipeline.defs.checks import WarehouseCheck, primary_key_checks
 from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_INTERACTION_TABLES,
     CAMPAIGN_MAILING_CLICKS,
@@ -18,27 +16,27 @@ from spotler_pipeline.warehouse.quality import (
 )
 
 
-def build_campaign_checks() -> list[dg.AssetChecksDefinition]:
+def campaign_checks() -> list[WarehouseCheck]:
     return [
         *primary_key_checks(CAMPAIGN_TABLES),
-        warehouse_check(
+        WarehouseCheck(
             CAMPAIGN_MAILING_CLICKS,
             "click_links_exist",
             "Every click's link_id is a link of its campaign message in "
             "spotler.campaign_mailing_links.",
             campaign_clicks_without_link,
             "clicks on unknown links",
-            additional_deps=[CAMPAIGN_MAILING_LINKS],
+            additional_deps=(CAMPAIGN_MAILING_LINKS,),
         ),
         *(
-            warehouse_check(
+            WarehouseCheck(
                 table,
                 "steps_in_catalogue",
                 f"Every row of {table.qualified_name} belongs to a campaign message step "
                 "listed in spotler.campaign_mailings (load the campaign catalogue first).",
-                lambda conn, t=table: interactions_of_unknown_steps(conn, t.name),
+                lambda conn, window, t=table: interactions_of_unknown_steps(conn, t, window),
                 "events of steps missing from campaign_mailings",
-                additional_deps=[CAMPAIGN_MAILINGS],
+                additional_deps=(CAMPAIGN_MAILINGS,),
             )
             for table in CAMPAIGN_INTERACTION_TABLES
         ),

@@ -1,8 +1,23 @@
-"""Asset checks that read the warehouse. Each can fail, and shows the offending rows."""
+"""Asset checks that read the warehouse. Each can fail, and shows the offending rows.
 
-from __future__ import annotations
+A :class:`WarehouseCheck` is one rule about one table, declared once and evaluated two ways:
 
-from collections.abc import Callable, Sequence
+- **inline**: a check spec of the multi-asset that writes the table, evaluated in the step
+  that wrote, right after its write, on the days it wrote (:func:`inline_results`). A run
+  costs what its data costs: no process or step of its own, and no scan of the history.
+- **nightly**: the same rule over every day, as a standalone check named
+  ``<name>_all_days`` (:func:`nightly_checks`), run by job ``spotler_nightly_checks`` on its
+  own schedule. It sees what a window cannot: a key repeated across days, rows changed
+  outside any write.
+
+Both read the published copy that every write refreshes (``WarehouseResource.read``), so
+they need no slot of the DuckDB pool and never hold up a writer.
+"""
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import dagster as dg
 import duckdb
@@ -10,15 +25,26 @@ import duckdb
 from spotler_pipeline.defs.metadata import asset_key
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import Table
-from spotler_pipeline.warehouse.quality import Finding, duplicate_keys
+from spotler_pipeline.warehouse.quality import Finding, Window, duplicate_keys
 
-Query = Callable[[duckdb.DuckDBPyConnection], Finding]
+Query = Callable[[duckdb.DuckDBPyConnection, Window | None], Finding]
+
+#: Suffix of the nightly whole-table version of a check.
+ALL_DAYS = "_all_days"
+NIGHTLY_JOB = "spotler_nightly_checks"
 
 
 def result_of(
-    finding: Finding, *, what: str, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    finding: Finding,
+    *,
+    what: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    key: dg.AssetCheckKey | None = None,
+    extra: dict[str, dg.MetadataValue] | None = None,
 ) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
+        asset_key=key.asset_key if key else None,
+        check_name=key.name if key else None,
         passed=finding.passed,
         severity=severity,
         description=(
@@ -32,6 +58,7 @@ def result_of(
             "checked": dg.MetadataValue.int(finding.checked),
             "problems": dg.MetadataValue.int(finding.problems),
             "sample": dg.MetadataValue.json(finding.sample),
+            **(extra or {}),
         },
     )
 
@@ -44,46 +71,214 @@ def _row_text(row: dict[str, object]) -> str:
     )
 
 
-def run_query(warehouse: WarehouseResource, query: Query) -> Finding:
-    with warehouse.read() as conn:
-        return query(conn)
+@dataclass(frozen=True)
+class WarehouseCheck:
+    """A rule about ``table``: it holds when ``query`` finds no problem rows.
 
-
-def warehouse_check(
-    table: Table,
-    name: str,
-    description: str,
-    query: Query,
-    what: str,
-    *,
-    additional_deps: Sequence[Table] = (),
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-) -> dg.AssetChecksDefinition:
-    """An asset check on ``table`` that passes when ``query`` finds no problem rows.
-
-    It reads the published copy that every write refreshes, so it needs no slot of the
-    DuckDB pool and never holds up a run.
+    ``query`` takes the days to look at (the window a write covered) or ``None`` for every
+    day; an unpartitioned table is always checked whole.
     """
 
-    @dg.asset_check(
-        asset=asset_key(table),
-        name=name,
-        description=description,
-        additional_deps=[asset_key(t) for t in additional_deps],
+    table: Table
+    name: str
+    description: str
+    query: Query
+    what: str
+    additional_deps: tuple[Table, ...] = ()
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
+    @property
+    def key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(asset_key(self.table), self.name)
+
+    @property
+    def partitioned(self) -> bool:
+        return self.table.partition_column is not None
+
+    @property
+    def nightly_key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(asset_key(self.table), self.name + ALL_DAYS)
+
+    def spec(self) -> dg.AssetCheckSpec:
+        """The inline check spec, for the multi-asset that writes ``table``."""
+        scope = (
+            f" Checked in the step that writes, on the {self.table.partition_column}s it "
+            f"wrote; `{self.name}{ALL_DAYS}` checks every day nightly."
+            if self.partitioned
+            else " Checked in the step that writes, on the whole table."
+        )
+        return dg.AssetCheckSpec(
+            self.name,
+            asset=asset_key(self.table),
+            description=self.description + scope,
+            additional_deps=[asset_key(t) for t in self.additional_deps],
+        )
+
+    def nightly_spec(self) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(
+            self.name + ALL_DAYS,
+            asset=asset_key(self.table),
+            description=(
+                f"{self.description} Every day of the table, nightly (job {NIGHTLY_JOB}); "
+                f"each write checks the days it wrote (`{self.name}`)."
+            ),
+            additional_deps=[asset_key(t) for t in self.additional_deps],
+        )
+
+    def evaluate(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        window: Window | None,
+        key: dg.AssetCheckKey | None = None,
+    ) -> dg.AssetCheckResult:
+        """The check's result on ``window`` (``None``: every day) as ``key`` (the inline key
+        by default)."""
+        window = window if self.partitioned else None
+        started = time.monotonic()
+        finding = self.query(conn, window)
+        return result_of(
+            finding,
+            what=self.what,
+            severity=self.severity,
+            key=key or self.key,
+            extra={
+                "days_checked": dg.MetadataValue.text(
+                    "all" if window is None else _days_text(window)
+                ),
+                "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+            },
+        )
+
+
+def _days_text(window: Window) -> str:
+    last = date.fromordinal(window.end.toordinal() - 1)
+    return window.start.isoformat() if last == window.start else f"{window.start} .. {last}"
+
+
+def checks_for(checks: Iterable[WarehouseCheck], tables: Iterable[Table]) -> list[WarehouseCheck]:
+    """The checks of ``tables`` (those a multi-asset writes), in declaration order."""
+    wanted = {t.name for t in tables}
+    return [c for c in checks if c.table.name in wanted]
+
+
+def written_window(start: datetime | date, end: datetime | date) -> Window:
+    """The window of days ``[start, end)`` a partitioned write covered."""
+    as_day = lambda d: d.date() if isinstance(d, datetime) else d  # noqa: E731
+    return Window(as_day(start), as_day(end))
+
+
+def inline_results(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    checks: Sequence[WarehouseCheck],
+    window: Window | None,
+) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate the run's selected ``checks`` on what the step just wrote (``window``; the
+    whole table for unpartitioned ones), on one read connection, and say how long it took."""
+    selected = context.selected_asset_check_keys
+    todo = [c for c in checks if c.key in selected]
+    if not todo:
+        return
+    started = time.monotonic()
+    with warehouse.read() as conn:
+        results = [c.evaluate(conn, window) for c in todo]
+    failed = [r.check_name for r in results if not r.passed]
+    context.log.info(
+        f"{len(todo)} checks on "
+        + ("the whole tables" if window is None else f"days {_days_text(window)}")
+        + f" in {time.monotonic() - started:.2f}s"
+        + (f"; failed: {', '.join(str(n) for n in failed)}" if failed else "; all passed")
     )
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return result_of(run_query(warehouse, query), what=what, severity=severity)
-
-    return _check
+    yield from results
 
 
-def primary_key_checks(tables: Sequence[Table]) -> list[dg.AssetChecksDefinition]:
+def nightly_checks(name: str, checks: Sequence[WarehouseCheck]) -> dg.AssetChecksDefinition:
+    """The ``<check>_all_days`` versions of ``checks`` (of partitioned tables) as one
+    standalone check definition ``name``: a single step that scans every day.
+
+    Dagster adds every check of an asset to a run that materialises it (``dagster asset
+    materialize``, the UI's Materialize button). Such a run already checked the days it wrote
+    inline, so these whole-table scans stay out of it: they are evaluated only in runs that
+    write none of their tables (the nightly job, or a launch of the checks alone), and are
+    reported as not evaluated otherwise.
+    """
+    by_key = {c.nightly_key: c for c in checks if c.partitioned}
+
+    @dg.multi_asset_check(
+        name=name,
+        specs=[c.nightly_spec() for c in by_key.values()],
+        can_subset=True,
+        description="Whole-table checks of "
+        + ", ".join(sorted({c.table.name for c in by_key.values()})),
+    )
+    def _nightly(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        written = set(context.run.asset_selection or ())
+        todo = [by_key[k] for k in context.selected_asset_check_keys if k in by_key]
+        skipped = [c for c in todo if asset_key(c.table) in written]
+        if skipped:
+            context.log.info(
+                f"Not evaluated in this run, which writes "
+                f"{', '.join(sorted({c.table.name for c in skipped}))} and checked the days it "
+                f"wrote in its own step: {', '.join(c.name + ALL_DAYS for c in skipped)} "
+                f"(every day is checked nightly by job {NIGHTLY_JOB})."
+            )
+        todo = [c for c in todo if c not in skipped]
+        if not todo:
+            return
+        started = time.monotonic()
+        with warehouse.read() as conn:
+            for check in todo:
+                yield check.evaluate(conn, None, check.nightly_key)
+        context.log.info(f"{len(todo)} whole-table checks in {time.monotonic() - started:.1f}s")
+
+    return _nightly
+
+
+def nightly_definitions(
+    defs: dg.Definitions, timezone: str, cron: str = "0 3 * * *"
+) -> dg.Definitions:
+    """Job ``spotler_nightly_checks`` over every ``<check>_all_days`` check in ``defs``, and
+    the schedule that runs it nightly (a time is meant: the quiet hours before the 06:00
+    refresh)."""
+    keys = [
+        key
+        for checks_def in defs.asset_checks or []
+        if isinstance(checks_def, dg.AssetChecksDefinition)
+        for key in checks_def.check_keys
+        if key.name.endswith(ALL_DAYS)
+    ]
+    job = dg.define_asset_job(
+        NIGHTLY_JOB,
+        selection=dg.AssetSelection.checks(*keys),
+        description="Every day of every partitioned table checked, once a night.",
+    )
+    return dg.Definitions(
+        jobs=[job],
+        schedules=[
+            dg.ScheduleDefinition(
+                name=f"{NIGHTLY_JOB}_daily",
+                job=job,
+                cron_schedule=cron,
+                execution_timezone=timezone,
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+                description=(
+                    "the whole-table version (`*_all_days`) of every check of a partitioned "
+                    "table; a write checks only the days it wrote"
+                ),
+            )
+        ],
+    )
+
+
+def primary_key_checks(tables: Sequence[Table]) -> list[WarehouseCheck]:
     return [
-        warehouse_check(
+        WarehouseCheck(
             table,
             "primary_key_unique",
             f"No two rows of {table.qualified_name} share ({', '.join(table.primary_key)}).",
-            lambda conn, t=table: duplicate_keys(conn, t),
+            lambda conn, window, t=table: duplicate_keys(conn, t, window),
             "duplicated keys",
         )
         for table in tables

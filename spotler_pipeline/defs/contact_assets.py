@@ -23,7 +23,9 @@ from spotler_pipeline.client import (
     SpotlerClient,
     SpotlerNotFoundError,
 )
+from spotler_pipeline.defs.checks import inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.defs.contact_checks import contact_checks
 from spotler_pipeline.defs.fetching import FetchTask, fetch_into
 from spotler_pipeline.defs.metadata import (
     POOL,
@@ -204,6 +206,7 @@ def _for_days(
 def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
     tz = settings.timezone
     activity_days = daily_partitions(settings.partitions_start, tz)
+    checks = contact_checks()
     upstream = (*MAILING_INTERACTION_TABLES, *CAMPAIGN_INTERACTION_TABLES, FORM_ANSWERS)
 
     specs = {
@@ -249,6 +252,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
         can_subset=True,
         pool=POOL,
+        check_specs=[c.spec() for c in checks],
     )
     def spotler_contact_histories(
         context: dg.AssetExecutionContext,
@@ -256,7 +260,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         spotler: SpotlerResource,
         warehouse: WarehouseResource,
         clock: ClockResource,
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         check_partition_range(context)
         window = context.partition_time_window
         keys = context.partition_keys
@@ -373,13 +377,16 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 "on_demand": dg.MetadataValue.bool(bool(config.contact_ids)),
             },
         )
+        yield from inline_results(
+            context, warehouse, checks, written_window(window.start, window.end)
+        )
 
     return [spotler_contact_histories]
 
 
 def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Contact-card assets, checks, jobs and schedules, to merge into the code location."""
-    from spotler_pipeline.defs.contact_checks import build_contact_checks
+    from spotler_pipeline.defs.checks import nightly_checks
 
     (histories,) = build_contact_assets(settings)
     job = dg.define_asset_job(
@@ -392,7 +399,7 @@ def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[histories],
-        asset_checks=build_contact_checks(),
+        asset_checks=[nightly_checks("spotler_contact_histories_all_days", contact_checks())],
         # No schedule: its automation condition runs it after the refreshes it reads.
         jobs=[job],
     )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from spotler_pipeline.defs.checks import primary_key_checks, warehouse_check
+from spotler_pipeline.defs.checks import WarehouseCheck, primary_key_checks
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
     CONTACT_CAMPAIGN_MAILING_HISTORY,
@@ -23,10 +23,10 @@ from spotler_pipeline.warehouse.quality import (
 RECONCILIATION_SEVERITY = dg.AssetCheckSeverity.WARN
 
 
-def build_contact_checks() -> list[dg.AssetChecksDefinition]:
+def contact_checks() -> list[WarehouseCheck]:
     return [
         *primary_key_checks(CONTACT_TABLES),
-        warehouse_check(
+        WarehouseCheck(
             CONTACT_MAILING_HISTORY,
             "card_matches_interactions",
             "For the contacts fetched, the view contact_mailing_card (built from the mailing "
@@ -35,10 +35,10 @@ def build_contact_checks() -> list[dg.AssetChecksDefinition]:
             "not compared.",
             contact_mailing_card_vs_history,
             "disagreements between the card and the API history",
-            additional_deps=[MAILINGS, *MAILING_INTERACTION_TABLES],
+            additional_deps=(MAILINGS, *MAILING_INTERACTION_TABLES),
             severity=RECONCILIATION_SEVERITY,
         ),
-        warehouse_check(
+        WarehouseCheck(
             CONTACT_CAMPAIGN_MAILING_HISTORY,
             "card_matches_interactions",
             "For the contacts fetched, the view contact_campaign_mailing_card (built from "
@@ -47,17 +47,17 @@ def build_contact_checks() -> list[dg.AssetChecksDefinition]:
             "sends on event days not loaded are not compared.",
             contact_campaign_card_vs_history,
             "disagreements between the card and the API history",
-            additional_deps=list(CAMPAIGN_INTERACTION_TABLES),
+            additional_deps=tuple(CAMPAIGN_INTERACTION_TABLES),
             severity=RECONCILIATION_SEVERITY,
         ),
-        warehouse_check(
+        WarehouseCheck(
             CONTACT_FORM_HISTORY,
             "submissions_match_form_results",
             "Every submission in the contacts' form histories is in spotler.form_results "
             "with the same time and completion (submit days not loaded are not compared).",
             contact_forms_vs_results,
             "submissions that disagree with form_results",
-            additional_deps=[FORM_RESULTS],
+            additional_deps=(FORM_RESULTS,),
             severity=RECONCILIATION_SEVERITY,
         ),
     ]

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -33,6 +33,7 @@ from spotler_pipeline.warehouse import (
     Table,
     WriteResult,
 )
+from spotler_pipeline.warehouse.quality import Window
 
 
 @dataclass(frozen=True)
@@ -195,26 +196,70 @@ def fetch_into(
     return Fetched(dict(progress.rows), frozenset(progress.missing))
 
 
+def complete_items(
+    warehouse: WarehouseResource,
+    table: Table,
+    column: str,
+    expected: Mapping[str, int],
+    window: Window,
+) -> dict[str, int]:
+    """The items of ``expected`` (item id -> rows Spotler states it has) whose rows of
+    ``table`` (item in ``column``) stored in ``window`` already number exactly that:
+    ``{item: rows}``. Read from the published copy, like the checks.
+    """
+    if not expected:
+        return {}
+    assert table.partition_column is not None
+    table.column(column)  # raises KeyError naming the table
+    with warehouse.read() as conn:
+        stored = conn.execute(
+            f'SELECT "{column}", count(*) FROM {table.qualified_name} '
+            f'WHERE "{table.partition_column}" >= ? AND "{table.partition_column}" < ? '
+            f'AND "{column}" IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL',
+            [window.start, window.end, list(expected)],
+        ).fetchall()
+    return {item: int(n) for item, n in stored if n == expected[item]}
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """Items whose stored rows of ``table`` are already complete (say a sent mailing's
+    recipients, once they number its ``sentCount``), so the run did not fetch them again;
+    ``rows`` maps each item to its stored rows, which stay as they are."""
+
+    table: Table
+    rows: Mapping[str, int]
+
+
 @dataclass(frozen=True)
 class ItemScope:
     """The items a run listed, and how their rows and catalogue are found.
 
     Rows of ``column`` in ``items`` are replaced; the others in the window are kept. Items
     that answer 404 while fetched are kept too and flagged ``present = false`` in
-    ``catalogue`` (by ``catalogue_key``), when given.
+    ``catalogue`` (by ``catalogue_key``), when given. Items ``unchanged`` for a table were
+    not fetched for it, so that table's stored rows of them are kept as well.
     """
 
     column: str
     items: Sequence[str]
     catalogue: Table | None = None
     catalogue_key: str = "encrypted_id"
+    unchanged: Sequence[Unchanged] = ()
 
     def write(
         self, tables: Sequence[Table], stage: StagingArea, missing: frozenset[str]
     ) -> tuple[list[Replacement], list[Absent]]:
         fetched = [i for i in self.items if i not in missing]
-        scope = Scope(self.column, fetched)
-        replacements = [Replacement(t, stage.files(t), scope) for t in tables]
+        skip = {u.table.name: set(u.rows) for u in self.unchanged}
+        replacements = [
+            Replacement(
+                t,
+                stage.files(t),
+                Scope(self.column, [i for i in fetched if i not in skip.get(t.name, ())]),
+            )
+            for t in tables
+        ]
         absent = (
             [Absent(self.catalogue, self.catalogue_key, sorted(missing))]
             if self.catalogue is not None and missing
@@ -225,8 +270,15 @@ class ItemScope:
 
 @dataclass(frozen=True)
 class Written:
+    """What :func:`fetch_and_replace` did: the writes, the items that answered 404, and the
+    stored rows kept because they were complete (per table; not counted in ``rows_kept``
+    of the results, which is what Spotler no longer lists)."""
+
     results: list[WriteResult]
     missing: frozenset[str]
+    unchanged_rows: dict[str, int] = field(default_factory=dict)
+    fetch_seconds: float = 0.0
+    write_seconds: float = 0.0
 
 
 def fetch_and_replace(
@@ -246,8 +298,24 @@ def fetch_and_replace(
 
     Nothing is written unless every page arrived; the file is held only for the write.
     """
+    started = time.monotonic()
     with warehouse.staging() as stage:
         fetched = fetch_into(stage, tasks, max_workers=max_workers, log=log)
         replacements, absent = scope.write(tables, stage, fetched.missing)
+        writing = time.monotonic()
         results = warehouse.replace(replacements, start, end, absent=absent, account=account)
-    return Written(results, fetched.missing)
+    done = time.monotonic()
+    log.info(
+        f"Wrote {sum(r.rows_inserted for r in results):,} rows in {done - writing:.1f}s "
+        "(transaction and the copy published for readers)"
+    )
+    # Rows kept because they were complete are not rows Spotler stopped listing.
+    unchanged = {
+        u.table.name: sum(n for item, n in u.rows.items() if item not in fetched.missing)
+        for u in scope.unchanged
+        if u.table in tables
+    }
+    results = [
+        replace(r, rows_kept=max(0, r.rows_kept - unchanged.get(r.table, 0))) for r in results
+    ]
+    return Written(results, fetched.missing, unchanged, writing - started, done - writing)

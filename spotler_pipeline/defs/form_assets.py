@@ -16,7 +16,9 @@ import orjson
 
 from spotler_pipeline.client import Form, FormResult, SpotlerClient, SpotlerNotFoundError
 from spotler_pipeline.defs.campaign_assets import presence_metadata, rows_table
+from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.defs.form_checks import form_checks
 from spotler_pipeline.defs.metadata import (
     POOL,
     asset_key,
@@ -29,7 +31,7 @@ from spotler_pipeline.defs.partitions import check_partition_range, daily_partit
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.defs.schedules import daily_after_upstream
 from spotler_pipeline.warehouse import Absent, Replacement, Scope
-from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORM_TABLES, FORMS
+from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORMS
 
 GROUP = "forms"
 
@@ -95,6 +97,9 @@ def forms_with_id(client: SpotlerClient) -> list[Form]:
 def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
     tz = settings.timezone
     submit_days = daily_partitions(settings.partitions_start, tz)
+    checks = form_checks()
+    list_checks = checks_for(checks, (FORMS,))
+    result_checks = checks_for(checks, (FORM_RESULTS, FORM_ANSWERS))
 
     @dg.multi_asset(
         name="spotler_forms",
@@ -112,6 +117,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
             )
         ],
         pool=POOL,
+        check_specs=[c.spec() for c in list_checks],
     )
     def spotler_forms(
         context: dg.AssetExecutionContext,
@@ -146,7 +152,9 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 f"{result.rows_gone} forms no longer listed by Spotler; kept with present = false"
             )
         return dg.MaterializeResult(
-            asset_key=asset_key(FORMS), metadata=presence_metadata(result, requests)
+            asset_key=asset_key(FORMS),
+            metadata=presence_metadata(result, requests),
+            check_results=list(inline_results(context, warehouse, list_checks, None)),
         )
 
     @dg.multi_asset(
@@ -184,10 +192,11 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
         partitions_def=submit_days,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
         pool=POOL,
+        check_specs=[c.spec() for c in result_checks],
     )
     def spotler_form_results(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         check_partition_range(context)
         window = context.partition_time_window
         days = [submit_days.time_window_for_partition_key(k) for k in context.partition_keys]
@@ -243,45 +252,16 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
             window=text,
             extra={"forms": dg.MetadataValue.int(len(listed)), **kept},
         )
+        yield from inline_results(
+            context, warehouse, result_checks, written_window(window.start, window.end)
+        )
 
     return [spotler_forms, spotler_form_results]
 
 
-def form_orphan_checks() -> list[dg.AssetChecksDefinition]:
-    """Every submission's form is in ``forms``; every answer's submission in
-    ``form_results``."""
-    from spotler_pipeline.defs.checks import warehouse_check
-    from spotler_pipeline.warehouse.quality import rows_without_parent
-
-    return [
-        warehouse_check(
-            FORM_RESULTS,
-            "forms_in_catalogue",
-            "Every submission belongs to a form in spotler.forms (an orphan means another "
-            "account's data, or the form list never loaded).",
-            lambda conn: rows_without_parent(conn, "form_results", {"form_id": "id"}, "forms"),
-            "submissions of forms missing from spotler.forms",
-            additional_deps=[FORMS],
-        ),
-        warehouse_check(
-            FORM_ANSWERS,
-            "results_exist",
-            "Every answer belongs to a submission in spotler.form_results.",
-            lambda conn: rows_without_parent(
-                conn,
-                "form_answers",
-                {"form_id": "form_id", "form_result_id": "form_result_id"},
-                "form_results",
-            ),
-            "answers of unknown submissions",
-            additional_deps=[FORM_RESULTS],
-        ),
-    ]
-
-
 def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     """Form assets, checks, jobs and schedules, to merge into the code location."""
-    from spotler_pipeline.defs.checks import primary_key_checks
+    from spotler_pipeline.defs.checks import nightly_checks
     from spotler_pipeline.defs.schedules import freshness_checks
 
     forms, results = build_form_assets(settings)
@@ -298,7 +278,7 @@ def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
     freshness = freshness_checks([results], settings.timezone)
     return dg.Definitions(
         assets=[forms, results],
-        asset_checks=[*primary_key_checks(FORM_TABLES), *form_orphan_checks(), *freshness],
+        asset_checks=[nightly_checks("spotler_forms_all_days", form_checks()), *freshness],
         # No schedules: the assets' automation conditions refresh them daily, in order.
         jobs=[forms_job, results_job],
     )

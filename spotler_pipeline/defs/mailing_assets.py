@@ -6,8 +6,9 @@ day's mailings (endpoint 1), then streams each mailing's reports page by page
 replaces the partition's rows in one DuckDB transaction (``WarehouseResource.replace``).
 """
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,16 @@ from spotler_pipeline.client import (
     SpotlerClient,
     SpotlerNotFoundError,
 )
+from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import FetchTask, ItemScope, fetch_and_replace
+from spotler_pipeline.defs.fetching import (
+    FetchTask,
+    ItemScope,
+    Unchanged,
+    complete_items,
+    fetch_and_replace,
+)
+from spotler_pipeline.defs.mailing_checks import mailing_checks
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
     POOL,
@@ -39,6 +48,7 @@ from spotler_pipeline.warehouse import Absent, Replacement, Scope, Table
 from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_BOUNCES,
     MAILING_CLICKS,
+    MAILING_INTERACTION_TABLES,
     MAILING_LINKS,
     MAILING_OPENS,
     MAILING_RECIPIENTS,
@@ -80,6 +90,36 @@ def _statistics_or_none(client: SpotlerClient, mailing: MailingSummary) -> Any:
         return client.get_mailing_statistics(mailing.encrypted_id)
     except SpotlerNotFoundError:
         return None
+
+
+def statistics_of(
+    client: SpotlerClient,
+    mailings: Sequence[MailingSummary],
+    workers: int,
+    log: Any,
+    progress_interval: float = 10.0,
+) -> list[Any]:
+    """Each mailing's statistics now (``None`` for one deleted since it was listed), one
+    request per mailing and ``workers`` at once, saying how far it got every
+    ``progress_interval`` seconds.
+
+    Time is bounded by the client's request cap: ``len(mailings) / workers`` round trips (or
+    the optional requests-per-second cap), each bounded by its timeout and retries.
+    """
+    started = time.monotonic()
+    results: list[Any] = [None] * len(mailings)
+    with ThreadPoolExecutor(workers, thread_name_prefix="spotler-stats") as pool:
+        futures = {pool.submit(_statistics_or_none, client, m): i for i, m in enumerate(mailings)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=progress_interval, return_when=FIRST_EXCEPTION)
+            for future in done:
+                results[futures[future]] = future.result()  # re-raises the first failure
+            if pending:
+                log.info(f"Statistics of {len(futures) - len(pending):,} of {len(futures):,}")
+    if mailings:
+        log.info(f"Statistics of {len(mailings):,} mailings in {time.monotonic() - started:.1f}s")
+    return results
 
 
 def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
@@ -128,6 +168,10 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     send_days = daily_partitions(settings.partitions_start, tz)
     snapshot_days = daily_partitions(settings.partitions_start, tz)
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+    checks = mailing_checks()
+    catalogue_checks = checks_for(checks, (MAILINGS, MAILING_LINKS))
+    snapshot_checks = checks_for(checks, (MAILING_STATS_SNAPSHOTS,))
+    interaction_checks = checks_for(checks, MAILING_INTERACTION_TABLES)
 
     @dg.multi_asset(
         name="spotler_mailings",
@@ -160,10 +204,11 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         backfill_policy=backfill,
         can_subset=True,
         pool=POOL,
+        check_specs=[c.spec() for c in catalogue_checks],
     )
     def spotler_mailings(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         check_partition_range(context)
         window = context.partition_time_window
         zone = window.start.tzinfo
@@ -209,6 +254,9 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             window=window_text(context.partition_keys),
             extra=kept,
         )
+        yield from inline_results(
+            context, warehouse, catalogue_checks, written_window(window.start, window.end)
+        )
 
     @dg.asset(
         key=asset_key(MAILING_STATS_SNAPSHOTS),
@@ -231,6 +279,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         pool=POOL,
         kinds={"duckdb"},
         freshness_policy=DAILY_FRESHNESS,
+        check_specs=[c.spec() for c in snapshot_checks],
         metadata={
             "dagster/column_schema": column_schema(MAILING_STATS_SNAPSHOTS),
             "dagster/table_name": MAILING_STATS_SNAPSHOTS.qualified_name,
@@ -259,10 +308,10 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         with spotler.get_client() as client:
             summaries = [m for m in client.list_mailings(since, now) if m.scheduled_start_date]
             context.log.info(
-                f"Snapshotting statistics of {len(summaries)} mailings sent since {since:%Y-%m-%d}"
+                f"Snapshotting statistics of {len(summaries):,} mailings sent since "
+                f"{since:%Y-%m-%d}: one request each, {spotler.max_concurrent_requests} at once"
             )
-            with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                stats = list(pool.map(lambda m: _statistics_or_none(client, m), summaries))
+            stats = statistics_of(client, summaries, spotler.max_concurrent_requests, context.log)
             requests = client.request_count
         rows, missing = [], []
         for summary, stat in zip(summaries, stats, strict=True):
@@ -303,7 +352,15 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 api_requests=requests,
                 window=today,
                 extra={"snapshot_at": dg.MetadataValue.timestamp(now), **kept},
-            )
+            ),
+            check_results=list(
+                inline_results(
+                    context,
+                    warehouse,
+                    snapshot_checks,
+                    written_window(now.date(), now.date() + timedelta(days=1)),
+                )
+            ),
         )
 
     interaction_specs = {
@@ -341,16 +398,31 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         backfill_policy=backfill,
         can_subset=True,
         pool=POOL,
+        check_specs=[c.spec() for c in interaction_checks],
     )
     def spotler_mailing_interactions(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         check_partition_range(context)
         window = context.partition_time_window
         zone = window.start.tzinfo
+        days = written_window(window.start, window.end)
         tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]
         with spotler.get_client() as client:
             mailings = mailings_in_window(client, window.start, window.end)
+            # A sent mailing's recipients do not change: those already stored in full (as
+            # many as its sentCount) are kept as they are instead of being read again.
+            complete = (
+                complete_items(
+                    warehouse,
+                    MAILING_RECIPIENTS,
+                    "mailing_id",
+                    {m.encrypted_id: m.sent_count for m in mailings if m.sent_count},
+                    days,
+                )
+                if MAILING_RECIPIENTS in tables
+                else {}
+            )
             sources: dict[Table, Callable[[str], Iterator[pa.RecordBatch]]] = {
                 MAILING_RECIPIENTS: client.mailing_recipient_batches,
                 MAILING_OPENS: client.mailing_open_batches,
@@ -361,6 +433,13 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 f"{len(mailings)} mailings sent in {window_text(context.partition_keys)} "
                 f"({sum(m.sent_count or 0 for m in mailings):,} recipients); fetching "
                 + ", ".join(t.name for t in tables)
+                + (
+                    f"; the recipients of {len(complete)} mailings are stored in full "
+                    f"({sum(complete.values()):,} rows, as many as their sentCount) and kept "
+                    "without reading them again"
+                    if complete
+                    else ""
+                )
             )
             tasks = [
                 FetchTask(
@@ -372,14 +451,20 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 )
                 for m in mailings
                 for table in tables
+                if not (table is MAILING_RECIPIENTS and m.encrypted_id in complete)
             ]
             written = fetch_and_replace(
                 warehouse,
                 tasks,
                 tables,
-                window.start.date(),
-                window.end.date(),
-                scope=ItemScope("mailing_id", [m.encrypted_id for m in mailings], MAILINGS),
+                days.start,
+                days.end,
+                scope=ItemScope(
+                    "mailing_id",
+                    [m.encrypted_id for m in mailings],
+                    MAILINGS,
+                    unchanged=[Unchanged(MAILING_RECIPIENTS, complete)] if complete else [],
+                ),
                 account=spotler.account(),
                 max_workers=spotler.max_concurrent_requests,
                 log=context.log,
@@ -391,7 +476,14 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             tables,
             api_requests=requests,
             window=window_text(context.partition_keys),
-            extra={"mailings": dg.MetadataValue.int(len(mailings)), **kept},
+            extra={
+                "mailings": dg.MetadataValue.int(len(mailings)),
+                "mailings_recipients_complete_kept": dg.MetadataValue.int(len(complete)),
+                "fetch_seconds": dg.MetadataValue.float(round(written.fetch_seconds, 2)),
+                "write_seconds": dg.MetadataValue.float(round(written.write_seconds, 2)),
+                **kept,
+            },
         )
+        yield from inline_results(context, warehouse, interaction_checks, days)
 
     return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]

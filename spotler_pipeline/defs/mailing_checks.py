@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from spotler_pipeline.defs.checks import primary_key_checks, warehouse_check
+from spotler_pipeline.defs.checks import WarehouseCheck, primary_key_checks
 from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_BOUNCES,
     MAILING_CLICKS,
@@ -27,32 +27,32 @@ RELATIVE_TOLERANCE = 0.02
 ABSOLUTE_TOLERANCE = 5
 
 
-def build_mailing_checks() -> list[dg.AssetChecksDefinition]:
+def mailing_checks() -> list[WarehouseCheck]:
     tolerance = (
         f"within {RELATIVE_TOLERANCE:.0%} or {ABSOLUTE_TOLERANCE} contacts, whichever is "
         "larger (statistics and interactions are read at different moments)"
     )
     return [
         *primary_key_checks(MAILING_TABLES),
-        warehouse_check(
+        WarehouseCheck(
             MAILING_CLICKS,
             "click_links_exist",
             "Every click's link_id is a link of its mailing in spotler.mailing_links.",
-            lambda conn: clicks_without_link(conn, "mailing_clicks", "mailing_links"),
+            lambda conn, window: clicks_without_link(conn, MAILING_CLICKS, MAILING_LINKS, window),
             "clicks on unknown links",
-            additional_deps=[MAILING_LINKS],
+            additional_deps=(MAILING_LINKS,),
         ),
         *(
-            warehouse_check(
+            WarehouseCheck(
                 table,
                 "mailings_in_catalogue",
                 f"Every row of {table.qualified_name} belongs to a mailing in spotler.mailings "
                 "(an orphan means another account's data, or mailings never loaded).",
-                lambda conn, t=table: rows_without_parent(
-                    conn, t.name, {"mailing_id": "encrypted_id"}, "mailings"
+                lambda conn, window, t=table: rows_without_parent(
+                    conn, t, {"mailing_id": "encrypted_id"}, MAILINGS, window
                 ),
                 "rows of mailings missing from spotler.mailings",
-                additional_deps=[MAILINGS],
+                additional_deps=(MAILINGS,),
             )
             for table in (
                 MAILING_LINKS,
@@ -63,35 +63,35 @@ def build_mailing_checks() -> list[dg.AssetChecksDefinition]:
                 MAILING_STATS_SNAPSHOTS,
             )
         ),
-        warehouse_check(
+        WarehouseCheck(
             MAILING_RECIPIENTS,
             "recipients_match_sent_count",
             "For every loaded send day, each mailing has exactly sent_count recipient rows "
             "(Spotler states sentCount; a listing that falls short of it is an error).",
             recipients_vs_sent_count,
             "mailings whose recipients differ from sent_count",
-            additional_deps=[MAILINGS],
+            additional_deps=(MAILINGS,),
         ),
-        warehouse_check(
+        WarehouseCheck(
             MAILING_OPENS,
             "unique_openers_match_statistics",
             f"Distinct openers per mailing match the latest open_count {tolerance}.",
-            lambda conn: unique_contacts_vs_statistics(
-                conn, "mailing_opens", "open_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE
+            lambda conn, window: unique_contacts_vs_statistics(
+                conn, MAILING_OPENS, "open_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE, window
             ),
             "mailings whose openers disagree with statistics",
-            additional_deps=[MAILING_STATS_SNAPSHOTS],
+            additional_deps=(MAILING_STATS_SNAPSHOTS,),
             severity=dg.AssetCheckSeverity.WARN,
         ),
-        warehouse_check(
+        WarehouseCheck(
             MAILING_CLICKS,
             "unique_clickers_match_statistics",
             f"Distinct clickers per mailing match the latest click_count {tolerance}.",
-            lambda conn: unique_contacts_vs_statistics(
-                conn, "mailing_clicks", "click_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE
+            lambda conn, window: unique_contacts_vs_statistics(
+                conn, MAILING_CLICKS, "click_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE, window
             ),
             "mailings whose clickers disagree with statistics",
-            additional_deps=[MAILING_STATS_SNAPSHOTS],
+            additional_deps=(MAILING_STATS_SNAPSHOTS,),
             severity=dg.AssetCheckSeverity.WARN,
         ),
     ]

@@ -1,9 +1,18 @@
 """Data-quality queries behind the asset checks. Each returns what it found, so a check
-can both pass/fail and show the offending rows."""
+can both pass/fail and show the offending rows.
+
+Every query takes an optional :class:`Window`: days ``start <= day < end`` of the checked
+table's partition column. A check that runs in the step that wrote passes the window just
+written, so its cost follows the day's data and not the warehouse's history; the nightly
+checks pass none and scan whole tables. Rows outside the window are still read where the
+rule needs them (the catalogue a row must belong to, a contact's history on other days).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -26,151 +35,250 @@ class Finding:
         return self.problems == 0
 
 
-def _finding(conn: duckdb.DuckDBPyConnection, checked_sql: str, problems_sql: str) -> Finding:
-    checked = conn.execute(checked_sql).fetchone()
-    cur = conn.execute(f"SELECT count(*) FROM ({problems_sql})")
-    problems = cur.fetchone()
-    sample_cur = conn.execute(f"{problems_sql} LIMIT {SAMPLE}")
-    names = [d[0] for d in sample_cur.description]
+@dataclass(frozen=True)
+class Window:
+    """The days ``start <= day < end`` a write covered (a partition column's range)."""
+
+    start: date
+    end: date
+
+    def where(self, column: str, alias: str | None = None) -> str:
+        """SQL restricting ``column`` (of ``alias``) to the window: ``$start``/``$end``."""
+        ref = f'{alias}."{column}"' if alias else f'"{column}"'
+        return f"{ref} >= $start AND {ref} < $end"
+
+    @property
+    def params(self) -> dict[str, date]:
+        return {"start": self.start, "end": self.end}
+
+
+def _restrict(table: Table, window: Window | None, alias: str | None = None) -> str:
+    """``table``'s rows in ``window`` as a WHERE condition ("true" for the whole table)."""
+    if window is None or table.partition_column is None:
+        return "true"
+    return window.where(table.partition_column, alias)
+
+
+def _finding(
+    conn: duckdb.DuckDBPyConnection,
+    checked_sql: str,
+    problems_sql: str,
+    order_by: str,
+    window: Window | None,
+) -> Finding:
+    """Count what ``checked_sql`` checked; run ``problems_sql`` once for the count of problem
+    rows and a sample of the first :data:`SAMPLE` by ``order_by``."""
+    params: Mapping[str, Any] = window.params if window is not None else {}
+
+    def execute(sql: str) -> duckdb.DuckDBPyConnection:
+        # only the parameters the statement names: DuckDB refuses unused ones
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        return conn.execute(sql, used) if used else conn.execute(sql)
+
+    checked = execute(checked_sql).fetchone()
+    cur = execute(
+        f"SELECT *, count(*) OVER () AS __problems FROM ({problems_sql}) "
+        f"ORDER BY {order_by} LIMIT {SAMPLE}"
+    )
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    problems = int(rows[0][-1]) if rows else 0
     sample = [
         {
             k: (v if isinstance(v, int | float | str | None) else str(v))
-            for k, v in zip(names, row, strict=True)
+            for k, v in zip(names[:-1], row[:-1], strict=True)
         }
-        for row in sample_cur.fetchall()
+        for row in rows
     ]
-    return Finding(int(checked[0]) if checked else 0, int(problems[0]) if problems else 0, sample)
+    return Finding(int(checked[0]) if checked else 0, problems, sample)
 
 
-def duplicate_keys(conn: duckdb.DuckDBPyConnection, table: Table) -> Finding:
-    """Key values that occur more than once in ``table``."""
+def duplicate_keys(
+    conn: duckdb.DuckDBPyConnection, table: Table, window: Window | None = None
+) -> Finding:
+    """Key values that occur more than once in ``table`` (in ``window``)."""
     keys = ", ".join(f'"{k}"' for k in table.primary_key)
+    where = _restrict(table, window)
     return _finding(
         conn,
-        f"SELECT count(*) FROM {table.qualified_name}",
-        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
-        f"GROUP BY ALL HAVING count(*) > 1 ORDER BY copies DESC",
+        f"SELECT count(*) FROM {table.qualified_name} WHERE {where}",
+        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} WHERE {where} "
+        f"GROUP BY ALL HAVING count(*) > 1",
+        f"copies DESC, {keys}",
+        window,
     )
 
 
-def clicks_without_link(conn: duckdb.DuckDBPyConnection, clicks: str, links: str) -> Finding:
-    """Clicks whose (mailing_id, link_id) is not a link of that mailing."""
+def clicks_without_link(
+    conn: duckdb.DuckDBPyConnection, clicks: Table, links: Table, window: Window | None = None
+) -> Finding:
+    """Clicks (in ``window``) whose (mailing_id, link_id) is not a link of that mailing."""
+    where = _restrict(clicks, window, "c")
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.{clicks}",
-        f"SELECT c.mailing_id, c.link_id, count(*) AS clicks FROM {SCHEMA}.{clicks} c "
-        f"ANTI JOIN {SCHEMA}.{links} l ON c.mailing_id = l.mailing_id AND c.link_id = l.link_id "
-        f"GROUP BY ALL ORDER BY clicks DESC",
+        f"SELECT count(*) FROM {clicks.qualified_name} c WHERE {where}",
+        f"SELECT c.mailing_id, c.link_id, count(*) AS clicks FROM {clicks.qualified_name} c "
+        f"ANTI JOIN {links.qualified_name} l "
+        f"ON c.mailing_id = l.mailing_id AND c.link_id = l.link_id "
+        f"WHERE {where} GROUP BY ALL",
+        "clicks DESC, mailing_id, link_id",
+        window,
     )
 
 
-def recipients_vs_sent_count(conn: duckdb.DuckDBPyConnection) -> Finding:
-    """Mailings whose recipient rows differ from their ``sent_count``.
+def recipients_vs_sent_count(
+    conn: duckdb.DuckDBPyConnection, window: Window | None = None
+) -> Finding:
+    """Mailings (sent in ``window``) whose recipient rows differ from their ``sent_count``.
 
     Only send days whose recipients have been loaded are compared, so a day that is not
     materialised yet is not reported as missing recipients.
     """
+    in_window = "true" if window is None else window.where("send_day")
+    loaded = f"SELECT DISTINCT send_day FROM {SCHEMA}.mailing_recipients WHERE {in_window}"
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.mailings WHERE send_day IN "
-        f"(SELECT DISTINCT send_day FROM {SCHEMA}.mailing_recipients)",
+        f"SELECT count(*) FROM {SCHEMA}.mailings WHERE send_day IN ({loaded})",
         f"""
         SELECT m.encrypted_id AS mailing_id, m.send_day, m.sent_count,
                coalesce(r.recipients, 0) AS recipients
         FROM {SCHEMA}.mailings m
         LEFT JOIN (SELECT mailing_id, count(*) AS recipients
-                   FROM {SCHEMA}.mailing_recipients GROUP BY mailing_id) r
+                   FROM {SCHEMA}.mailing_recipients WHERE {in_window}
+                   GROUP BY mailing_id) r
           ON r.mailing_id = m.encrypted_id
-        WHERE m.send_day IN (SELECT DISTINCT send_day FROM {SCHEMA}.mailing_recipients)
+        WHERE m.send_day IN ({loaded})
           AND coalesce(r.recipients, 0) <> coalesce(m.sent_count, 0)
-        ORDER BY m.send_day, m.encrypted_id
         """,
+        "send_day, mailing_id",
+        window,
     )
 
 
 def unique_contacts_vs_statistics(
     conn: duckdb.DuckDBPyConnection,
-    interactions: str,
+    interactions: Table,
     statistic: str,
     relative_tolerance: float,
     absolute_tolerance: int,
+    window: Window | None = None,
 ) -> Finding:
-    """Mailings whose distinct contacts in ``interactions`` differ from the latest snapshot's
-    ``statistic`` by more than ``max(absolute, relative * statistic)``.
+    """Mailings whose distinct contacts in ``interactions`` (rows in ``window``) differ from
+    the latest snapshot's ``statistic`` by more than ``max(absolute, relative * statistic)``.
 
     The two are read at different moments (interactions at their load, statistics at their
     snapshot), hence the tolerance; a mailing without a snapshot is not compared.
     """
+    where = _restrict(interactions, window)
     return _finding(
         conn,
-        f"SELECT count(DISTINCT mailing_id) FROM {SCHEMA}.{interactions}",
+        f"SELECT count(DISTINCT mailing_id) FROM {interactions.qualified_name} WHERE {where}",
         f"""
         SELECT s.mailing_id, s.snapshot_at, s.{statistic} AS statistic,
                i.contacts AS distinct_contacts
         FROM {SCHEMA}.mailing_stats_latest s
         JOIN (SELECT mailing_id, count(DISTINCT contact_encrypted_id) AS contacts
-              FROM {SCHEMA}.{interactions} GROUP BY mailing_id) i
+              FROM {interactions.qualified_name} WHERE {where} GROUP BY mailing_id) i
           ON i.mailing_id = s.mailing_id
         WHERE abs(i.contacts - s.{statistic}) >
               greatest({absolute_tolerance}, {relative_tolerance} * s.{statistic})
-        ORDER BY s.mailing_id
         """,
+        "mailing_id",
+        window,
     )
 
 
 # -- campaigns, forms and the contact card (issue 4) -----------------------------------------
 
 
-def campaign_clicks_without_link(conn: duckdb.DuckDBPyConnection) -> Finding:
-    """Campaign clicks whose (campaign_mailing_id, link_id) is not a link of that step."""
+def campaign_clicks_without_link(
+    conn: duckdb.DuckDBPyConnection, window: Window | None = None
+) -> Finding:
+    """Campaign clicks (in ``window``) whose (campaign_mailing_id, link_id) is not a link of
+    that step."""
+    where = "true" if window is None else window.where("event_day", "c")
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.campaign_mailing_clicks",
+        f"SELECT count(*) FROM {SCHEMA}.campaign_mailing_clicks c WHERE {where}",
         f"SELECT c.campaign_mailing_id, c.link_id, count(*) AS clicks "
         f"FROM {SCHEMA}.campaign_mailing_clicks c "
         f"ANTI JOIN {SCHEMA}.campaign_mailing_links l "
         f"ON c.campaign_mailing_id = l.campaign_mailing_id AND c.link_id = l.link_id "
-        f"GROUP BY ALL ORDER BY clicks DESC",
+        f"WHERE {where} GROUP BY ALL",
+        "clicks DESC, campaign_mailing_id, link_id",
+        window,
     )
 
 
-def interactions_of_unknown_steps(conn: duckdb.DuckDBPyConnection, interactions: str) -> Finding:
-    """Campaign interactions whose step (or its campaign) is not in the catalogue."""
+def interactions_of_unknown_steps(
+    conn: duckdb.DuckDBPyConnection, interactions: Table, window: Window | None = None
+) -> Finding:
+    """Campaign interactions (in ``window``) whose step (or its campaign) is not in the
+    catalogue."""
+    where = _restrict(interactions, window, "i")
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.{interactions}",
+        f"SELECT count(*) FROM {interactions.qualified_name} i WHERE {where}",
         f"SELECT i.campaign_id, i.campaign_mailing_id, count(*) AS events "
-        f"FROM {SCHEMA}.{interactions} i "
+        f"FROM {interactions.qualified_name} i "
         f"ANTI JOIN {SCHEMA}.campaign_mailings m "
         f"ON m.encrypted_id = i.campaign_mailing_id AND m.campaign_id = i.campaign_id "
-        f"GROUP BY ALL ORDER BY events DESC",
+        f"WHERE {where} GROUP BY ALL",
+        "events DESC, campaign_id, campaign_mailing_id",
+        window,
     )
 
 
 def rows_without_parent(
     conn: duckdb.DuckDBPyConnection,
-    table: str,
+    table: Table,
     keys: dict[str, str],
-    parent: str,
+    parent: Table,
+    window: Window | None = None,
 ) -> Finding:
-    """Rows of ``table`` whose item is missing from catalogue ``parent``.
+    """Rows of ``table`` (in ``window``) whose item is missing from catalogue ``parent``.
 
     ``keys`` maps the row's columns to the parent's (e.g. ``{"mailing_id": "encrypted_id"}``).
-    Such orphans mean a load from another account or a catalogue that was never loaded.
+    Such orphans mean a load from another account or a catalogue that was never loaded. The
+    whole catalogue is searched: an item may have moved to another partition of it.
     """
     cols = ", ".join(f"i.{c}" for c in keys)
     match = " AND ".join(f"p.{pc} = i.{c}" for c, pc in keys.items())
+    where = _restrict(table, window, "i")
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.{table}",
-        f"SELECT {cols}, count(*) AS orphan_rows FROM {SCHEMA}.{table} i "
-        f"ANTI JOIN {SCHEMA}.{parent} p ON {match} GROUP BY ALL ORDER BY orphan_rows DESC",
+        f"SELECT count(*) FROM {table.qualified_name} i WHERE {where}",
+        f"SELECT {cols}, count(*) AS orphan_rows FROM {table.qualified_name} i "
+        f"ANTI JOIN {parent.qualified_name} p ON {match} WHERE {where} GROUP BY ALL",
+        f"orphan_rows DESC, {', '.join(keys)}",
+        window,
     )
 
 
-def contact_mailing_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
+def _fetched_contacts(history: str, window: Window | None) -> str:
+    """The contacts whose history was fetched (on an activity day in ``window``)."""
+    where = "true" if window is None else window.where("activity_day")
+    return f"SELECT DISTINCT contact_external_id FROM {SCHEMA}.{history} WHERE {where}"
+
+
+def _latest_history(history: str, window: Window | None) -> str:
+    """Each fetched contact's most recent history (view ``<history>_latest``); with a window,
+    only the contacts fetched in it, read from the table so no other contact is ranked."""
+    if window is None:
+        return f"SELECT * FROM {SCHEMA}.{history}_latest"
+    return (
+        f"SELECT * FROM {SCHEMA}.{history} "
+        f"WHERE contact_external_id IN ({_fetched_contacts(history, window)}) "
+        "QUALIFY activity_day = max(activity_day) OVER (PARTITION BY contact_external_id)"
+    )
+
+
+def contact_mailing_card_vs_history(
+    conn: duckdb.DuckDBPyConnection, window: Window | None = None
+) -> Finding:
     """Disagreements between ``contact_mailing_card`` (built from the interaction tables)
-    and the API's own history of the contacts fetched (latest fetch per contact).
+    and the API's own history of the contacts fetched (latest fetch per contact; with a
+    window, the contacts fetched on its activity days).
 
     Only mailings whose interactions are loaded are compared: a mailing of a send day not
     materialised yet is not reported as missing from the card.
@@ -178,37 +286,46 @@ def contact_mailing_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
     return _reconcile(
         conn,
         api=f"""
-            SELECT * FROM {SCHEMA}.contact_mailing_history_latest
+            SELECT * FROM ({_latest_history("contact_mailing_history", window)})
             WHERE mailing_id IN (SELECT encrypted_id FROM {SCHEMA}.mailings
                                  WHERE send_day IN (SELECT DISTINCT send_day
                                                     FROM {SCHEMA}.mailing_recipients))
         """,
         card=f"SELECT * FROM {SCHEMA}.contact_mailing_card",
-        fetched=f"SELECT DISTINCT contact_external_id FROM {SCHEMA}.contact_mailing_history",
+        fetched=_fetched_contacts("contact_mailing_history", window),
         key=("contact_external_id", "mailing_id"),
+        window=window,
     )
 
 
-def contact_campaign_card_vs_history(conn: duckdb.DuckDBPyConnection) -> Finding:
+def contact_campaign_card_vs_history(
+    conn: duckdb.DuckDBPyConnection, window: Window | None = None
+) -> Finding:
     """Disagreements between ``contact_campaign_mailing_card`` and the API's campaign
-    history of the contacts fetched, per step and subscription, for sends on loaded days."""
+    history of the contacts fetched (with a window, on its activity days), per step and
+    subscription, for sends on loaded days."""
+    history = "contact_campaign_mailing_history"
     return _reconcile(
         conn,
         api=f"""
-            SELECT * FROM {SCHEMA}.contact_campaign_mailing_history_latest
+            SELECT * FROM ({_latest_history(history, window)})
             WHERE sent_day IN (SELECT DISTINCT event_day
                                FROM {SCHEMA}.campaign_mailing_recipients)
         """,
         card=f"SELECT * FROM {SCHEMA}.contact_campaign_mailing_card",
-        fetched=(
-            f"SELECT DISTINCT contact_external_id FROM {SCHEMA}.contact_campaign_mailing_history"
-        ),
+        fetched=_fetched_contacts(history, window),
         key=("contact_external_id", "campaign_mailing_id", "campaign_subscription_id"),
+        window=window,
     )
 
 
 def _reconcile(
-    conn: duckdb.DuckDBPyConnection, api: str, card: str, fetched: str, key: tuple[str, ...]
+    conn: duckdb.DuckDBPyConnection,
+    api: str,
+    card: str,
+    fetched: str,
+    key: tuple[str, ...],
+    window: Window | None,
 ) -> Finding:
     on = " AND ".join(f"a.{k} = c.{k}" for k in key)
     keys = ", ".join(f"coalesce(a.{k}, c.{k}) AS {k}" for k in key)
@@ -229,16 +346,20 @@ def _reconcile(
         WHERE a.{key[-1]} IS NULL OR c.{key[-1]} IS NULL
            OR a.opened IS DISTINCT FROM c.opened OR a.clicked IS DISTINCT FROM c.clicked
            OR a.bounce IS DISTINCT FROM c.bounce
-        ORDER BY ALL
         """,
+        "ALL",
+        window,
     )
 
 
-def contact_forms_vs_results(conn: duckdb.DuckDBPyConnection) -> Finding:
-    """Submissions in the contacts' form histories that disagree with ``form_results``:
-    missing there (for loaded submit days), or with another time or completion."""
+def contact_forms_vs_results(
+    conn: duckdb.DuckDBPyConnection, window: Window | None = None
+) -> Finding:
+    """Submissions in the contacts' form histories (with a window, of the contacts fetched
+    on its activity days) that disagree with ``form_results``: missing there (for loaded
+    submit days), or with another time or completion."""
     api = f"""
-        SELECT * FROM {SCHEMA}.contact_form_history_latest
+        SELECT * FROM ({_latest_history("contact_form_history", window)})
         WHERE submit_day IN (SELECT DISTINCT submit_day FROM {SCHEMA}.form_results)
     """
     return _finding(
@@ -255,6 +376,7 @@ def contact_forms_vs_results(conn: duckdb.DuckDBPyConnection) -> Finding:
           ON r.form_id = h.form_id AND r.form_result_id = h.form_result_id
         WHERE r.form_result_id IS NULL OR r.submitted_at IS DISTINCT FROM h.submit_date
            OR r.completed IS DISTINCT FROM h.completed
-        ORDER BY ALL
         """,
+        "ALL",
+        window,
     )

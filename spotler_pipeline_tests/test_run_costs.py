@@ -1,0 +1,206 @@
+"""A run costs what its data costs (issue 10): checks run inline on the days written, whole-
+table checks only nightly, campaign interactions are listed once per step and kind for a run's
+window, complete recipients are not read again, and statistics snapshots scale with the
+request cap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from spotler_pipeline.defs.checks import ALL_DAYS, NIGHTLY_JOB
+from spotler_pipeline.defs.mailing_assets import statistics_of
+from spotler_pipeline.simulator import Simulator
+from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
+    CAMPAIGN_INTERACTIONS,
+    MAILING_ASSETS,
+    FullHarness,
+    harness_with_all_groups,
+)
+from spotler_pipeline_tests.test_campaign_assets import api_counts
+
+INTERACTIONS = MAILING_ASSETS[2:]
+
+
+@pytest.fixture
+def harness(simulator: Simulator, tmp_path: Path) -> FullHarness:
+    """The DuckDB file backend is enough: what is tested is requests and checks, not writes."""
+    return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+
+
+def evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def test_the_code_location_runs_each_run_in_one_process() -> None:
+    from spotler_pipeline.definitions import defs
+
+    repo = defs.get_repository_def()
+    for job in repo.get_all_jobs():
+        assert job.executor_def.name == "in_process", job.name
+
+
+def test_the_writing_step_checks_the_days_it_wrote(harness: FullHarness) -> None:
+    day = harness.busiest_day()
+    result = harness.materialize(MAILING_ASSETS, day=day)
+    found = evaluations(result)
+    for table in INTERACTIONS:
+        for name in ("primary_key_unique", "mailings_in_catalogue"):
+            check = found[(table, name)]
+            assert check.passed, (table, name, check.description)
+            assert check.metadata["days_checked"].value == day.isoformat()
+    assert found[("mailing_recipients", "recipients_match_sent_count")].passed
+    assert found[("mailings", "primary_key_unique")].passed
+    # the whole-table versions are not evaluated by a run that writes their tables
+    assert not [k for k in found if k[1].endswith(ALL_DAYS)]
+
+
+def test_inline_checks_see_the_days_written_and_nightly_checks_every_day(
+    harness: FullHarness,
+) -> None:
+    today = harness.now.date()
+    send_days = {
+        m.scheduled_start_date.astimezone(harness.now.tzinfo).date()
+        for m in harness.api_mailings(today - timedelta(days=14), today)
+    }
+    first, second = sorted(send_days)[-2:]
+    assert harness.materialize(MAILING_ASSETS, days=(first, second)).success
+    # a duplicated open on the first day, then the second day is written again
+    harness.execute(
+        "INSERT INTO spotler.mailing_opens SELECT * FROM spotler.mailing_opens "
+        "WHERE send_day = ? LIMIT 1",
+        [first],
+    )
+    rewritten = evaluations(harness.materialize(INTERACTIONS, day=second))
+    assert rewritten[("mailing_opens", "primary_key_unique")].passed  # not its day
+    assert not harness.run_check("mailing_opens", "primary_key_unique", days=(first, first)).passed
+    nightly = harness.run_check("mailing_opens", "primary_key_unique")
+    assert not nightly.passed and nightly.check_name == "primary_key_unique" + ALL_DAYS
+
+    # the nightly job evaluates the whole-table versions, in a run that writes nothing
+    nightly_job = [
+        c for c in harness.defs.asset_checks or [] if c.node_def.name == "spotler_mailings_all_days"
+    ]
+    result = dg.materialize(
+        [*nightly_job, *harness.assets_for(MAILING_ASSETS)],
+        selection=dg.AssetSelection.checks(*nightly_job),
+        resources=harness.resources(),
+    )
+    found = evaluations(result)
+    assert not found[("mailing_opens", "primary_key_unique" + ALL_DAYS)].passed
+    assert found[("mailing_clicks", "primary_key_unique" + ALL_DAYS)].passed
+    assert NIGHTLY_JOB == "spotler_nightly_checks"
+
+
+def test_an_inline_check_fails_the_way_its_nightly_version_would(harness: FullHarness) -> None:
+    day = harness.busiest_day()
+    # interactions written before their mailings' catalogue: orphans, an error
+    result = harness.materialize(INTERACTIONS, day=day)
+    orphans = evaluations(result)[("mailing_opens", "mailings_in_catalogue")]
+    assert not orphans.passed
+    assert orphans.severity == dg.AssetCheckSeverity.ERROR
+    # one orphan group per mailing with opens (an SMS has none)
+    assert 1 <= orphans.metadata["problems"].value <= len(harness.api_mailings(day, day))
+
+
+def test_daily_refresh_does_not_read_complete_recipients_again(harness: FullHarness) -> None:
+    last = harness.now.date()
+    first = last - timedelta(days=6)
+    assert harness.materialize(MAILING_ASSETS, days=(first, last)).success
+    mailings = harness.api_mailings(first, last)
+    stored = harness.count("mailing_recipients")
+    assert stored == sum(m.sent_count for m in mailings) > 0
+
+    harness.sim.reset_log()
+    result = harness.materialize(MAILING_ASSETS, days=(first, last))
+    assert result.success
+    paths = [path for _, path, _, _ in harness.sim.requests]
+    assert not [p for p in paths if p.endswith("/recipients")]
+    assert len([p for p in paths if p.endswith("/opens")]) >= len(mailings)
+    assert harness.count("mailing_recipients") == stored
+    for table, expected in harness.api_counts(first, last).items():
+        assert harness.count(table) == expected, table
+    meta = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("spotler_mailing_interactions")
+    }
+    recipients = meta["mailing_recipients"]
+    assert recipients["mailings_recipients_complete_kept"].value == len(mailings)
+    assert recipients["rows_kept_not_listed"].value == 0  # complete, not "no longer listed"
+    assert evaluations(result)[("mailing_recipients", "recipients_match_sent_count")].passed
+
+    # a mailing whose stored recipients fall short of its sentCount is read again, in full
+    short = mailings[0]
+    harness.execute(
+        "DELETE FROM spotler.mailing_recipients WHERE mailing_id = ? AND contact_encrypted_id "
+        "IN (SELECT contact_encrypted_id FROM spotler.mailing_recipients WHERE mailing_id = ? "
+        "LIMIT 2)",
+        [short.encrypted_id, short.encrypted_id],
+    )
+    harness.sim.reset_log()
+    assert harness.materialize(MAILING_ASSETS, days=(first, last)).success
+    read = {p.split("/")[-2] for _, p, _, _ in harness.sim.requests if p.endswith("/recipients")}
+    assert read == {short.encrypted_id}
+    assert harness.count("mailing_recipients") == stored
+
+
+def test_campaign_interactions_are_listed_once_per_step_and_kind(harness: FullHarness) -> None:
+    last = harness.now.date()
+    first = last - timedelta(days=9)
+    assert harness.materialize(CAMPAIGN_CATALOG).success
+    steps = harness.count("campaign_mailings")
+    harness.sim.reset_log()
+    result = harness.materialize(CAMPAIGN_INTERACTIONS, days=(first, last))
+    assert result.success
+    listings = [
+        (path, query)
+        for _, path, query, _ in harness.sim.requests
+        if path.rsplit("/", 1)[-1] in ("recipients", "opens", "clicks", "bounces")
+        and "after=0" in query
+    ]
+    # one listing per step and kind for the ten days, not one per day
+    assert len(listings) == 4 * steps
+    assert len({p for p, _ in listings}) == 4 * steps
+    # split into event days here: each day holds what the API serves for that day
+    for day in (first + timedelta(days=i) for i in range(10)):
+        expected = api_counts(harness, day, day)
+        stored = {t: harness.count(t, "event_day = ?", [day]) for t in CAMPAIGN_INTERACTIONS}
+        assert stored == expected, day
+    assert all(e.passed for e in evaluations(result).values())
+
+
+def test_statistics_of_many_mailings_stay_within_the_request_cap() -> None:
+    """5,000 mailings, one request each: never more than the cap in flight, and the time is
+    the requests over the cap (here 2 ms each, 8 at once: ~1.3 s)."""
+    in_flight = peak = 0
+    lock = threading.Lock()
+
+    class Client:
+        def get_mailing_statistics(self, mailing_id: str) -> str:
+            nonlocal in_flight, peak
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            time.sleep(0.002)
+            with lock:
+                in_flight -= 1
+            return mailing_id
+
+    mailings = [SimpleNamespace(encrypted_id=f"m{i}") for i in range(5000)]
+    logged: list[str] = []
+    log = SimpleNamespace(info=logged.append)
+    started = time.monotonic()
+    stats = statistics_of(Client(), mailings, 8, log, progress_interval=0.2)  # type: ignore[arg-type]
+    elapsed = time.monotonic() - started
+    assert stats == [m.encrypted_id for m in mailings]  # in listing order
+    assert peak <= 8
+    assert elapsed < 30  # 5,000 x 2 ms / 8 = 1.25 s, with ample room for a loaded machine
+    assert logged[-1].startswith("Statistics of 5,000 mailings in ")
