@@ -1,8 +1,14 @@
 """``make demo``: fill ``data/spotler.duckdb`` from the bundled simulator and summarise it.
 
-Loads the mailing assets for the last 7 send days, then takes statistics snapshots on three
-consecutive days, moving the simulator's clock and the pipeline's clock together (and
-refreshing the interactions each day, as the daily schedule would, so late opens land).
+A simulated month: the simulator's clock and the pipeline's clock move together, one day at a
+time, and each day only the statistics snapshot is taken (07:00, as the schedule does), so
+every mailing sent in the month is followed from its send day as its opens and clicks mature.
+On the last day everything else is loaded once, as the daily refresh would have it by then:
+the mailings of the snapshot window, the interactions of the last 30 send days, campaigns,
+forms and their events, and a sample of contact histories.
+
+The runs are recorded in the Dagster instance ``make dev`` opens (``DAGSTER_HOME``, by default
+``.dagster_home``), so its UI shows what the warehouse holds.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
+import warnings
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,11 +29,15 @@ import dagster as dg
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DeploymentSettings
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
+from spotler_pipeline.maturity import SNAPSHOT_QUERY, maturity
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
 
-SEND_DAYS = 7
-SNAPSHOT_DAYS = 3
+#: Days of daily statistics snapshots (the simulated month).
+SNAPSHOT_DAYS = 30
+#: Send days of interactions loaded at the end (the daily refresh's window).
+INTERACTION_DAYS = 30
+SNAPSHOT_HOUR = 7
 #: Contacts whose API history the demo reads (the daily asset reads every active contact).
 DEMO_CONTACTS = 300
 
@@ -75,6 +87,7 @@ def _materialize(
     defs: dg.Definitions,
     selection: Sequence[str],
     resources: dict[str, object],
+    instance: dg.DagsterInstance,
     *,
     tags: dict[str, str] | None = None,
     partition_key: str | None = None,
@@ -89,6 +102,7 @@ def _materialize(
         resources=resources,
         tags=tags,
         partition_key=partition_key,
+        instance=instance,
         run_config={
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
             **({"ops": ops_config} if ops_config else {}),
@@ -108,6 +122,12 @@ def summary(database: str) -> str:
         ).fetchall():
             (n,) = con.execute(f'SELECT count(*) FROM spotler."{name}"').fetchone()  # type: ignore[misc]
             lines.append(f"  {name:<36} {n:>12,}")
+        lines += ["", "How opens mature (notebooks/mailing_performance.ipynb draws it):"]
+        with warnings.catch_warnings():
+            # DuckDB 1.5's .df() calls a pandas API that pandas 3.1 deprecates: harmless.
+            warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.drop")
+            snapshots = con.sql(SNAPSHOT_QUERY).df()
+        lines += textwrap.wrap(maturity(snapshots).summary(), 92)
         ranked = con.execute(
             """
             SELECT m.name, m.type, s.sent_count, s.click_count,
@@ -146,6 +166,20 @@ def summary(database: str) -> str:
         con.close()
 
 
+def demo_clocks(now: datetime, days: int) -> list[datetime]:
+    """The snapshot times: 07:00 on each of the last ``days`` days, the last one no later
+    than ``now`` (before 07:00 the month ends yesterday)."""
+    last = now.replace(hour=SNAPSHOT_HOUR, minute=0, second=0, microsecond=0)
+    if last > now:
+        last -= timedelta(days=1)
+    return [last - timedelta(days=back) for back in range(days - 1, -1, -1)]
+
+
+def _window(first: date, last: date, partitions_start: str) -> dict[str, str]:
+    first = max(first, date.fromisoformat(partitions_start))
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -153,40 +187,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=float, default=0.05)
+    parser.add_argument(
+        "--days", type=int, default=SNAPSHOT_DAYS, help="days of daily statistics snapshots"
+    )
     args = parser.parse_args(argv)
 
     from spotler_pipeline.definitions import build_definitions
+    from spotler_pipeline.devserver import PROJECT, prepare_dagster_home
 
     settings = DeploymentSettings.from_env()
     tz = ZoneInfo(settings.timezone)
     defs = build_definitions(settings)
     Path(args.database).parent.mkdir(parents=True, exist_ok=True)
-    today = datetime.now(tz).replace(hour=8, minute=0, second=0, microsecond=0)
-    first_clock = today - timedelta(days=SNAPSHOT_DAYS - 1)
+    home = prepare_dagster_home(Path(os.environ.get("DAGSTER_HOME") or PROJECT / ".dagster_home"))
+    clocks = demo_clocks(datetime.now(tz), args.days)
+    # Every mailing a snapshot covered: the month and the snapshots' lookback before it.
+    mailing_days = args.days + settings.snapshot_lookback_days
     started = time.monotonic()
-    with Simulator(seed=args.seed, scale=args.scale, now=first_clock) as sim:
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        # The account is a function of calendar days, covering `days` before the simulator's
+        # start: started at the month's end, it holds every mailing of the month and of the
+        # snapshots' lookback before it; its clock then goes back to the month's first day.
+        Simulator(seed=args.seed, scale=args.scale, now=clocks[-1], days=mailing_days) as sim,
+    ):
         print(f"Simulator at {sim.base_url} (seed {args.seed}, scale {args.scale})")
-        for day in range(SNAPSHOT_DAYS):
-            now = first_clock + timedelta(days=day)
-            sim.set_now(now)
+        print(f"Dagster instance {home} (what `make dev` shows)")
+        print(
+            f"A simulated month: a statistics snapshot at {SNAPSHOT_HOUR:02d}:00 on each of "
+            f"{len(clocks)} days, {clocks[0]:%Y-%m-%d} .. {clocks[-1]:%Y-%m-%d}"
+        )
+        for now in clocks:
+            sim.set_now(now)  # both clocks: the simulator's and the pipeline's (resources)
             resources = _resources(sim, args.database, now, settings.timezone)
-            first = (first_clock - timedelta(days=SEND_DAYS - 1)).date().isoformat()
-            last = now.date().isoformat()
-            window = {RANGE_START_TAG: first, RANGE_END_TAG: last}
-            print(f"[{now:%Y-%m-%d %H:%M}] loading send days {first} .. {last}")
-            _materialize(defs, MAILING_ASSETS, resources, tags=window)
-            print(f"[{now:%Y-%m-%d %H:%M}] campaigns, forms and their events {first} .. {last}")
-            _materialize(defs, CATALOGUES, resources)
-            _materialize(defs, CAMPAIGN_INTERACTIONS, resources, tags=window)
-            _materialize(defs, FORM_RESULTS, resources, tags=window)
-            print(f"[{now:%Y-%m-%d %H:%M}] statistics snapshot {last}")
-            _materialize(defs, ["mailing_stats_snapshots"], resources, partition_key=last)
-        print(f"[{now:%Y-%m-%d %H:%M}] contact histories of {DEMO_CONTACTS} contacts active {last}")
+            day = now.date().isoformat()
+            _materialize(defs, ["mailing_stats_snapshots"], resources, instance, partition_key=day)
+            print(f"  [{now:%Y-%m-%d %H:%M}] snapshot {day}", flush=True)
+        today = now.date()
+        sent = _window(today - timedelta(days=mailing_days - 1), today, settings.partitions_start)
+        recent = _window(
+            today - timedelta(days=INTERACTION_DAYS - 1), today, settings.partitions_start
+        )
+        print(
+            f"[{now:%Y-%m-%d %H:%M}] mailings and links sent "
+            f"{sent[RANGE_START_TAG]} .. {sent[RANGE_END_TAG]}"
+        )
+        _materialize(defs, MAILING_ASSETS[:2], resources, instance, tags=sent)
+        print(
+            f"[{now:%Y-%m-%d %H:%M}] interactions, campaign events and form results "
+            f"{recent[RANGE_START_TAG]} .. {recent[RANGE_END_TAG]}"
+        )
+        _materialize(defs, MAILING_ASSETS[2:], resources, instance, tags=recent)
+        _materialize(defs, CATALOGUES, resources, instance)
+        _materialize(defs, CAMPAIGN_INTERACTIONS, resources, instance, tags=recent)
+        _materialize(defs, FORM_RESULTS, resources, instance, tags=recent)
+        print(f"[{now:%Y-%m-%d %H:%M}] contact histories of {DEMO_CONTACTS} contacts active {day}")
         _materialize(
             defs,
             CONTACT_HISTORIES,
             resources,
-            partition_key=last,
+            instance,
+            partition_key=day,
             ops_config={
                 "spotler_contact_histories": {"config": {"max_contacts_per_day": DEMO_CONTACTS}}
             },

@@ -1,8 +1,9 @@
 """A warehouse filled by the pipeline from the simulator, as an analyst's notebook finds it.
 
-Eight daily statistics snapshots (the simulator's clock moved a day between them, so the
-numbers mature as they would), then three weeks of mailings with their interactions and the
-campaigns with theirs, all through the real assets (``dg.materialize``).
+Three weeks of daily statistics snapshots (the simulator's clock moved a day between them, so
+the numbers mature as they would, and the notebook can follow each mailing for two weeks),
+then three weeks of mailings with their interactions and the campaigns with theirs, all
+through the real assets (``dg.materialize``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from spotler_pipeline_tests.pipeline_harness import (
 
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=ZoneInfo(TIMEZONE))
 HISTORY_DAYS = 21
-SNAPSHOT_DAYS = 8
+SNAPSHOT_DAYS = 21
 INTERACTIONS = tuple(a for a in MAILING_ASSETS if a not in ("mailings", "mailing_links"))
 
 

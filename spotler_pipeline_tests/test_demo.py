@@ -1,0 +1,45 @@
+"""``make demo``: a simulated month, recorded in the instance ``make dev`` opens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from spotler_pipeline import demo
+from spotler_pipeline.warehouse.connection import open_warehouse
+
+TZ = ZoneInfo("Europe/Amsterdam")
+
+
+def test_the_demo_clocks_are_07_00_on_consecutive_days_never_in_the_future() -> None:
+    morning = datetime(2026, 6, 15, 6, 0, tzinfo=TZ)
+    clocks = demo.demo_clocks(morning, 30)
+    assert len(clocks) == 30 and clocks[-1] == datetime(2026, 6, 14, 7, 0, tzinfo=TZ)
+    assert all((b - a).days == 1 for a, b in zip(clocks, clocks[1:], strict=False))
+    assert demo.demo_clocks(datetime(2026, 6, 15, 9, 0, tzinfo=TZ), 1)[0].day == 15
+
+
+def test_a_short_demo_snapshots_each_day_and_the_dagster_instance_shows_it(
+    tmp_path: Path, dagster_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "data" / "spotler.duckdb"
+    assert demo.main(["--database", str(database), "--scale", "0.005", "--days", "3"]) == 0
+    con = open_warehouse(database, read_only=True)
+    try:
+        days = con.execute(
+            "SELECT count(DISTINCT snapshot_day) FROM spotler.mailing_stats_snapshots"
+        ).fetchone()
+        loaded = con.execute("SELECT count(*) FROM spotler.mailing_recipients").fetchone()
+    finally:
+        con.close()
+    assert days == (3,) and loaded and loaded[0] > 0
+    out = capsys.readouterr().out
+    assert "Too few snapshots to tell" in out  # three days cannot show two weeks of maturing
+    # The runs are in the instance `make dev` opens (here the test's DAGSTER_HOME).
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        key = dg.AssetKey(["spotler", "mailing_stats_snapshots"])
+        assert len(instance.get_materialized_partitions(key)) == 3
