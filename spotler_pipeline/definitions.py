@@ -52,6 +52,8 @@ def default_resources(settings: DeploymentSettings) -> dict[str, dg.Configurable
         "warehouse": WarehouseResource(
             database=_env("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
             staging_dir=_env("SPOTLER_STAGING_DIR"),
+            ducklake_catalog=_env("SPOTLER_DUCKLAKE_CATALOG"),
+            ducklake_data_path=_env("SPOTLER_DUCKLAKE_DATA_PATH"),
         ),
         "clock": ClockResource(),
     }

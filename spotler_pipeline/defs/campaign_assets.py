@@ -28,7 +28,6 @@ from spotler_pipeline.defs.checks import checks_for, inline_results, written_win
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import FetchTask, ItemScope, fetch_and_replace
 from spotler_pipeline.defs.metadata import (
-    POOL,
     asset_key,
     materialize_results,
     report_kept,
@@ -222,7 +221,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
             )
             for table, description in catalog_descriptions.items()
         ],
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in catalog_checks],
     )
     def spotler_campaigns(
@@ -306,7 +305,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
         partitions_def=event_days,
         backfill_policy=backfill,
         can_subset=True,
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in interaction_checks],
     )
     def spotler_campaign_interactions(

@@ -28,7 +28,6 @@ from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.contact_checks import contact_checks
 from spotler_pipeline.defs.fetching import FetchTask, fetch_into
 from spotler_pipeline.defs.metadata import (
-    POOL,
     asset_key,
     materialize_results,
     table_spec,
@@ -251,7 +250,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         partitions_def=activity_days,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
         can_subset=True,
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in checks],
     )
     def spotler_contact_histories(

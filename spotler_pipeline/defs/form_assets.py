@@ -20,7 +20,6 @@ from spotler_pipeline.defs.checks import checks_for, inline_results, written_win
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.form_checks import form_checks
 from spotler_pipeline.defs.metadata import (
-    POOL,
     asset_key,
     materialize_results,
     report_kept,
@@ -116,7 +115,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 automation_condition=daily_after_upstream(tz),
             )
         ],
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in list_checks],
     )
     def spotler_forms(
@@ -191,7 +190,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
         ],
         partitions_def=submit_days,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in result_checks],
     )
     def spotler_form_results(

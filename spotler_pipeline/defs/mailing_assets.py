@@ -33,7 +33,6 @@ from spotler_pipeline.defs.fetching import (
 from spotler_pipeline.defs.mailing_checks import mailing_checks
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
-    POOL,
     asset_key,
     column_schema,
     materialize_results,
@@ -203,7 +202,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         partitions_def=send_days,
         backfill_policy=backfill,
         can_subset=True,
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in catalogue_checks],
     )
     def spotler_mailings(
@@ -276,7 +275,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         partitions_def=snapshot_days,
         deps=[asset_key(MAILINGS)],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=POOL,
+        pool=settings.pool,
         kinds={"duckdb"},
         freshness_policy=DAILY_FRESHNESS,
         check_specs=[c.spec() for c in snapshot_checks],
@@ -397,7 +396,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         partitions_def=send_days,
         backfill_policy=backfill,
         can_subset=True,
-        pool=POOL,
+        pool=settings.pool,
         check_specs=[c.spec() for c in interaction_checks],
     )
     def spotler_mailing_interactions(

@@ -8,11 +8,13 @@ from typing import Any
 
 import dagster as dg
 
+from spotler_pipeline.defs.config import FILE_POOL
 from spotler_pipeline.warehouse import Table, WriteResult
 
-POOL = "spotler_duckdb"
+POOL = FILE_POOL
 """Concurrency pool of every step that opens the DuckDB file (limit 1 in dagster.yaml):
-DuckDB admits a single writing process, so backfill runs take turns for the file."""
+DuckDB admits a single writing process, so backfill runs take turns for the file. On a lake
+the steps use ``DeploymentSettings.pool`` (``spotler_api``) instead."""
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
