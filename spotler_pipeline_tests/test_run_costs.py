@@ -204,3 +204,50 @@ def test_statistics_of_many_mailings_stay_within_the_request_cap() -> None:
     assert peak <= 8
     assert elapsed < 30  # 5,000 x 2 ms / 8 = 1.25 s, with ample room for a loaded machine
     assert logged[-1].startswith("Statistics of 5,000 mailings in ")
+
+
+def test_the_reconciliation_builds_the_card_as_the_views_do(harness: FullHarness) -> None:
+    """The reconciliation narrows the interaction tables to the contacts it compares before
+    aggregating (the views aggregate every contact first); both give the same card."""
+    from spotler_pipeline.warehouse.quality import campaign_card_of, mailing_card_of
+
+    last = harness.now.date()
+    assert harness.materialize(MAILING_ASSETS, days=(last - timedelta(days=6), last)).success
+    assert harness.materialize(CAMPAIGN_CATALOG).success
+    assert harness.materialize(CAMPAIGN_INTERACTIONS, days=(last - timedelta(days=6), last)).success
+    mailing_contacts = "SELECT DISTINCT contact_external_id FROM spotler.mailing_recipients"
+    mine = harness.query(f"SELECT * FROM ({mailing_card_of(mailing_contacts)}) ORDER BY ALL")
+    view = harness.query(
+        "SELECT contact_external_id, mailing_id, opened, clicked, bounce "
+        "FROM spotler.contact_mailing_card ORDER BY ALL"
+    )
+    assert mine == view and any(r[2] for r in view) and any(r[4] for r in view)
+    campaign_contacts = (
+        "SELECT DISTINCT contact_external_id FROM spotler.campaign_mailing_recipients"
+    )
+    mine = harness.query(f"SELECT * FROM ({campaign_card_of(campaign_contacts)}) ORDER BY ALL")
+    view = harness.query(
+        "SELECT contact_external_id, campaign_mailing_id, campaign_subscription_id, opened, "
+        "clicked, bounce FROM spotler.contact_campaign_mailing_card ORDER BY ALL"
+    )
+    assert mine == view and any(r[3] for r in view)
+
+
+def test_a_key_check_over_many_rows_runs_in_slices(harness: FullHarness) -> None:
+    """Sliced by a hash of the key, a duplicate is still found, and counted once."""
+    from spotler_pipeline.warehouse import quality
+    from spotler_pipeline.warehouse.mailing_tables import MAILING_OPENS
+
+    day = harness.busiest_day()
+    assert harness.materialize(MAILING_ASSETS, day=day).success
+    harness.execute("INSERT INTO spotler.mailing_opens SELECT * FROM spotler.mailing_opens LIMIT 3")
+    whole = harness.run_check("mailing_opens", "primary_key_unique")
+    original = quality.SLICE_ROWS
+    try:
+        quality.SLICE_ROWS = 50  # many slices on the test's few hundred opens
+        with harness.warehouse().read() as conn:
+            sliced = quality.duplicate_keys(conn, MAILING_OPENS)
+    finally:
+        quality.SLICE_ROWS = original
+    assert whole.metadata["problems"].value == sliced.problems >= 1
+    assert whole.metadata["sample"].value == sliced.sample

@@ -10,7 +10,6 @@ rule needs them (the catalogue a row must belong to, a contact's history on othe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -59,38 +58,80 @@ def _restrict(table: Table, window: Window | None, alias: str | None = None) -> 
     return window.where(table.partition_column, alias)
 
 
+#: Rows a grouping query handles at once: a key check over more is split into slices by a
+#: hash of the key (a duplicate lands in one slice), so it stays within the connection's
+#: memory limit (96 MB; DuckDB's hash aggregate did not finish within it on 28M rows).
+SLICE_ROWS = 4_000_000
+
+
+def _execute(
+    conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None
+) -> duckdb.DuckDBPyConnection:
+    # only the parameters the statement names: DuckDB refuses unused ones
+    params = {k: v for k, v in (window.params if window else {}).items() if f"${k}" in sql}
+    return conn.execute(sql, params) if params else conn.execute(sql)
+
+
+def _count(conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None) -> int:
+    row = _execute(conn, sql, window).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _finding(
     conn: duckdb.DuckDBPyConnection,
     checked_sql: str,
     problems_sql: str,
     order_by: str,
     window: Window | None,
+    *,
+    slices: int = 1,
+    slice_key: str = "",
 ) -> Finding:
     """Count what ``checked_sql`` checked; run ``problems_sql`` once for the count of problem
-    rows and a sample of the first :data:`SAMPLE` by ``order_by``."""
-    params: Mapping[str, Any] = window.params if window is not None else {}
+    rows and a sample of the first :data:`SAMPLE` by ``order_by``.
 
-    def execute(sql: str) -> duckdb.DuckDBPyConnection:
-        # only the parameters the statement names: DuckDB refuses unused ones
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        return conn.execute(sql, used) if used else conn.execute(sql)
-
-    checked = execute(checked_sql).fetchone()
-    cur = execute(
-        f"SELECT *, count(*) OVER () AS __problems FROM ({problems_sql}) "
-        f"ORDER BY {order_by} LIMIT {SAMPLE}"
-    )
-    names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    problems = int(rows[0][-1]) if rows else 0
+    With ``slices`` > 1, ``problems_sql`` contains ``{slice}``, a condition that selects
+    rows whose ``slice_key`` hashes into one slice: it runs once per slice and the counts
+    and samples are merged (a rule grouping by ``slice_key`` sees each group whole).
+    """
+    checked = _count(conn, checked_sql, window)
+    rows: list[tuple[Any, ...]] = []
+    names: list[str] = []
+    problems = 0
+    for i in range(slices):
+        condition = f"hash({slice_key}) % {slices} = {i}" if slices > 1 else "true"
+        cur = _execute(
+            conn,
+            f"SELECT *, count(*) OVER () AS __problems FROM "
+            f"({problems_sql.replace('{slice}', condition)}) ORDER BY {order_by} LIMIT {SAMPLE}",
+            window,
+        )
+        names = [d[0] for d in cur.description]
+        found = cur.fetchall()
+        problems += int(found[0][-1]) if found else 0
+        rows.extend(found)
+    if slices > 1 and rows:
+        # the first rows by order_by among every slice's first rows
+        rel = conn.sql(
+            "SELECT * FROM (VALUES "
+            + ", ".join("(" + ", ".join("?" for _ in names) + ")" for _ in rows)
+            + f") AS t({', '.join(chr(34) + n + chr(34) for n in names)}) "
+            f"ORDER BY {order_by} LIMIT {SAMPLE}",
+            params=[v for row in rows for v in row],
+        )
+        rows = rel.fetchall()
     sample = [
         {
             k: (v if isinstance(v, int | float | str | None) else str(v))
             for k, v in zip(names[:-1], row[:-1], strict=True)
         }
-        for row in rows
+        for row in rows[:SAMPLE]
     ]
-    return Finding(int(checked[0]) if checked else 0, problems, sample)
+    return Finding(checked, problems, sample)
+
+
+def _slices(rows: int) -> int:
+    return max(1, -(-rows // SLICE_ROWS))
 
 
 def duplicate_keys(
@@ -99,13 +140,16 @@ def duplicate_keys(
     """Key values that occur more than once in ``table`` (in ``window``)."""
     keys = ", ".join(f'"{k}"' for k in table.primary_key)
     where = _restrict(table, window)
+    checked = f"SELECT count(*) FROM {table.qualified_name} WHERE {where}"
     return _finding(
         conn,
-        f"SELECT count(*) FROM {table.qualified_name} WHERE {where}",
-        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} WHERE {where} "
-        f"GROUP BY ALL HAVING count(*) > 1",
+        checked,
+        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
+        f"WHERE {where} AND {{slice}} GROUP BY ALL HAVING count(*) > 1",
         f"copies DESC, {keys}",
         window,
+        slices=_slices(_count(conn, checked, window)),
+        slice_key=keys,
     )
 
 
@@ -170,6 +214,7 @@ def unique_contacts_vs_statistics(
     snapshot), hence the tolerance; a mailing without a snapshot is not compared.
     """
     where = _restrict(interactions, window)
+    rows = _count(conn, f"SELECT count(*) FROM {interactions.qualified_name} WHERE {where}", window)
     return _finding(
         conn,
         f"SELECT count(DISTINCT mailing_id) FROM {interactions.qualified_name} WHERE {where}",
@@ -178,13 +223,16 @@ def unique_contacts_vs_statistics(
                i.contacts AS distinct_contacts
         FROM {SCHEMA}.mailing_stats_latest s
         JOIN (SELECT mailing_id, count(DISTINCT contact_encrypted_id) AS contacts
-              FROM {interactions.qualified_name} WHERE {where} GROUP BY mailing_id) i
+              FROM {interactions.qualified_name} WHERE {where} AND {{slice}}
+              GROUP BY mailing_id) i
           ON i.mailing_id = s.mailing_id
         WHERE abs(i.contacts - s.{statistic}) >
               greatest({absolute_tolerance}, {relative_tolerance} * s.{statistic})
         """,
         "mailing_id",
         window,
+        slices=_slices(rows),
+        slice_key="mailing_id",
     )
 
 
@@ -291,8 +339,7 @@ def contact_mailing_card_vs_history(
                                  WHERE send_day IN (SELECT DISTINCT send_day
                                                     FROM {SCHEMA}.mailing_recipients))
         """,
-        card=f"SELECT * FROM {SCHEMA}.contact_mailing_card",
-        fetched=_fetched_contacts("contact_mailing_history", window),
+        card=mailing_card_of(_fetched_contacts("contact_mailing_history", window)),
         key=("contact_external_id", "mailing_id"),
         window=window,
     )
@@ -312,18 +359,75 @@ def contact_campaign_card_vs_history(
             WHERE sent_day IN (SELECT DISTINCT event_day
                                FROM {SCHEMA}.campaign_mailing_recipients)
         """,
-        card=f"SELECT * FROM {SCHEMA}.contact_campaign_mailing_card",
-        fetched=_fetched_contacts(history, window),
+        card=campaign_card_of(_fetched_contacts(history, window)),
         key=("contact_external_id", "campaign_mailing_id", "campaign_subscription_id"),
         window=window,
     )
+
+
+def mailing_card_of(contacts: str) -> str:
+    """The rows of view ``contact_mailing_card`` for the contacts ``contacts`` selects (by
+    external id): each recipient row with opened / clicked / bounce as the view defines them.
+
+    The view aggregates every contact's opens, clicks and bounces before it can be filtered
+    (on 40M rows that exceeded the check connection's memory); here the interaction tables
+    are narrowed to those contacts' encrypted ids first, so the cost follows the contacts
+    compared. A test holds it to the view.
+    """
+    return f"""
+        WITH r AS (SELECT contact_external_id, contact_encrypted_id, mailing_id
+                   FROM {SCHEMA}.mailing_recipients
+                   WHERE contact_external_id IN ({contacts})),
+             enc AS (SELECT DISTINCT contact_encrypted_id FROM r),
+             o AS (SELECT DISTINCT mailing_id, contact_encrypted_id FROM {SCHEMA}.mailing_opens
+                   WHERE contact_encrypted_id IN (SELECT contact_encrypted_id FROM enc)),
+             k AS (SELECT DISTINCT mailing_id, contact_encrypted_id FROM {SCHEMA}.mailing_clicks
+                   WHERE contact_encrypted_id IN (SELECT contact_encrypted_id FROM enc)),
+             b AS (SELECT mailing_id, contact_encrypted_id,
+                          arg_max(bounce_type, bounce_date) AS bounce
+                   FROM {SCHEMA}.mailing_bounces
+                   WHERE contact_encrypted_id IN (SELECT contact_encrypted_id FROM enc)
+                   GROUP BY ALL)
+        SELECT r.contact_external_id, r.mailing_id,
+               o.mailing_id IS NOT NULL AS opened, k.mailing_id IS NOT NULL AS clicked,
+               b.bounce
+        FROM r
+        LEFT JOIN o USING (mailing_id, contact_encrypted_id)
+        LEFT JOIN k USING (mailing_id, contact_encrypted_id)
+        LEFT JOIN b USING (mailing_id, contact_encrypted_id)
+    """
+
+
+def campaign_card_of(contacts: str) -> str:
+    """The rows of view ``contact_campaign_mailing_card`` for the contacts ``contacts``
+    selects, narrowed first like :func:`mailing_card_of` (by subscription)."""
+    key = "campaign_mailing_id, campaign_subscription_id"
+    narrowed = "campaign_subscription_id IN (SELECT campaign_subscription_id FROM subs)"
+    return f"""
+        WITH r AS (SELECT contact_external_id, {key}
+                   FROM {SCHEMA}.campaign_mailing_recipients
+                   WHERE contact_external_id IN ({contacts})),
+             subs AS (SELECT DISTINCT campaign_subscription_id FROM r),
+             o AS (SELECT DISTINCT {key} FROM {SCHEMA}.campaign_mailing_opens
+                   WHERE {narrowed}),
+             k AS (SELECT DISTINCT {key} FROM {SCHEMA}.campaign_mailing_clicks
+                   WHERE {narrowed}),
+             b AS (SELECT {key}, arg_max(bounce_type, bounce_date) AS bounce
+                   FROM {SCHEMA}.campaign_mailing_bounces WHERE {narrowed} GROUP BY ALL)
+        SELECT r.contact_external_id, r.campaign_mailing_id, r.campaign_subscription_id,
+               o.campaign_mailing_id IS NOT NULL AS opened,
+               k.campaign_mailing_id IS NOT NULL AS clicked, b.bounce
+        FROM r
+        LEFT JOIN o USING ({key})
+        LEFT JOIN k USING ({key})
+        LEFT JOIN b USING ({key})
+    """
 
 
 def _reconcile(
     conn: duckdb.DuckDBPyConnection,
     api: str,
     card: str,
-    fetched: str,
     key: tuple[str, ...],
     window: Window | None,
 ) -> Finding:
@@ -334,7 +438,7 @@ def _reconcile(
         f"SELECT count(*) FROM ({api})",
         f"""
         WITH api AS ({api}),
-             card AS ({card} WHERE contact_external_id IN ({fetched}))
+             card AS ({card})
         SELECT {keys},
                CASE WHEN c.{key[-1]} IS NULL THEN 'only in the API history'
                     WHEN a.{key[-1]} IS NULL THEN 'only in the interaction tables'
