@@ -9,7 +9,6 @@ import pytest
 from spotler_pipeline.defs.contact_assets import active_contacts
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
@@ -44,11 +43,8 @@ def harness(
 def active(harness: FullHarness, day) -> set[str]:  # noqa: ANN001
     start = harness.day_start(day)
     end = harness.day_start(day + timedelta(days=1))
-    conn = open_warehouse(harness.database, read_only=True)
-    try:
+    with harness.warehouse().read() as conn:
         found = active_contacts(conn, day, start, end)
-    finally:
-        conn.close()
     return found["interactions"] | found["form_answers"]
 
 
