@@ -74,6 +74,7 @@ What DuckLake (extension ``d8a1881e``, format 1.0, DuckDB 1.5.5) does, found wit
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import re
@@ -130,6 +131,29 @@ class LakeSettings:
         return f"LakeSettings(catalog={redact(self.catalog)!r}, data_path={self.data_path!r})"
 
     __str__ = __repr__
+
+
+# -- spilling ----------------------------------------------------------------------------------
+
+#: Where lake connections spill (a folder of each connection's own inside it).
+SPILL_ROOT = Path(tempfile.gettempdir()) / "spotler-duckdb-spill"
+
+
+def spill_directory(base: Path = SPILL_ROOT) -> str:
+    """A spill folder of one connection's own inside ``base`` (for ``temp_directory``).
+
+    DuckDB names its temporary files alike in every database instance
+    (``duckdb_temp_storage_S64K-0.tmp``) and deletes them when done, so instances spilling
+    into one folder delete each other's files or crash: four lake runs writing at once failed
+    their checks with "IO Error: Could not remove file
+    ".../spotler-duckdb-spill/duckdb_temp_storage_S224K-0.tmp": No such file or directory"
+    (``scripts/bench_backfill.py``), and three connections in one process sorting into one
+    folder end in a segmentation fault. DuckDB creates this folder when it first spills and
+    removes it when the connection closes; ``base`` itself stays.
+    """
+    with contextlib.suppress(OSError):  # unmakeable: only a statement that must spill fails
+        base.mkdir(parents=True, exist_ok=True)
+    return str(base / f"{os.getpid()}-{os.urandom(4).hex()}")
 
 
 # -- redaction and the password ---------------------------------------------------------------
@@ -323,7 +347,8 @@ def open_lake(
         options.append(f"SNAPSHOT_TIME {_sql_string(str(when))}")
     settings_ = {
         "memory_limit": DEFAULT_MEMORY_LIMIT,
-        "temp_directory": str(Path(tempfile.gettempdir()) / "spotler-duckdb-spill"),
+        # One folder per connection: runs in other processes spill at the same time.
+        "temp_directory": spill_directory(),
         **(config or {}),
         # Never reach for DuckDB's extension server: everything comes from the wheels.
         "autoinstall_known_extensions": False,
