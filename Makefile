@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PG_BIN   ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
-.PHONY: demo dev test test-e2e chromium postgresql lint bench clean
+.PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,8 +65,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 
 ## Throughput and memory benchmark against the simulator (ours vs. the JSON floor vs. dlt).
-bench: $(VENV)/.bench-installed
+## Then a 30-day backfill through dagster dev on both backends (scripts/bench_backfill.py).
+bench: $(VENV)/.bench-installed postgresql
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_backfill.py
+
+## Only the 30-day backfill, DuckDB file vs DuckLake on PostgreSQL (~10.8M interaction rows;
+## README "Benchmark"). Arguments: make bench-backfill ARGS='--scale 1'
+bench-backfill: $(VENV)/.bench-installed postgresql
+	$(BIN)/python scripts/bench_backfill.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .dagster_home bench_results

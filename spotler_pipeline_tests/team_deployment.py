@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from spotler_pipeline.backfill import FAILURES
 from spotler_pipeline.devserver import PROJECT
 from spotler_pipeline_tests.e2e_dagster import (
     FINISHED_RUN_STATUSES,
@@ -226,3 +227,18 @@ def run_span(runs: Sequence[dict[str, Any]]) -> float:
     starts = [float(r["startTime"]) for r in runs if r.get("startTime")]
     ends = [float(r["endTime"]) for r in runs if r.get("endTime")]
     return max(ends) - min(starts) if starts and ends else 0.0
+
+
+def failures(dagster: DagsterDev, run_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each failed step's error (``step: message``), per run that has any."""
+    out: dict[str, list[str]] = {}
+    for run_id in run_ids:
+        events = dagster.graphql(FAILURES, {"runId": run_id})["logsForRun"].get("events") or []
+        errors = [
+            f"{e['stepKey']}: {(e.get('error') or {}).get('message', '?').strip()}"
+            for e in events
+            if e["__typename"] == "ExecutionStepFailureEvent"
+        ]
+        if errors:
+            out[run_id] = errors
+    return out
