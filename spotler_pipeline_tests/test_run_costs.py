@@ -135,7 +135,13 @@ def test_daily_refresh_does_not_read_complete_recipients_again(harness: FullHarn
     recipients = meta["mailing_recipients"]
     assert recipients["mailings_recipients_complete_kept"].value == len(mailings)
     assert recipients["rows_kept_not_listed"].value == 0  # complete, not "no longer listed"
-    assert evaluations(result)[("mailing_recipients", "recipients_match_sent_count")].passed
+    found = evaluations(result)
+    assert found[("mailing_recipients", "recipients_match_sent_count")].passed
+    # nothing of the recipients was rewritten, so their key check has nothing to read
+    keys = found[("mailing_recipients", "primary_key_unique")]
+    assert keys.passed and keys.metadata["checked"].value == 0
+    assert "(0 mailing_ids rewritten)" in keys.metadata["days_checked"].value
+    assert found[("mailing_opens", "primary_key_unique")].metadata["checked"].value > 0
 
     # a mailing whose stored recipients fall short of its sentCount is read again, in full
     short = mailings[0]

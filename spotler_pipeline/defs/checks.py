@@ -15,7 +15,7 @@ they need no slot of the DuckDB pool and never hold up a writer.
 """
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -166,7 +166,10 @@ class WarehouseCheck:
 
 def _days_text(window: Window) -> str:
     last = date.fromordinal(window.end.toordinal() - 1)
-    return window.start.isoformat() if last == window.start else f"{window.start} .. {last}"
+    days = window.start.isoformat() if last == window.start else f"{window.start} .. {last}"
+    if window.item_column is not None:
+        days += f" ({len(window.items)} {window.item_column}s rewritten)"
+    return days
 
 
 def checks_for(checks: Iterable[WarehouseCheck], tables: Iterable[Table]) -> list[WarehouseCheck]:
@@ -186,9 +189,11 @@ def inline_results(
     warehouse: WarehouseResource,
     checks: Sequence[WarehouseCheck],
     window: Window | None,
+    written: Mapping[str, Window] | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     """Evaluate the run's selected ``checks`` on what the step just wrote (``window``; the
-    whole table for unpartitioned ones), on one read connection, and say how long it took."""
+    whole table for unpartitioned ones; ``written`` narrows it per table name, where the
+    write replaced only some items), on one read connection, and say how long it took."""
     selected = context.selected_asset_check_keys
     todo = [c for c in checks if c.key in selected]
     if not todo:
@@ -196,7 +201,7 @@ def inline_results(
     started = time.monotonic()
     with warehouse.read() as conn:
         conn.execute(f"SET memory_limit = '{CHECK_MEMORY_LIMIT}'")
-        results = [c.evaluate(conn, window) for c in todo]
+        results = [c.evaluate(conn, (written or {}).get(c.table.name, window)) for c in todo]
     failed = [r.check_name for r in results if not r.passed]
     context.log.info(
         f"{len(todo)} checks on "

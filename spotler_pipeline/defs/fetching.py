@@ -292,16 +292,21 @@ def fetch_and_replace(
     account: str | None,
     max_workers: int,
     log: logging.Logger | Any,
+    requests: Callable[[], int] | None = None,
 ) -> Written:
     """Stage every task's pages, then replace ``[start, end)`` of ``tables`` in one write,
     for the items in ``scope`` that were fetched; rows of the others stay.
 
     Nothing is written unless every page arrived; the file is held only for the write.
+    ``requests`` (the client's request count) is logged before the write, so the log says
+    what a run asked of the API even when its write fails.
     """
     started = time.monotonic()
     with warehouse.staging() as stage:
         fetched = fetch_into(stage, tasks, max_workers=max_workers, log=log)
         replacements, absent = scope.write(tables, stage, fetched.missing)
+        if requests is not None:
+            log.info(f"{requests():,} API requests so far; writing")
         writing = time.monotonic()
         results = warehouse.replace(replacements, start, end, absent=absent, account=account)
     done = time.monotonic()

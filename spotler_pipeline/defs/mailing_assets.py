@@ -467,6 +467,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 account=spotler.account(),
                 max_workers=spotler.max_concurrent_requests,
                 log=context.log,
+                requests=lambda: client.request_count,
             )
             requests = client.request_count
         kept = report_kept(context.log, written.results, written.missing, "mailings")
@@ -483,6 +484,14 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 **kept,
             },
         )
-        yield from inline_results(context, warehouse, interaction_checks, days)
+        # Recipients kept as complete were not rewritten: their checks look at the rest only.
+        rewritten = {
+            MAILING_RECIPIENTS.name: days.only(
+                "mailing_id", [m.encrypted_id for m in mailings if m.encrypted_id not in complete]
+            )
+        }
+        yield from inline_results(
+            context, warehouse, interaction_checks, days, rewritten if complete else None
+        )
 
     return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]

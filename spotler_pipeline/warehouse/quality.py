@@ -10,7 +10,8 @@ rule needs them (the catalogue a row must belong to, a contact's history on othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -36,19 +37,32 @@ class Finding:
 
 @dataclass(frozen=True)
 class Window:
-    """The days ``start <= day < end`` a write covered (a partition column's range)."""
+    """What a write covered: the days ``start <= day < end`` of a partition column and, when
+    it replaced only some items there (``items`` of column ``item_column``), those."""
 
     start: date
     end: date
+    item_column: str | None = None
+    items: tuple[str, ...] = ()
+
+    def only(self, column: str, items: Iterable[str]) -> Window:
+        """This window narrowed to ``items`` of ``column`` (say the mailings re-read)."""
+        return replace(self, item_column=column, items=tuple(items))
 
     def where(self, column: str, alias: str | None = None) -> str:
-        """SQL restricting ``column`` (of ``alias``) to the window: ``$start``/``$end``."""
+        """SQL restricting ``column`` (of ``alias``) to the window: ``$start``/``$end``, and
+        the item column to ``$items``."""
         ref = f'{alias}."{column}"' if alias else f'"{column}"'
-        return f"{ref} >= $start AND {ref} < $end"
+        sql = f"{ref} >= $start AND {ref} < $end"
+        if self.item_column is not None:
+            item = f'{alias}."{self.item_column}"' if alias else f'"{self.item_column}"'
+            sql += f" AND {item} IN (SELECT unnest($items::VARCHAR[]))"
+        return sql
 
     @property
-    def params(self) -> dict[str, date]:
-        return {"start": self.start, "end": self.end}
+    def params(self) -> dict[str, Any]:
+        items = {"items": list(self.items)} if self.item_column is not None else {}
+        return {"start": self.start, "end": self.end, **items}
 
 
 def _restrict(table: Table, window: Window | None, alias: str | None = None) -> str:
@@ -180,9 +194,14 @@ def recipients_vs_sent_count(
     """
     in_window = "true" if window is None else window.where("send_day")
     loaded = f"SELECT DISTINCT send_day FROM {SCHEMA}.mailing_recipients WHERE {in_window}"
+    written = (
+        "true"
+        if window is None or window.item_column is None
+        else "m.encrypted_id IN (SELECT unnest($items::VARCHAR[]))"
+    )
     return _finding(
         conn,
-        f"SELECT count(*) FROM {SCHEMA}.mailings WHERE send_day IN ({loaded})",
+        f"SELECT count(*) FROM {SCHEMA}.mailings m WHERE send_day IN ({loaded}) AND {written}",
         f"""
         SELECT m.encrypted_id AS mailing_id, m.send_day, m.sent_count,
                coalesce(r.recipients, 0) AS recipients
@@ -191,7 +210,7 @@ def recipients_vs_sent_count(
                    FROM {SCHEMA}.mailing_recipients WHERE {in_window}
                    GROUP BY mailing_id) r
           ON r.mailing_id = m.encrypted_id
-        WHERE m.send_day IN ({loaded})
+        WHERE m.send_day IN ({loaded}) AND {written}
           AND coalesce(r.recipients, 0) <> coalesce(m.sent_count, 0)
         """,
         "send_day, mailing_id",
