@@ -365,3 +365,27 @@ def test_api_dates_parse_in_the_account_zone(moment: datetime) -> None:
     moment = moment.replace(microsecond=0)
     parsed = parse_api_date(moment.strftime("%Y-%m-%dT%H:%M:%S"))
     assert parsed == int(moment.replace(tzinfo=ACCOUNT_TZ).timestamp())
+
+
+def test_no_contact_has_two_events_at_the_same_moment_after_the_horizon() -> None:
+    """Repeat opens and clicks past the 30-day horizon are dropped, not clamped onto it
+    (clamping gave one contact two opens at one timestamp: duplicate keys)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from spotler_pipeline.simulator import Simulator
+
+    now = datetime(2026, 6, 15, 10, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    with Simulator(seed=3, scale=0.05, now=now, days=60) as sim:
+        account = sim.account
+        checked = 0
+        for mailing in account.sent_mailings(0, int(now.timestamp()) - 31 * 86400, 10**12):
+            data = account.mailing_data(mailing)
+            for pos, ts in (
+                (data.it.open_pos, data.it.open_ts),
+                (data.it.click_pos, data.it.click_ts),
+            ):
+                pairs = set(zip(pos.tolist(), ts.tolist(), strict=True))
+                assert len(pairs) == len(pos)
+                checked += len(pos)
+        assert checked > 0

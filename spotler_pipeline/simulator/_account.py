@@ -126,7 +126,9 @@ def _repeat_events(
     mean_gap: float,
     limit: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expand each ``who[i]`` into ``1 + extra[i]`` events from ``first[i]`` on, capped."""
+    """Expand each ``who[i]`` into ``1 + extra[i]`` events from ``first[i]`` on; repeats that
+    would fall after ``limit[i]`` are dropped (clamping them to the limit made several events
+    of one contact share a timestamp: duplicate keys in the interaction tables)."""
     counts = 1 + extra
     rep = np.repeat(who, counts)
     gaps = rng.exponential(mean_gap, len(rep)).astype(np.int64) + 1
@@ -134,8 +136,9 @@ def _repeat_events(
     gaps[starts] = 0
     cumulative = np.cumsum(gaps)
     offset = cumulative - np.repeat(cumulative[starts], counts)
-    times = np.minimum(np.repeat(first, counts) + offset, np.repeat(limit, counts))
-    return rep, times
+    times = np.repeat(first, counts) + offset
+    keep = times <= np.repeat(limit, counts)
+    return rep[keep], times[keep]
 
 
 @dataclass
