@@ -16,9 +16,8 @@ import dagster as dg
 import pytest
 
 from spotler_pipeline.definitions import build_definitions
-from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.schedules import AUTOMATION_SENSOR_NAME, markdown_table
-from spotler_pipeline_tests.pipeline_harness import TIMEZONE, key
+from spotler_pipeline_tests.pipeline_harness import TIMEZONE, all_groups_settings, key
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TZ = ZoneInfo(TIMEZONE)
@@ -36,20 +35,9 @@ CONTACT_HISTORIES = (
 )
 
 
-def _settings() -> DeploymentSettings:
-    """The defaults a user gets (the README's table shows them)."""
-    return DeploymentSettings(
-        timezone=TIMEZONE,
-        partitions_start="2026-01-01",
-        interaction_refresh_days=30,
-        campaign_refresh_days=3,
-        snapshot_lookback_days=60,
-    )
-
-
 @pytest.fixture(scope="module")
 def defs() -> dg.Definitions:
-    return build_definitions(_settings())
+    return build_definitions(all_groups_settings())
 
 
 def _days(last: date, n: int) -> set[str]:
