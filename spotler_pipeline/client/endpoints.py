@@ -44,10 +44,6 @@ class Endpoint:
     path: str
     array_field: str | None = None
 
-    @property
-    def paged(self) -> bool:
-        return self.array_field is not None
-
     def path_for(self, **ids: str) -> str:
         """The path with every id percent-encoded as one segment (``a+b@x.nl`` ->
         ``a%2Bb%40x.nl``), so ids containing ``/``, ``+``, ``@`` or ``?`` stay intact."""

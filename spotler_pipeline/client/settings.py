@@ -74,8 +74,3 @@ class ClientSettings:
         except ValueError:  # not a number: name the host alone
             port = None
         return f"{host}:{port}" if port else host
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """The account's wall-clock zone."""
-        return ZoneInfo(self.timezone)

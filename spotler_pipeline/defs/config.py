@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DEFAULT_BASE_URL = "https://restapi.mailplus.nl/integrationservice-1.1.0"
+from spotler_pipeline.client.settings import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+
 DEFAULT_DUCKDB_PATH = "data/spotler.duckdb"
 DEFAULT_TIMEZONE = "Europe/Amsterdam"
 DEFAULT_PARTITIONS_START = "2025-01-01"

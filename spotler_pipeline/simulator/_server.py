@@ -6,19 +6,17 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 
 import orjson
 
-from spotler_pipeline.simulator._api import PREFIX, ApiError, Request, Response
-from spotler_pipeline.simulator._auth import AuthError
-from spotler_pipeline.simulator._faults import Fault
-
-if TYPE_CHECKING:
-    from spotler_pipeline.simulator._simulator import Simulator
+from spotler_pipeline.simulator._api import PREFIX, Api, ApiError, Request, Response
+from spotler_pipeline.simulator._auth import AuthError, OAuthVerifier
+from spotler_pipeline.simulator._faults import Fault, FaultBook
 
 ADMIN_PREFIX = "/_simulator/"
 _HTML_ERROR = (
@@ -28,13 +26,25 @@ _HTML_ERROR = (
 )
 
 
+@dataclass(frozen=True)
+class Backend:
+    """What the server answers from. The ``Simulator`` hands these to the server, so this
+    module knows nothing of the ``Simulator`` (and the two do not import each other)."""
+
+    api: Api
+    verifier: OAuthVerifier
+    faults: FaultBook
+    now: Callable[[], int]  # the simulated clock, epoch seconds
+    admin: Callable[[str, str, bytes], Response]  # (method, path, body) of /_simulator/...
+    record: Callable[[str, str, str, int], None]  # (method, path, query, status) of API calls
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    sim: Simulator
 
-    def __init__(self, address, sim: Simulator) -> None:
-        self.sim = sim
+    def __init__(self, address, backend: Backend) -> None:
+        self.backend = backend
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -109,18 +119,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"".join((head.encode("latin-1"), b"\r\n", body)))
 
     def _handle(self, method: str) -> None:
-        sim = self.server.sim
+        backend = self.server.backend
         payload = self._read_body()
         raw_path, _, query = self.path.partition("?")
         if raw_path.startswith(ADMIN_PREFIX):
-            self._write(sim._admin(method, raw_path, payload))
+            self._write(backend.admin(method, raw_path, payload))
             return
         fault = None
         try:
-            request = Request.parse(self.headers.get("Host", ""), raw_path, query, sim._now)
-            request.page_cap = partial(sim._faults.page_cap, raw_path)  # short_pages faults
+            request = Request.parse(self.headers.get("Host", ""), raw_path, query, backend.now())
+            request.page_cap = partial(backend.faults.page_cap, raw_path)  # short_pages faults
             pageable = method == "GET" and request.params.get("after", "0") not in ("", "0")
-            fault = sim._faults.take(raw_path, pageable)
+            fault = backend.faults.take(raw_path, pageable)
             if fault is not None and fault.kind == "slow":
                 time.sleep(float(fault.params.get("seconds", 2)))
             if fault is not None and fault.kind == "repeat_page":
@@ -129,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = self._fault_response(fault) or self._api(method, raw_path, query, request)
         except ApiError as exc:
             response = exc.response()
-        sim._record(method, raw_path, query, response.status)
+        backend.record(method, raw_path, query, response.status)
         kind = fault.kind if fault else None
         if kind == "drop_connection":
             fraction = float(fault.params.get("fraction", 0.5))
@@ -163,14 +173,14 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _api(self, method: str, raw_path: str, query: str, request: Request) -> Response:
-        sim = self.server.sim
+        backend = self.server.backend
         if not raw_path.startswith(PREFIX + "/"):
             raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
         if method != "GET":
             raise ApiError(405, "RESOURCE_NOT_FOUND", f"method {method} not allowed")
         try:
             authorization = self.headers.get("Authorization", "")
-            sim._verifier.verify(method, request.host, raw_path, query, authorization)
+            backend.verifier.verify(method, request.host, raw_path, query, authorization)
         except AuthError as exc:
             raise ApiError(401, "NOT_AUTHORIZED", str(exc)) from None
-        return sim._api.handle(request)
+        return backend.api.handle(request)

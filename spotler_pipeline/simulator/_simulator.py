@@ -13,7 +13,7 @@ from spotler_pipeline.simulator._account import Account
 from spotler_pipeline.simulator._api import PREFIX, Api, ApiError, Response
 from spotler_pipeline.simulator._auth import OAuthVerifier
 from spotler_pipeline.simulator._faults import Fault, FaultBook
-from spotler_pipeline.simulator._server import _Server
+from spotler_pipeline.simulator._server import Backend, _Server
 from spotler_pipeline.simulator._time import ACCOUNT_TZ, from_epoch, to_epoch
 
 if TYPE_CHECKING:
@@ -78,7 +78,15 @@ class Simulator:
 
     def start(self) -> Simulator:
         if self._server is None:
-            self._server = _Server((self.host, self.port), self)
+            backend = Backend(
+                api=self._api,
+                verifier=self._verifier,
+                faults=self._faults,
+                now=lambda: self._now,
+                admin=self._admin,
+                record=self._record,
+            )
+            self._server = _Server((self.host, self.port), backend)
             self.port = self._server.server_address[1]
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
