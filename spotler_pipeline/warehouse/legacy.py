@@ -43,6 +43,8 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
+
 #: Environment variable naming the folder for (or holding) the side installs of DuckDB 2.x.
 LEGACY_DIR_ENV = "SPOTLER_LEGACY_DUCKDB_DIR"
 #: The DuckDB that release 0.1.0 wrote its warehouse with; installed when a file's header does
@@ -106,7 +108,7 @@ def needs_upgrade(path: str | os.PathLike[str]) -> bool:
         return False
     conn = duckdb.connect()
     try:
-        conn.execute(f"ATTACH {_sql_string(str(path))} AS probe (READ_ONLY)")
+        conn.execute(f"ATTACH {sql_string(str(path))} AS probe (READ_ONLY)")
         return False
     except duckdb.Error as exc:
         if any(s in str(exc) for s in _VERSION_ERRORS):
@@ -244,14 +246,6 @@ def _install_advice(version: str, command: str, reason: str) -> str:
 # -- the conversion --------------------------------------------------------------------------
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @contextlib.contextmanager
 def _upgrade_lock(path: Path) -> Iterator[None]:
     lock_path = path.with_name(path.name + ".upgrade-lock")
@@ -311,29 +305,29 @@ def _build(new: Path, export: Path, manifest: dict) -> None:
         config={"memory_limit": "256MB", "temp_directory": str(export / ".spill-new")}
     )
     try:
-        conn.execute(f"ATTACH {_sql_string(str(new))} AS converted")
+        conn.execute(f"ATTACH {sql_string(str(new))} AS converted")
         conn.execute("USE converted")
         for schema in manifest["schemas"]:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(schema)}")
         for t in manifest["tables"]:
-            name = f"{_ident(t['schema'])}.{_ident(t['name'])}"
+            name = f"{sql_identifier(t['schema'])}.{sql_identifier(t['name'])}"
             conn.execute(t["sql"])
             conn.execute(
                 f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet(?)",
                 [str(export / t["file"])],
             )
             if t["comment"] is not None:
-                conn.execute(f"COMMENT ON TABLE {name} IS {_sql_string(t['comment'])}")
+                conn.execute(f"COMMENT ON TABLE {name} IS {sql_string(t['comment'])}")
             for col in t["columns"]:
                 if col["comment"] is not None:
                     conn.execute(
-                        f"COMMENT ON COLUMN {name}.{_ident(col['name'])} "
-                        f"IS {_sql_string(col['comment'])}"
+                        f"COMMENT ON COLUMN {name}.{sql_identifier(col['name'])} "
+                        f"IS {sql_string(col['comment'])}"
                     )
         _create_views(conn, manifest["views"])
         mismatches = []
         for t in manifest["tables"]:
-            name = f"{_ident(t['schema'])}.{_ident(t['name'])}"
+            name = f"{sql_identifier(t['schema'])}.{sql_identifier(t['name'])}"
             got = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
             if got != t["rows"]:
                 mismatches.append(f"{t['schema']}.{t['name']}: {got} rows, expected {t['rows']}")
@@ -361,8 +355,8 @@ def _create_views(conn: duckdb.DuckDBPyConnection, views: list[dict]) -> None:
                 continue
             if v["comment"] is not None:
                 conn.execute(
-                    f"COMMENT ON VIEW {_ident(v['schema'])}.{_ident(v['name'])} "
-                    f"IS {_sql_string(v['comment'])}"
+                    f"COMMENT ON VIEW {sql_identifier(v['schema'])}.{sql_identifier(v['name'])} "
+                    f"IS {sql_string(v['comment'])}"
                 )
         if len(failed) == len(pending):
             raise LegacyUpgradeError(

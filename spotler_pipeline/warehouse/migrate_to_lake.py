@@ -31,6 +31,7 @@ from spotler_pipeline.warehouse.lake import (
     retry_on_conflict,
 )
 from spotler_pipeline.warehouse.legacy import upgrade_file_format
+from spotler_pipeline.warehouse.sql import sql_string
 
 SOURCE_ALIAS = "migration_source"
 
@@ -68,10 +69,6 @@ class MigrationReport:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list:
@@ -142,7 +139,7 @@ def migrate_to_lake(
 
     conn = open_lake(settings, config={"preserve_insertion_order": False})
     try:
-        conn.execute(f"ATTACH {_sql_string(str(path))} AS {SOURCE_ALIAS} (READ_ONLY)")
+        conn.execute(f"ATTACH {sql_string(str(path))} AS {SOURCE_ALIAS} (READ_ONLY)")
 
         def attempt() -> None:
             report.tables.clear()
@@ -248,14 +245,14 @@ def _copy(
         conn.execute(sql)  # "CREATE TABLE s.t(...)": into the lake, which is in USE
         conn.execute(f"INSERT INTO {target} SELECT * FROM {src}.{_ident(s)}.{_ident(t)}")
         if comment is not None:
-            conn.execute(f"COMMENT ON TABLE {target} IS {_sql_string(comment)}")
+            conn.execute(f"COMMENT ON TABLE {target} IS {sql_string(comment)}")
         for col, col_comment in _rows(
             conn,
             "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? "
             "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
             [src, s, t],
         ):
-            conn.execute(f"COMMENT ON COLUMN {target}.{_ident(col)} IS {_sql_string(col_comment)}")
+            conn.execute(f"COMMENT ON COLUMN {target}.{_ident(col)} IS {sql_string(col_comment)}")
         (copied,) = conn.execute(f"SELECT count(*) FROM {target}").fetchone()  # type: ignore[misc]
         (expected,) = conn.execute(f"SELECT count(*) FROM {src}.{_ident(s)}.{_ident(t)}").fetchone()  # type: ignore[misc]
         if copied != expected:
@@ -270,7 +267,7 @@ def _copy(
         if comments[(s, v)] is not None:
             conn.execute(
                 f"COMMENT ON VIEW {LAKE_ALIAS}.{_ident(s)}.{_ident(v)} "
-                f"IS {_sql_string(comments[(s, v)])}"
+                f"IS {sql_string(comments[(s, v)])}"
             )
         report.views.append(f"{s}.{v}")
 
