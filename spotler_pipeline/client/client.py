@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from spotler_pipeline.client import endpoints as ep
 from spotler_pipeline.client.columnar import ArrowPageDecoder
-from spotler_pipeline.client.endpoints import BatchLayout, Endpoint
+from spotler_pipeline.client.endpoints import Endpoint
 from spotler_pipeline.client.models import (
     Bounce,
     Campaign,
@@ -165,21 +165,19 @@ class SpotlerClient:
 
     def mailing_recipient_batches(self, mailing_id: str) -> Iterator[pa.RecordBatch]:
         """(4) as Arrow batches of :data:`RECIPIENT_SCHEMA`, one per page."""
-        return self._batches(
-            ep.MAILING_RECIPIENTS, {"mailing_id": mailing_id}, None, ep.RECIPIENT_LAYOUT
-        )
+        return self._batches(ep.MAILING_RECIPIENTS, {"mailing_id": mailing_id})
 
     def mailing_open_batches(self, mailing_id: str) -> Iterator[pa.RecordBatch]:
         """(5) as Arrow batches of :data:`OPEN_SCHEMA`, one per page."""
-        return self._batches(ep.MAILING_OPENS, {"mailing_id": mailing_id}, None, ep.OPEN_LAYOUT)
+        return self._batches(ep.MAILING_OPENS, {"mailing_id": mailing_id})
 
     def mailing_click_batches(self, mailing_id: str) -> Iterator[pa.RecordBatch]:
         """(7) as Arrow batches of :data:`CLICK_SCHEMA`, one per page."""
-        return self._batches(ep.MAILING_CLICKS, {"mailing_id": mailing_id}, None, ep.CLICK_LAYOUT)
+        return self._batches(ep.MAILING_CLICKS, {"mailing_id": mailing_id})
 
     def mailing_bounce_batches(self, mailing_id: str) -> Iterator[pa.RecordBatch]:
         """(9) as Arrow batches of :data:`BOUNCE_SCHEMA`, one per page."""
-        return self._batches(ep.MAILING_BOUNCES, {"mailing_id": mailing_id}, None, ep.BOUNCE_LAYOUT)
+        return self._batches(ep.MAILING_BOUNCES, {"mailing_id": mailing_id})
 
     # A contact's history ----------------------------------------------------------------
 
@@ -264,23 +262,15 @@ class SpotlerClient:
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[CampaignRecipient]:
         """(19) Sends of a campaign message in a date range."""
-        return self._records(
-            ep.CAMPAIGN_MAILING_RECIPIENTS,
-            {"campaign_mailing_id": campaign_mailing_id},
-            self._range(from_date, to_date),
-            CampaignRecipient,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._records(ep.CAMPAIGN_MAILING_RECIPIENTS, ids, window, CampaignRecipient)
 
     def iter_campaign_mailing_opens(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[CampaignOpen]:
         """(20) Opens of a campaign message in a date range."""
-        return self._records(
-            ep.CAMPAIGN_MAILING_OPENS,
-            {"campaign_mailing_id": campaign_mailing_id},
-            self._range(from_date, to_date),
-            CampaignOpen,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._records(ep.CAMPAIGN_MAILING_OPENS, ids, window, CampaignOpen)
 
     def iter_campaign_mailing_subscription_opens(
         self, campaign_mailing_id: str, subscription_id: str
@@ -293,12 +283,8 @@ class SpotlerClient:
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[CampaignClick]:
         """(22) Clicks in a campaign message in a date range."""
-        return self._records(
-            ep.CAMPAIGN_MAILING_CLICKS,
-            {"campaign_mailing_id": campaign_mailing_id},
-            self._range(from_date, to_date),
-            CampaignClick,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._records(ep.CAMPAIGN_MAILING_CLICKS, ids, window, CampaignClick)
 
     def iter_campaign_mailing_subscription_clicks(
         self, campaign_mailing_id: str, subscription_id: str
@@ -311,60 +297,36 @@ class SpotlerClient:
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[CampaignBounce]:
         """(24) Bounces of a campaign message in a date range."""
-        return self._records(
-            ep.CAMPAIGN_MAILING_BOUNCES,
-            {"campaign_mailing_id": campaign_mailing_id},
-            self._range(from_date, to_date),
-            CampaignBounce,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._records(ep.CAMPAIGN_MAILING_BOUNCES, ids, window, CampaignBounce)
 
     def campaign_mailing_recipient_batches(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[pa.RecordBatch]:
         """(19) as Arrow batches of :data:`CAMPAIGN_RECIPIENT_SCHEMA`, one per page."""
-        return self._campaign_batches(
-            ep.CAMPAIGN_MAILING_RECIPIENTS,
-            campaign_mailing_id,
-            from_date,
-            to_date,
-            ep.CAMPAIGN_RECIPIENT_LAYOUT,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._batches(ep.CAMPAIGN_MAILING_RECIPIENTS, ids, window)
 
     def campaign_mailing_open_batches(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[pa.RecordBatch]:
         """(20) as Arrow batches of :data:`CAMPAIGN_OPEN_SCHEMA`, one per page."""
-        return self._campaign_batches(
-            ep.CAMPAIGN_MAILING_OPENS,
-            campaign_mailing_id,
-            from_date,
-            to_date,
-            ep.CAMPAIGN_OPEN_LAYOUT,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._batches(ep.CAMPAIGN_MAILING_OPENS, ids, window)
 
     def campaign_mailing_click_batches(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[pa.RecordBatch]:
         """(22) as Arrow batches of :data:`CAMPAIGN_CLICK_SCHEMA`, one per page."""
-        return self._campaign_batches(
-            ep.CAMPAIGN_MAILING_CLICKS,
-            campaign_mailing_id,
-            from_date,
-            to_date,
-            ep.CAMPAIGN_CLICK_LAYOUT,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._batches(ep.CAMPAIGN_MAILING_CLICKS, ids, window)
 
     def campaign_mailing_bounce_batches(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
     ) -> Iterator[pa.RecordBatch]:
         """(24) as Arrow batches of :data:`CAMPAIGN_BOUNCE_SCHEMA`, one per page."""
-        return self._campaign_batches(
-            ep.CAMPAIGN_MAILING_BOUNCES,
-            campaign_mailing_id,
-            from_date,
-            to_date,
-            ep.CAMPAIGN_BOUNCE_LAYOUT,
-        )
+        ids, window = self._step(campaign_mailing_id, from_date, to_date)
+        return self._batches(ep.CAMPAIGN_MAILING_BOUNCES, ids, window)
 
     # Plumbing ---------------------------------------------------------------------------
 
@@ -373,6 +335,12 @@ class SpotlerClient:
             "fromDate": format_api_datetime(from_date, self._zone),
             "toDate": format_api_datetime(to_date, self._zone),
         }
+
+    def _step(
+        self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
+    ) -> tuple[dict[str, str], Params]:
+        """The ids and date range of a campaign message's interactions (19, 20, 22, 24)."""
+        return {"campaign_mailing_id": campaign_mailing_id}, self._range(from_date, to_date)
 
     def _object(
         self,
@@ -419,29 +387,14 @@ class SpotlerClient:
             yield from page.rows
 
     def _batches(
-        self,
-        endpoint: Endpoint,
-        ids: Mapping[str, str],
-        params: Params | None,
-        layout: BatchLayout,
+        self, endpoint: Endpoint, ids: Mapping[str, str], params: Params | None = None
     ) -> Iterator[pa.RecordBatch]:
-        assert endpoint.array_field is not None
+        assert endpoint.array_field is not None and endpoint.layout is not None
         decoder = ArrowPageDecoder(
-            layout, endpoint.array_field, self._settings.timezone, self._zone
+            endpoint.layout, endpoint.array_field, self._settings.timezone, self._zone
         )
         for page in self._pages(endpoint, ids, params, decoder, _same_batch):
             yield page.rows
-
-    def _campaign_batches(
-        self,
-        endpoint: Endpoint,
-        campaign_mailing_id: str,
-        from_date: datetime,
-        to_date: datetime,
-        layout: BatchLayout,
-    ) -> Iterator[pa.RecordBatch]:
-        ids = {"campaign_mailing_id": campaign_mailing_id}
-        return self._batches(endpoint, ids, self._range(from_date, to_date), layout)
 
     def _pages(
         self,

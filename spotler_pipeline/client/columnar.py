@@ -5,9 +5,14 @@ Three decoders, fastest first; a page that one cannot read falls through to the 
 1. ``strict``: ``pyarrow.json`` with an explicit schema (every leaf a string), unknown fields
    ignored. All in C++ with the GIL released.
 2. ``inferred``: ``pyarrow.json`` declaring only the timestamp leaves and inferring the rest,
-   for ids that arrive as JSON numbers (cast to text afterwards).
-3. ``python``: orjson and per-row column building; it also understands every tolerated shape
-   (bare arrays, a renamed or missing array field). Only if this fails is the body unusable.
+   for ids that arrive as JSON integers or booleans (cast to text afterwards, which gives
+   what :func:`~spotler_pipeline.client.values.text` gives; a column Arrow reads as floats
+   or objects is left to the next decoder, as Arrow's cast writes ``1e+20`` where ``text``
+   writes ``100000000000000000000``).
+3. ``python``: orjson and per-row column building with the record path's conversions
+   (:mod:`~spotler_pipeline.client.values`, :func:`~spotler_pipeline.client.timestamps.
+   parse_api_datetime`); it also understands every tolerated shape (bare arrays, a renamed
+   or missing array field). Only if this fails is the body unusable.
 
 The decoder that worked is remembered for the next page of the same stream, so a stream of
 numeric ids does not pay for a failed strict parse on every page.
@@ -24,10 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from spotler_pipeline.client.endpoints import BatchColumn, BatchLayout
 from spotler_pipeline.client.paging import Page, decode_json, json_page
 from spotler_pipeline.client.timestamps import parse_timestamp_array
 from spotler_pipeline.client.transport import BodyError
+from spotler_pipeline.client.values import text
+from spotler_pipeline.row_layouts import BatchColumn, BatchLayout
 
 __all__ = ["ArrowPageDecoder"]
 
@@ -123,9 +129,9 @@ class ArrowPageDecoder:
                 raise BodyError(f"unreadable {'.'.join(column.source)}: {exc}") from None
         if pa.types.is_string(kind):
             return leaf
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            return leaf.cast(pa.string())
-        raise _Unreadable
+        if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            return leaf.cast(pa.string())  # "12", "true": what values.text gives
+        raise _Unreadable  # floats, objects, lists: values.text in the python decoder
 
     def _python(self, body: bytes) -> Page[pa.RecordBatch]:
         page = json_page(decode_json(body), self._array_field)
@@ -146,7 +152,7 @@ class ArrowPageDecoder:
                 return parse_timestamp_array(
                     pa.array(values, pa.string()), self._zone_name, self._zone
                 )
-            return pa.array([_text(v) for v in values], pa.string())
+            return pa.array([text(v) for v in values], pa.string())
         except (ValueError, TypeError) as exc:
             raise BodyError(f"unreadable {'.'.join(column.source)}: {exc}") from None
 
@@ -178,16 +184,3 @@ def _dig(row: Any, path: tuple[str, ...]) -> Any:
             raise BodyError(f"expected an object at {'.'.join(path)}")
         row = row.get(key)
     return row
-
-
-def _text(value: Any) -> str | None:
-    """An id as text, the way Arrow casts it (so both decoders agree)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    raise TypeError(f"expected text or a number, got {type(value).__name__}")

@@ -1,4 +1,13 @@
-"""Typed records for Spotler's JSON answers.
+"""Typed records for Spotler's JSON answers: the client's record path.
+
+The record path serves whoever wants Spotler's answers as Python objects: the catalogue
+endpoints (mailings, forms, campaigns, their details and statistics), a contact's history
+for a CRM-style customer card (endpoints 10-12: the contact assets read these), and one
+contact's or one subscription's interactions (6, 8, 21, 23). The bulk interaction endpoints
+have these records too (``iter_*``), but the pipeline loads those as Arrow batches
+(``*_batches``, :mod:`~spotler_pipeline.client.columnar`); both paths share the row layouts of
+:mod:`spotler_pipeline.row_layouts` and the conversions of
+:mod:`~spotler_pipeline.client.values`, so they give the same values for the same page.
 
 Each class has ``from_json(data[, zone])``. Parsing is tolerant in the ways the API notes ask
 for: unknown fields are ignored, missing or ``null`` fields become ``None``, ids that arrive as
@@ -12,11 +21,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Self
-
-import orjson
+from typing import Any, ClassVar, Self
 
 from spotler_pipeline.client.timestamps import parse_api_datetime
+from spotler_pipeline.client.values import boolean, integer, number, text
+from spotler_pipeline.row_layouts import (
+    BOUNCE_LAYOUT,
+    CAMPAIGN_BOUNCE_LAYOUT,
+    CAMPAIGN_CLICK_LAYOUT,
+    CAMPAIGN_OPEN_LAYOUT,
+    CAMPAIGN_RECIPIENT_LAYOUT,
+    CLICK_LAYOUT,
+    CONTACT_ENCRYPTED_ID,
+    CONTACT_EXTERNAL_ID,
+    OPEN_LAYOUT,
+    RECIPIENT_LAYOUT,
+    BatchColumn,
+    BatchLayout,
+)
 
 __all__ = [
     "Bounce",
@@ -54,49 +76,6 @@ def _obj(data: Any) -> Json:
     return data
 
 
-def _str(value: Any) -> str | None:
-    """Text as is; numbers and booleans as their JSON text; objects/lists as compact JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise TypeError(f"expected a number, got {type(value).__name__}")
-
-
-def _float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got a boolean")
-    if isinstance(value, int | float | str):
-        return float(value)
-    raise TypeError(f"expected a number, got {type(value).__name__}")
-
-
-def _bool(value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError(f"expected a boolean, got {value!r}")
-
-
 def _list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -111,13 +90,10 @@ def _optional_obj(value: Any) -> Json | None:
 
 @dataclass(frozen=True, slots=True)
 class ContactIdentifier:
+    """``contactIdentifier`` of an interaction row."""
+
     external_id: str | None
     encrypted_id: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data) if data is not None else {}
-        return cls(external_id=_str(d.get("externalId")), encrypted_id=_str(d.get("encryptedId")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +108,11 @@ class Message:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            name=_str(d.get("name")),
-            author=_str(d.get("author")),
-            subject=_str(d.get("subject")),
-            from_name=_str(d.get("fromName")),
-            from_email=_str(d.get("fromEmail")),
+            name=text(d.get("name")),
+            author=text(d.get("author")),
+            subject=text(d.get("subject")),
+            from_name=text(d.get("fromName")),
+            from_email=text(d.get("fromEmail")),
         )
 
 
@@ -152,11 +128,11 @@ class Link:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            id=_str(d.get("id")),
-            name=_str(d.get("name")),
-            url=_str(d.get("url")),
-            code=_str(d.get("code")),
-            type=_str(d.get("type")),
+            id=text(d.get("id")),
+            name=text(d.get("name")),
+            url=text(d.get("url")),
+            code=text(d.get("code")),
+            type=text(d.get("type")),
         )
 
 
@@ -188,12 +164,12 @@ class MailingSummary:
 
 def _summary_fields(d: Json, zone: tzinfo) -> dict[str, Any]:
     return {
-        "encrypted_id": _str(d.get("encryptedId")),
-        "name": _str(d.get("name")),
+        "encrypted_id": text(d.get("encryptedId")),
+        "name": text(d.get("name")),
         "scheduled_start_date": parse_api_datetime(d.get("scheduledStartDate"), zone),
-        "type": _str(d.get("type")),
-        "archive_link": _str(d.get("archiveLink")),
-        "sent_count": _int(d.get("sentCount")),
+        "type": text(d.get("type")),
+        "archive_link": text(d.get("archiveLink")),
+        "sent_count": integer(d.get("sentCount")),
     }
 
 
@@ -215,8 +191,8 @@ class MailingDetails(MailingSummary):
         d = _obj(data)
         return cls(
             **_summary_fields(d, zone),
-            sender=_str(d.get("sender")),
-            target_group=_str(d.get("targetGroup")),
+            sender=text(d.get("sender")),
+            target_group=text(d.get("targetGroup")),
             message=_message(d),
             links=_links(d),
         )
@@ -262,133 +238,117 @@ class MailingStatistics:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            **{attr: _int(d.get(key)) for attr, key in _STATISTICS.items()},
-            conversion_value=_float(d.get("conversionValue")),
+            **{attr: integer(d.get(key)) for attr, key in _STATISTICS.items()},
+            conversion_value=number(d.get("conversionValue")),
         )
 
 
-def _contact(d: Json) -> ContactIdentifier:
-    return ContactIdentifier.from_json(d.get("contactIdentifier"))
+class _LayoutRecord:
+    """Base of the interaction records: built from the JSON leaves their row layout names
+    (:mod:`spotler_pipeline.row_layouts`, the layout the Arrow batches have), with the
+    conversions the batches use, so a record and a batch row of one JSON row hold the same
+    values. The two contact columns become :attr:`contact`."""
 
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    contact: ContactIdentifier
+    __slots__ = ()
+    _LAYOUT: ClassVar[BatchLayout]
 
     @classmethod
     def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        return cls(contact=_contact(_obj(data)))
+        row = _obj(data)
+        values = {c.name: _leaf(row, c, zone) for c in cls._LAYOUT.columns}
+        contact = ContactIdentifier(
+            values.pop(CONTACT_EXTERNAL_ID.name), values.pop(CONTACT_ENCRYPTED_ID.name)
+        )
+        return cls(contact=contact, **values)  # type: ignore[call-arg]
+
+
+def _leaf(row: Json, column: BatchColumn, zone: tzinfo) -> str | datetime | None:
+    value: Any = row
+    for key in column.source:
+        value = _optional_obj(value)
+        if value is None:
+            return None
+        value = value.get(key)
+    return parse_api_datetime(value, zone) if column.timestamp else text(value)
 
 
 @dataclass(frozen=True, slots=True)
-class Open:
+class Recipient(_LayoutRecord):
+    """Endpoint 4: one contact a mailing was sent to."""
+
+    _LAYOUT = RECIPIENT_LAYOUT
+    contact: ContactIdentifier
+
+
+@dataclass(frozen=True, slots=True)
+class Open(_LayoutRecord):
+    """Endpoints 5 and 6: one open of a mailing."""
+
+    _LAYOUT = OPEN_LAYOUT
     contact: ContactIdentifier
     open_date: datetime | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(contact=_contact(d), open_date=parse_api_datetime(d.get("openDate"), zone))
-
 
 @dataclass(frozen=True, slots=True)
-class Click:
+class Click(_LayoutRecord):
+    """Endpoints 7 and 8: one click on a link of a mailing."""
+
+    _LAYOUT = CLICK_LAYOUT
     contact: ContactIdentifier
     click_date: datetime | None
     link_id: str | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            click_date=parse_api_datetime(d.get("clickDate"), zone),
-            link_id=_str(d.get("linkId")),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Bounce:
+class Bounce(_LayoutRecord):
+    """Endpoint 9: one bounce of a mailing."""
+
+    _LAYOUT = BOUNCE_LAYOUT
     contact: ContactIdentifier
     bounce_date: datetime | None
     bounce_type: str | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            bounce_date=parse_api_datetime(d.get("bounceDate"), zone),
-            bounce_type=_str(d.get("type")),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class CampaignRecipient:
+class CampaignRecipient(_LayoutRecord):
+    """Endpoint 19: one send of a campaign message to one subscription."""
+
+    _LAYOUT = CAMPAIGN_RECIPIENT_LAYOUT
     contact: ContactIdentifier
     send_date: datetime | None
     campaign_subscription_id: str | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            send_date=parse_api_datetime(d.get("sendDate"), zone),
-            campaign_subscription_id=_str(d.get("campaignSubscriptionId")),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class CampaignOpen:
+class CampaignOpen(_LayoutRecord):
+    """Endpoints 20 and 21: one open of a campaign message."""
+
+    _LAYOUT = CAMPAIGN_OPEN_LAYOUT
     contact: ContactIdentifier
     open_date: datetime | None
     campaign_subscription_id: str | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            open_date=parse_api_datetime(d.get("openDate"), zone),
-            campaign_subscription_id=_str(d.get("campaignSubscriptionId")),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class CampaignClick:
+class CampaignClick(_LayoutRecord):
+    """Endpoints 22 and 23: one click on a link of a campaign message."""
+
+    _LAYOUT = CAMPAIGN_CLICK_LAYOUT
     contact: ContactIdentifier
     click_date: datetime | None
     link_id: str | None
     campaign_subscription_id: str | None
 
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            click_date=parse_api_datetime(d.get("clickDate"), zone),
-            link_id=_str(d.get("linkId")),
-            campaign_subscription_id=_str(d.get("campaignSubscriptionId")),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class CampaignBounce:
+class CampaignBounce(_LayoutRecord):
+    """Endpoint 24: one bounce of a campaign message."""
+
+    _LAYOUT = CAMPAIGN_BOUNCE_LAYOUT
     contact: ContactIdentifier
     bounce_date: datetime | None
     bounce_type: str | None
     campaign_subscription_id: str | None
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            contact=_contact(d),
-            bounce_date=parse_api_datetime(d.get("bounceDate"), zone),
-            bounce_type=_str(d.get("type")),
-            campaign_subscription_id=_str(d.get("campaignSubscriptionId")),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,9 +368,9 @@ class MailingHistory:
         return cls(
             mailing=None if mailing is None else MailingSummary.from_json(mailing, zone),
             sent_date=parse_api_datetime(d.get("sentDate"), zone),
-            opened=_bool(d.get("opened")),
-            clicked=_bool(d.get("clicked")),
-            bounce=_str(d.get("bounce")),
+            opened=boolean(d.get("opened")),
+            clicked=boolean(d.get("clicked")),
+            bounce=text(d.get("bounce")),
         )
 
 
@@ -425,10 +385,10 @@ class Form:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            id=_str(d.get("id")),
-            name=_str(d.get("name")),
-            form_sub_type=_str(d.get("formSubType")),
-            form_state=_str(d.get("formState")),
+            id=text(d.get("id")),
+            name=text(d.get("name")),
+            form_sub_type=text(d.get("formSubType")),
+            form_state=text(d.get("formState")),
         )
 
 
@@ -447,9 +407,9 @@ class FormHistory:
         form = _optional_obj(d.get("form"))
         return cls(
             form=None if form is None else Form.from_json(form),
-            form_result_id=_str(d.get("formResultId")),
+            form_result_id=text(d.get("formResultId")),
             submit_date=parse_api_datetime(d.get("submitDate"), zone),
-            completed=_bool(d.get("completed")),
+            completed=boolean(d.get("completed")),
         )
 
 
@@ -466,9 +426,9 @@ class FormAnswer:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            rank=_int(d.get("rank")),
-            field_id=_str(d.get("fieldId")),
-            description=_str(d.get("description")),
+            rank=integer(d.get("rank")),
+            field_id=text(d.get("fieldId")),
+            description=text(d.get("description")),
             answer=d.get("answer"),
         )
 
@@ -487,10 +447,10 @@ class FormResult:
     def from_json(cls, data: Any, zone: tzinfo) -> Self:
         d = _obj(data)
         return cls(
-            form_result_id=_str(d.get("formResultId")),
+            form_result_id=text(d.get("formResultId")),
             submitted_at=parse_api_datetime(d.get("submittedAt"), zone),
-            test_result=_bool(d.get("testResult")),
-            completed=_bool(d.get("completed")),
+            test_result=boolean(d.get("testResult")),
+            completed=boolean(d.get("completed")),
             answers=tuple(FormAnswer.from_json(a) for a in _list(d.get("answers"))),
         )
 
@@ -503,7 +463,7 @@ class Trigger:
     @classmethod
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
-        return cls(encrypted_id=_str(d.get("encryptedId")), name=_str(d.get("name")))
+        return cls(encrypted_id=text(d.get("encryptedId")), name=text(d.get("name")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,9 +479,9 @@ class Campaign:
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
-            encrypted_id=_str(d.get("encryptedId")),
-            name=_str(d.get("name")),
-            active=_bool(d.get("active")),
+            encrypted_id=text(d.get("encryptedId")),
+            name=text(d.get("name")),
+            active=boolean(d.get("active")),
             triggers=tuple(Trigger.from_json(t) for t in _list(d.get("triggers"))),
         )
 
@@ -542,9 +502,9 @@ class CampaignMailing:
 
 def _campaign_mailing_fields(d: Json) -> dict[str, Any]:
     return {
-        "encrypted_id": _str(d.get("encryptedId")),
-        "name": _str(d.get("name")),
-        "type": _str(d.get("type")),
+        "encrypted_id": text(d.get("encryptedId")),
+        "name": text(d.get("name")),
+        "type": text(d.get("type")),
     }
 
 
@@ -578,9 +538,9 @@ class CampaignMailingHistory:
         mailing = _optional_obj(d.get("campaignMailing"))
         return cls(
             campaign_mailing=None if mailing is None else CampaignMailing.from_json(mailing),
-            campaign_subscription_id=_str(d.get("campaignSubscriptionId")),
+            campaign_subscription_id=text(d.get("campaignSubscriptionId")),
             sent_date=parse_api_datetime(d.get("sentDate"), zone),
-            opened=_bool(d.get("opened")),
-            clicked=_bool(d.get("clicked")),
-            bounce=_str(d.get("bounce")),
+            opened=boolean(d.get("opened")),
+            clicked=boolean(d.get("clicked")),
+            bounce=text(d.get("bounce")),
         )

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, tzinfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spotler_pipeline.row_layouts import TIMESTAMP_TYPE
+
 __all__ = [
     "API_DATETIME_FORMAT",
     "TIMESTAMP_TYPE",
@@ -24,7 +26,6 @@ __all__ = [
 ]
 
 API_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 _NAIVE_TYPE = pa.timestamp("us")
 
 
