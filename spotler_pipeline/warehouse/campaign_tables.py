@@ -9,8 +9,9 @@ by the day the event happened, because a campaign sends every day, not on one se
 
 from __future__ import annotations
 
-from spotler_pipeline.warehouse.mailing_tables import CONTACT_ENCRYPTED_ID, CONTACT_EXTERNAL_ID
-from spotler_pipeline.warehouse.model import PRESENT, Column, Table
+from spotler_pipeline import row_layouts as api
+from spotler_pipeline.warehouse import mailing_tables
+from spotler_pipeline.warehouse.model import PRESENT, Column, Table, api_column, interaction_table
 
 FIRST_SEEN_AT = Column("first_seen_at", "TIMESTAMPTZ", "When the pipeline first saw this item.")
 LAST_SEEN_AT = Column(
@@ -22,11 +23,21 @@ CAMPAIGN_ID = Column("campaign_id", "VARCHAR", "Spotler's encryptedId of the cam
 CAMPAIGN_MAILING_ID = Column(
     "campaign_mailing_id", "VARCHAR", "Spotler's encryptedId of the campaign message step."
 )
-CAMPAIGN_SUBSCRIPTION_ID = Column(
-    "campaign_subscription_id",
-    "VARCHAR",
-    "One pass of one contact through the campaign; a contact who enters the campaign twice "
-    "has two subscriptions.",
+
+#: What the columns of the API's interaction rows (named and typed in ``row_layouts``) mean
+#: in the tables of campaign messages.
+INTERACTION_DESCRIPTIONS = {
+    **mailing_tables.INTERACTION_DESCRIPTIONS,
+    api.CAMPAIGN_SUBSCRIPTION_ID.name: (
+        "One pass of one contact through the campaign; a contact who enters the campaign "
+        "twice has two subscriptions."
+    ),
+    api.SEND_DATE.name: "When the message was sent.",
+    api.OPEN_DATE.name: "When the message was opened.",
+    api.LINK_ID.name: "The clicked link (campaign_mailing_links.link_id).",
+}
+CAMPAIGN_SUBSCRIPTION_ID = api_column(
+    api.CAMPAIGN_SUBSCRIPTION_ID, INTERACTION_DESCRIPTIONS[api.CAMPAIGN_SUBSCRIPTION_ID.name]
 )
 EVENT_DAY = Column(
     "event_day",
@@ -102,62 +113,49 @@ CAMPAIGN_MAILING_LINKS = Table(
 
 
 def _interaction(
-    name: str, description: str, extra: tuple[Column, ...], key: tuple[str, ...]
+    name: str, description: str, layout: api.BatchLayout, key: tuple[str, ...]
 ) -> Table:
-    return Table(
-        name=name,
-        description=description,
-        columns=(
-            EVENT_DAY,
-            CAMPAIGN_ID,
-            CAMPAIGN_MAILING_ID,
-            CAMPAIGN_SUBSCRIPTION_ID,
-            CONTACT_EXTERNAL_ID,
-            CONTACT_ENCRYPTED_ID,
-            *extra,
-        ),
-        primary_key=("campaign_mailing_id", "campaign_subscription_id", *key),
-        partition_column="event_day",
+    return interaction_table(
+        name,
+        description,
+        (EVENT_DAY, CAMPAIGN_ID, CAMPAIGN_MAILING_ID, CAMPAIGN_SUBSCRIPTION_ID),
+        layout,
+        INTERACTION_DESCRIPTIONS,
+        (CAMPAIGN_MAILING_ID.name, CAMPAIGN_SUBSCRIPTION_ID.name, *key),
     )
 
 
 CAMPAIGN_MAILING_RECIPIENTS = _interaction(
     "campaign_mailing_recipients",
     "One row per send of a campaign message to one subscription.",
-    (Column("send_date", "TIMESTAMPTZ", "When the message was sent."),),
+    api.CAMPAIGN_RECIPIENT_LAYOUT,
     (),
 )
 CAMPAIGN_MAILING_OPENS = _interaction(
     "campaign_mailing_opens",
     "One row per open of a campaign message.",
-    (Column("open_date", "TIMESTAMPTZ", "When the message was opened."),),
-    ("open_date",),
+    api.CAMPAIGN_OPEN_LAYOUT,
+    (api.OPEN_DATE.name,),
 )
 CAMPAIGN_MAILING_CLICKS = _interaction(
     "campaign_mailing_clicks",
     "One row per click on a link of a campaign message.",
-    (
-        Column("click_date", "TIMESTAMPTZ", "When the link was clicked."),
-        Column("link_id", "VARCHAR", "The clicked link (campaign_mailing_links.link_id)."),
-    ),
-    ("click_date", "link_id"),
+    api.CAMPAIGN_CLICK_LAYOUT,
+    (api.CLICK_DATE.name, api.LINK_ID.name),
 )
 CAMPAIGN_MAILING_BOUNCES = _interaction(
     "campaign_mailing_bounces",
     "One row per bounce of a campaign message.",
-    (
-        Column("bounce_date", "TIMESTAMPTZ", "When the bounce was registered."),
-        Column("bounce_type", "VARCHAR", "HARDBOUNCE or SOFTBOUNCE."),
-    ),
-    ("bounce_date",),
+    api.CAMPAIGN_BOUNCE_LAYOUT,
+    (api.BOUNCE_DATE.name,),
 )
 
 #: Event-time column of each interaction table (what ``event_day`` is the local day of).
 EVENT_TIME_COLUMN = {
-    "campaign_mailing_recipients": "send_date",
-    "campaign_mailing_opens": "open_date",
-    "campaign_mailing_clicks": "click_date",
-    "campaign_mailing_bounces": "bounce_date",
+    CAMPAIGN_MAILING_RECIPIENTS.name: api.SEND_DATE.name,
+    CAMPAIGN_MAILING_OPENS.name: api.OPEN_DATE.name,
+    CAMPAIGN_MAILING_CLICKS.name: api.CLICK_DATE.name,
+    CAMPAIGN_MAILING_BOUNCES.name: api.BOUNCE_DATE.name,
 }
 
 CAMPAIGN_CATALOG_TABLES = (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from spotler_pipeline.warehouse.model import PRESENT, Column, Table
+from spotler_pipeline import row_layouts as api
+from spotler_pipeline.warehouse.model import PRESENT, Column, Table, api_column, interaction_table
 
 SEND_DAY = Column(
     "send_day",
@@ -10,10 +11,21 @@ SEND_DAY = Column(
     "Day the mailing was sent (scheduledStartDate) in the account's time zone; the partition key.",
 )
 MAILING_ID = Column("mailing_id", "VARCHAR", "Spotler's encryptedId of the mailing.")
-CONTACT_EXTERNAL_ID = Column(
-    "contact_external_id", "VARCHAR", "The contact's external id (often an e-mail address)."
+
+#: What the columns of the API's interaction rows (named and typed in ``row_layouts``) mean
+#: in the tables of one-off mailings.
+INTERACTION_DESCRIPTIONS = {
+    api.CONTACT_EXTERNAL_ID.name: "The contact's external id (often an e-mail address).",
+    api.CONTACT_ENCRYPTED_ID.name: "Spotler's encrypted contact id.",
+    api.OPEN_DATE.name: "When the mailing was opened.",
+    api.CLICK_DATE.name: "When the link was clicked.",
+    api.LINK_ID.name: "The clicked link (mailing_links.link_id).",
+    api.BOUNCE_DATE.name: "When the bounce was registered.",
+    api.BOUNCE_TYPE.name: "HARDBOUNCE or SOFTBOUNCE.",
+}
+CONTACT_EXTERNAL_ID, CONTACT_ENCRYPTED_ID = (
+    api_column(c, INTERACTION_DESCRIPTIONS[c.name]) for c in api.RECIPIENT_LAYOUT.columns
 )
-CONTACT_ENCRYPTED_ID = Column("contact_encrypted_id", "VARCHAR", "Spotler's encrypted contact id.")
 
 MAILINGS = Table(
     name="mailings",
@@ -100,43 +112,38 @@ MAILING_STATS_SNAPSHOTS = Table(
 
 
 def _interaction(
-    name: str, description: str, extra: tuple[Column, ...], key: tuple[str, ...]
+    name: str, description: str, layout: api.BatchLayout, key: tuple[str, ...]
 ) -> Table:
-    return Table(
-        name=name,
-        description=description,
-        columns=(SEND_DAY, MAILING_ID, CONTACT_EXTERNAL_ID, CONTACT_ENCRYPTED_ID, *extra),
-        primary_key=("mailing_id", "contact_encrypted_id", *key),
-        partition_column="send_day",
+    return interaction_table(
+        name,
+        description,
+        (SEND_DAY, MAILING_ID),
+        layout,
+        INTERACTION_DESCRIPTIONS,
+        (MAILING_ID.name, CONTACT_ENCRYPTED_ID.name, *key),
     )
 
 
 MAILING_RECIPIENTS = _interaction(
-    "mailing_recipients", "One row per contact a mailing was sent to.", (), ()
+    "mailing_recipients", "One row per contact a mailing was sent to.", api.RECIPIENT_LAYOUT, ()
 )
 MAILING_OPENS = _interaction(
     "mailing_opens",
     "One row per open of a mailing; a contact who opens three times has three rows.",
-    (Column("open_date", "TIMESTAMPTZ", "When the mailing was opened."),),
-    ("open_date",),
+    api.OPEN_LAYOUT,
+    (api.OPEN_DATE.name,),
 )
 MAILING_CLICKS = _interaction(
     "mailing_clicks",
     "One row per click on a link of a mailing.",
-    (
-        Column("click_date", "TIMESTAMPTZ", "When the link was clicked."),
-        Column("link_id", "VARCHAR", "The clicked link (mailing_links.link_id)."),
-    ),
-    ("click_date", "link_id"),
+    api.CLICK_LAYOUT,
+    (api.CLICK_DATE.name, api.LINK_ID.name),
 )
 MAILING_BOUNCES = _interaction(
     "mailing_bounces",
     "One row per bounce of a mailing.",
-    (
-        Column("bounce_date", "TIMESTAMPTZ", "When the bounce was registered."),
-        Column("bounce_type", "VARCHAR", "HARDBOUNCE or SOFTBOUNCE."),
-    ),
-    ("bounce_date",),
+    api.BOUNCE_LAYOUT,
+    (api.BOUNCE_DATE.name,),
 )
 
 MAILING_INTERACTION_TABLES = (MAILING_RECIPIENTS, MAILING_OPENS, MAILING_CLICKS, MAILING_BOUNCES)

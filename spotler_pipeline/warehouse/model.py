@@ -3,13 +3,23 @@
 One :class:`Table` per DuckDB table. The same description drives the DDL, the Arrow schema
 of the staged pages, the Dagster column-schema metadata and the primary-key checks, so a
 column is declared exactly once.
+
+Columns that hold a value of an API row (``contact_external_id``, ``open_date``, ...) are not
+named here: :func:`api_column` and :func:`interaction_table` take their name and type from
+:mod:`spotler_pipeline.row_layouts`, the layouts the client decodes pages into, and a table
+adds only what the warehouse knows (descriptions, keys, partition and parent-id columns).
+That module is plain data: the warehouse still knows nothing of HTTP, nor the client of the
+warehouse (its docstring says why the names live there and not in the tables).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from spotler_pipeline.row_layouts import TIMESTAMP_TYPE, BatchColumn, BatchLayout
 
 SCHEMA = "spotler"
 
@@ -20,7 +30,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(),
     "DATE": pa.date32(),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "TIMESTAMPTZ": TIMESTAMP_TYPE,
     "JSON": pa.string(),
     "VARCHAR[]": pa.list_(pa.string()),
 }
@@ -54,6 +64,13 @@ class Table:
     primary_key: tuple[str, ...]
     partition_column: str | None = None
 
+    def __post_init__(self) -> None:
+        names = self.column_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: a column is declared twice in {names}")
+        for key in self.primary_key + ((self.partition_column,) if self.partition_column else ()):
+            self.column(key)  # a KeyError naming the table and the column
+
     @property
     def qualified_name(self) -> str:
         return f"{SCHEMA}.{self.name}"
@@ -83,3 +100,32 @@ PRESENT = Column(
     "True while Spotler still lists this item; false once it disappeared from the API or "
     "answered 404 (the row and everything stored about the item are kept as last seen).",
 )
+
+
+def api_column(column: BatchColumn, description: str) -> Column:
+    """The table column of a column of the API's rows: its name and type (``TIMESTAMPTZ`` or
+    ``VARCHAR``) as the row layout declares them, and what it means to a reader."""
+    return Column(column.name, "TIMESTAMPTZ" if column.timestamp else "VARCHAR", description)
+
+
+def interaction_table(
+    name: str,
+    description: str,
+    leading: tuple[Column, ...],
+    layout: BatchLayout,
+    descriptions: Mapping[str, str],
+    primary_key: tuple[str, ...],
+) -> Table:
+    """A table of one bulk endpoint's rows: ``leading`` (the partition column first, then
+    the ids of the item the rows belong to), then the layout's columns not among them, as
+    the client's batches bring them, described by ``descriptions`` (by name; a ``KeyError``
+    for one left undescribed). Partitioned by ``leading[0]``."""
+    taken = {c.name for c in leading}
+    rest = tuple(api_column(c, descriptions[c.name]) for c in layout.columns if c.name not in taken)
+    return Table(
+        name=name,
+        description=description,
+        columns=(*leading, *rest),
+        primary_key=primary_key,
+        partition_column=leading[0].name,
+    )
