@@ -27,7 +27,9 @@ SENT_DAY = Column("sent_day", "DATE", "Day it was sent, in the account's time zo
 
 CONTACT_MAILING_HISTORY = Table(
     name="contact_mailing_history",
-    description="One row per contact x one-off mailing the contact received (endpoint 10).",
+    description=(
+        "One row per contact x one-off mailing the contact received (GET /contact/{id}/mailings)."
+    ),
     columns=(
         ACTIVITY_DAY,
         CONTACT_EXTERNAL_ID,
@@ -48,7 +50,8 @@ CONTACT_MAILING_HISTORY = Table(
 CONTACT_CAMPAIGN_MAILING_HISTORY = Table(
     name="contact_campaign_mailing_history",
     description=(
-        "One row per contact x campaign message x subscription the contact received (endpoint 12)."
+        "One row per contact x campaign message x subscription the contact received "
+        "(GET /contact/{id}/campaign-mailings)."
     ),
     columns=(
         ACTIVITY_DAY,
@@ -75,7 +78,9 @@ CONTACT_CAMPAIGN_MAILING_HISTORY = Table(
 
 CONTACT_FORM_HISTORY = Table(
     name="contact_form_history",
-    description="One row per contact x form submission of that contact (endpoint 11).",
+    description=(
+        "One row per contact x form submission of that contact (GET /contact/{id}/forms)."
+    ),
     columns=(
         ACTIVITY_DAY,
         CONTACT_EXTERNAL_ID,
