@@ -12,7 +12,12 @@ import pytest
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.lake import LakeSettings
-from spotler_pipeline_tests.pipeline_harness import TIMEZONE, Harness
+from spotler_pipeline_tests.pipeline_harness import (
+    TIMEZONE,
+    FullHarness,
+    Harness,
+    harness_with_all_groups,
+)
 
 pytest_plugins = ["spotler_pipeline_tests.conftest_postgres"]
 
@@ -63,4 +68,15 @@ def harness(
         defs=build_definitions(settings),
         settings=settings,
         lake=warehouse_backend,
+    )
+
+
+@pytest.fixture
+def full_harness(
+    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
+) -> FullHarness:
+    """A harness over every group's definitions (mailings, campaigns, forms, contacts), on
+    each warehouse backend; modules whose tests need it make it their ``harness``."""
+    return harness_with_all_groups(
+        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,10 +17,12 @@ from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.simulator._account import Mailing
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import publish_snapshot
 from spotler_pipeline.warehouse.quality import Window
+from spotler_pipeline_tests.sync import RequestGate, spotler_through
 
 TIMEZONE = "Europe/Amsterdam"
 MAILING_ASSETS = (
@@ -30,6 +33,19 @@ MAILING_ASSETS = (
     "mailing_clicks",
     "mailing_bounces",
 )
+
+
+def served_counts(sim: Simulator, tables: Iterable[str], first: date, last: date) -> dict[str, int]:
+    """Rows of each table on days first..last that ``sim`` serves as of its clock, as its
+    account counts them (``Simulator.summary``): the truth, not what a client read."""
+    days = sim.summary()["days"]
+    counts = dict.fromkeys(tables, 0)
+    day = first
+    while day <= last:
+        for table in counts:
+            counts[table] += days.get(day.isoformat(), {}).get(table, 0)
+        day += timedelta(days=1)
+    return counts
 
 
 def key(name: str) -> dg.AssetKey:
@@ -61,15 +77,20 @@ class Harness:
     def now(self) -> datetime:
         return self.sim.now
 
+    def spotler(self, gate: RequestGate | None = None) -> SpotlerResource:
+        """The API resource of the runs, sending through ``gate`` when given."""
+        fields: dict[str, Any] = {
+            "consumer_key": self.sim.consumer_key,
+            "consumer_secret": self.sim.consumer_secret,
+            "base_url": self.sim.base_url,
+            "timezone": TIMEZONE,
+            "max_concurrent_requests": 4,
+        }
+        return SpotlerResource(**fields) if gate is None else spotler_through(gate, **fields)
+
     def resources(self, **overrides: Any) -> dict[str, Any]:
         res: dict[str, Any] = {
-            "spotler": SpotlerResource(
-                consumer_key=self.sim.consumer_key,
-                consumer_secret=self.sim.consumer_secret,
-                base_url=self.sim.base_url,
-                timezone=TIMEZONE,
-                max_concurrent_requests=4,
-            ),
+            "spotler": self.spotler(),
             "warehouse": self.warehouse(),
             "clock": ClockResource(fixed_now=self.sim.now.isoformat()),
         }
@@ -153,39 +174,44 @@ class Harness:
     def day_start(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.now.tzinfo)
 
-    def api_mailings(self, first: date, last: date) -> list[Any]:
-        """Mailings sent on days first..last as the API reports them (the ground truth)."""
-        start, end = self.day_start(first), self.day_start(last + timedelta(days=1))
-        with self.client() as c:
-            return [
-                m
-                for m in c.list_mailings(start, end)
-                if m.scheduled_start_date and start <= m.scheduled_start_date < end
-            ]
+    # -- the truth: the simulator's own account, never read back through the client ----------
 
-    def api_counts(self, first: date, last: date) -> dict[str, int]:
-        """Rows each interaction endpoint serves for the mailings sent first..last."""
-        counts = dict.fromkeys(
-            ("mailing_recipients", "mailing_opens", "mailing_clicks", "mailing_bounces"), 0
-        )
-        with self.client() as c:
-            for m in self.api_mailings(first, last):
-                counts["mailing_recipients"] += sum(
-                    1 for _ in c.iter_mailing_recipients(m.encrypted_id)
-                )
-                counts["mailing_opens"] += sum(1 for _ in c.iter_mailing_opens(m.encrypted_id))
-                counts["mailing_clicks"] += sum(1 for _ in c.iter_mailing_clicks(m.encrypted_id))
-                counts["mailing_bounces"] += sum(1 for _ in c.iter_mailing_bounces(m.encrypted_id))
-        return counts
+    def send_day(self, mailing: Mailing) -> date:
+        """The day (account zone) the simulator sent ``mailing``."""
+        return datetime.fromtimestamp(mailing.send_ts, self.now.tzinfo).date()
+
+    def sent_mailings(self, first: date, last: date) -> list[Mailing]:
+        """The mailings the simulator's account has sent by now on send days first..last, in
+        send order (deleted ones left out: nothing about them is served). ``audience`` is a
+        sent mailing's ``sentCount``."""
+        now = self.now.timestamp()
+        account = self.sim.account
+        return [
+            m
+            for m in account.mailings
+            if m.send_ts <= now and account.fetchable(m) and first <= self.send_day(m) <= last
+        ]
+
+    def served_counts(self, tables: Iterable[str], first: date, last: date) -> dict[str, int]:
+        """Rows of each table on days first..last (send, event or submit day) that the
+        simulator serves as of now, as its account counts them (``Simulator.summary``)."""
+        return served_counts(self.sim, tables, first, last)
+
+    def served_per_day(self, table: str, first: date, last: date) -> dict[date, int]:
+        """Rows of ``table`` per day first..last that the simulator serves (days with rows)."""
+        days = self.sim.summary()["days"]
+        return {
+            day: n
+            for label, row in days.items()
+            if first <= (day := date.fromisoformat(label)) <= last and (n := row.get(table, 0))
+        }
 
     def busiest_day(self, lookback: int = 14) -> date:
         """A recent send day with at least two mailings."""
         today = self.now.date()
-        mailings = self.api_mailings(today - timedelta(days=lookback), today)
-        per_day: dict[date, int] = {}
-        for m in mailings:
-            d = m.scheduled_start_date.astimezone(self.now.tzinfo).date()
-            per_day[d] = per_day.get(d, 0) + 1
+        per_day = Counter(
+            self.send_day(m) for m in self.sent_mailings(today - timedelta(days=lookback), today)
+        )
         return max(per_day, key=lambda d: (per_day[d], d))
 
     def run_check(

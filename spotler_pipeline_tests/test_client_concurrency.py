@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from spotler_pipeline.client.transport import RateLimiter
+from spotler_pipeline_tests.sync import InFlight
 from spotler_pipeline_tests.test_client_support import (
     PagedResource,
     json_response,
@@ -19,25 +18,15 @@ from spotler_pipeline_tests.test_client_support import (
 
 @pytest.mark.parametrize("cap", [1, 3])
 def test_in_flight_requests_never_exceed_the_cap(cap):
-    lock = threading.Lock()
-    in_flight = 0
-    peak = 0
-
-    def handler(request):
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.01)
-        with lock:
-            in_flight -= 1
-        return json_response({"sentCount": 1})
-
+    # each request is held until `cap` are in flight: the cap is reached on any machine;
+    # then it lingers 10 ms, time for the other workers to get in if nothing kept them out
+    in_flight = InFlight(cap, linger=0.01)
+    handler = in_flight(lambda request: json_response({"sentCount": 1}))
     client, fake = make_client({"/mailing/M1/statistics": handler}, max_concurrent_requests=cap)
     with client, ThreadPoolExecutor(max_workers=12) as pool:
         results = list(pool.map(lambda _: client.get_mailing_statistics("M1"), range(36)))
     assert all(r.sent_count == 1 for r in results)
-    assert peak == cap
+    assert in_flight.peak == cap
     assert client.request_count == len(fake.requests) == 36
 
 

@@ -1,45 +1,48 @@
 """The form assets end to end against the simulator, into a temporary DuckDB file."""
 
 import json
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from spotler_pipeline.defs.form_assets import answer_text, answer_type
-from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.warehouse.lake import LakeSettings
-from spotler_pipeline_tests.pipeline_harness import FullHarness, harness_with_all_groups
+from spotler_pipeline_tests.pipeline_harness import FullHarness
 
 RESULTS = ("form_results", "form_answers")
 
 
 @pytest.fixture
-def harness(
-    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
-) -> FullHarness:
-    return harness_with_all_groups(
-        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
-    )
+def harness(full_harness: FullHarness) -> FullHarness:
+    return full_harness
 
 
-def api_results(harness: FullHarness, first: date, last: date) -> dict[tuple[str, str], object]:
-    """Every submission on submit days first..last as the API reports it, by (form, result)."""
-    start, end = harness.day_start(first), harness.day_start(last + timedelta(days=1))
+def served_results(harness: FullHarness, first: date, last: date) -> dict[tuple[str, str], Any]:
+    """Every submission on submit days first..last that the simulator serves as of now, by
+    (form, result): from its own account, not read back through the client."""
+    account, now = harness.sim.account, harness.now.timestamp()
     out = {}
-    with harness.client() as c:
-        for form in c.list_forms():
-            for r in c.list_form_results(form.id, start, end):
-                if start <= r.submitted_at < end:
-                    out[(form.id, r.form_result_id)] = r
+    for form in account.live_forms():
+        data = account.form_data(form)
+        for k, (ts, result_id) in enumerate(zip(data.ts, data.result_ids, strict=True)):
+            submitted_at = datetime.fromtimestamp(int(ts), harness.now.tzinfo)
+            if ts <= now and first <= submitted_at.date() <= last:
+                out[(str(form.id), str(result_id))] = SimpleNamespace(
+                    submitted_at=submitted_at,
+                    completed=bool(data.completed[k]),
+                    test_result=bool(data.test[k]),
+                    answers=account.form_result(form, k)["answers"],
+                )
     return out
 
 
 def test_forms_land_and_a_removed_form_is_marked_absent(harness: FullHarness) -> None:
     assert harness.materialize(["forms"]).success
-    with harness.client() as c:
-        listed = c.list_forms()
-    assert harness.count("forms", "present") == len(listed) > 0
+    listed = harness.sim.account.live_forms()
+    present = harness.query("SELECT id FROM spotler.forms WHERE present")
+    assert {r[0] for r in present} == {str(f.id) for f in listed}
+    assert len(listed) > 0
     assert harness.count("forms", "form_state = 'draft'") > 0
 
     gone = harness.sim.account.forms.pop()
@@ -58,8 +61,10 @@ def test_submissions_and_answers_match_the_api(harness: FullHarness, span: int) 
     else:
         result = harness.materialize(RESULTS, day=last)
     assert result.success
-    expected = api_results(harness, first, last)
+    expected = served_results(harness, first, last)
     assert expected
+    stored_ids = harness.query("SELECT form_id, form_result_id FROM spotler.form_results")
+    assert {(str(f), str(r)) for f, r in stored_ids} == set(expected)
     assert harness.count("form_results") == len(expected)
     assert harness.count("form_answers") == sum(len(r.answers) for r in expected.values())
     stored = harness.query(
@@ -67,7 +72,7 @@ def test_submissions_and_answers_match_the_api(harness: FullHarness, span: int) 
         "FROM spotler.form_results"
     )
     for form_id, result_id, submitted_at, completed, test, day in stored:
-        api = expected[(form_id, result_id)]
+        api = expected[(str(form_id), str(result_id))]
         assert (submitted_at, completed, test) == (api.submitted_at, api.completed, api.test_result)
         assert first <= day <= last
         assert day == api.submitted_at.astimezone(harness.now.tzinfo).date()

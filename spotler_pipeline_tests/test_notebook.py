@@ -23,7 +23,7 @@ import pytest
 
 from spotler_pipeline.defs import resources as resources_module
 from spotler_pipeline.notebook import connect
-from spotler_pipeline.simulator import Fault, Simulator
+from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
 from spotler_pipeline_tests.notebook_data import (
@@ -34,6 +34,7 @@ from spotler_pipeline_tests.notebook_data import (
     start_simulator,
 )
 from spotler_pipeline_tests.pipeline_harness import harness_with_all_groups
+from spotler_pipeline_tests.sync import RequestGate
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOTEBOOK = PROJECT / "notebooks" / "mailing_performance.ipynb"
@@ -92,28 +93,31 @@ def test_notebook_runs_top_to_bottom_while_a_materialisation_runs(
     database = tmp_path / "warehouse" / "spotler.duckdb"
     harness = fill_warehouse(sim, database)
 
-    # Slow the API down so the refresh is still fetching when the notebook has finished.
-    slow = sim.inject(Fault("slow", path_pattern="/mailing/", times=None, seconds=1.5))
-    before = sim.request_count
-    refresh = _Materialisation(lambda: harness.materialize(INTERACTIONS, days=history()))
+    # The refresh's requests wait at a gate until the notebook has finished: the run is
+    # mid-fetch for the notebook's whole run, however fast or slow the machine is.
+    gate = RequestGate("/mailing/")
+    refresh = _Materialisation(
+        lambda: harness.materialize(INTERACTIONS, days=history(), spotler=harness.spotler(gate))
+    )
     refresh.start()
-    deadline = time.monotonic() + 30
-    while sim.request_count == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert refresh.is_alive(), "the background materialisation ended before the notebook started"
+    try:
+        assert gate.held.wait(60), "the background materialisation never reached the API"
+        assert refresh.is_alive()
 
-    monkeypatch.setenv("SPOTLER_DUCKDB_PATH", str(database))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    started = time.monotonic()
-    nbclient.NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    elapsed = time.monotonic() - started
-    still_running = refresh.is_alive()
-
-    sim.clear_faults()
+        monkeypatch.setenv("SPOTLER_DUCKDB_PATH", str(database))
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        started = time.monotonic()
+        nbclient.NotebookClient(
+            nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+        elapsed = time.monotonic() - started
+        # the run holds on to what it holds while fetching: a notebook it blocked would not
+        # have finished, and a run that failed or gave up on its requests would be over
+        still_running = refresh.is_alive()
+    finally:
+        gate.release()
     refresh.join(120)
-    assert slow.fired > 0
+    assert gate.count > 0
     assert refresh.error is None, refresh.error
     assert refresh.result is not None and refresh.result.success
     assert still_running, "the materialisation finished before the notebook did"
@@ -172,9 +176,12 @@ def test_a_reader_held_open_never_blocks_a_run_and_sees_only_whole_partitions(
     observations: list[tuple[float, dict[str, int]]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
+    run_returned = threading.Event()
+    read_after_the_run = threading.Event()  # a whole read begun after the run had returned
 
     def poll() -> None:
         while not stop.is_set():
+            after_the_run = run_returned.is_set()
             try:
                 con = connect(database)
                 try:
@@ -183,13 +190,17 @@ def test_a_reader_held_open_never_blocks_a_run_and_sees_only_whole_partitions(
                     con.close()
             except BaseException as exc:
                 errors.append(exc)
+                read_after_the_run.set()  # nothing more to wait for
                 return
+            if after_the_run:
+                read_after_the_run.set()
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
         result = harness.materialize(["mailings", "mailing_recipients"], days=late)
-        time.sleep(0.3)
+        run_returned.set()
+        assert read_after_the_run.wait(60), "the reader stopped reading"
     finally:
         stop.set()
         poller.join(30)

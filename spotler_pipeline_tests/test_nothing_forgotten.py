@@ -21,14 +21,12 @@ import dagster as dg
 import pytest
 
 from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.warehouse.lake import LakeSettings
 from spotler_pipeline_tests.conftest import FIXED_NOW
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
     MAILING_ASSETS,
     FullHarness,
-    harness_with_all_groups,
 )
 
 INTERACTIONS = ("mailing_recipients", "mailing_opens", "mailing_clicks", "mailing_bounces")
@@ -36,12 +34,8 @@ FORM_ASSETS = ("forms", "form_results", "form_answers")
 
 
 @pytest.fixture
-def harness(
-    simulator: Simulator, tmp_path: Path, warehouse_backend: LakeSettings | None
-) -> FullHarness:
-    return harness_with_all_groups(
-        simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
-    )
+def harness(full_harness: FullHarness) -> FullHarness:
+    return full_harness
 
 
 def _per_mailing(harness: FullHarness, mailing_id: str) -> dict[str, int]:
@@ -55,7 +49,7 @@ def _per_mailing(harness: FullHarness, mailing_id: str) -> dict[str, int]:
 def test_a_deleted_mailing_keeps_every_stored_row(harness: FullHarness, keep_listed: bool) -> None:
     day = harness.busiest_day()
     assert harness.materialize(MAILING_ASSETS, day=day).success
-    victim, survivor = [m.encrypted_id for m in harness.api_mailings(day, day)][:2]
+    victim, survivor = [m.encrypted_id for m in harness.sent_mailings(day, day)][:2]
     stored = _per_mailing(harness, victim)
     assert stored["mailing_recipients"] > 0
 
@@ -184,7 +178,7 @@ def test_a_shortfall_against_sent_count_is_an_error_naming_the_mailing(
 ) -> None:
     day = harness.busiest_day()
     assert harness.materialize(MAILING_ASSETS, day=day).success
-    mailing = harness.api_mailings(day, day)[0]
+    mailing = harness.sent_mailings(day, day)[0]
     harness.execute(
         "DELETE FROM spotler.mailing_recipients WHERE mailing_id = ? AND contact_encrypted_id "
         "IN (SELECT contact_encrypted_id FROM spotler.mailing_recipients WHERE mailing_id = ? "
@@ -194,8 +188,8 @@ def test_a_shortfall_against_sent_count_is_an_error_naming_the_mailing(
     check = harness.run_check("mailing_recipients", "recipients_match_sent_count")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert mailing.encrypted_id in check.description
-    assert f"sent_count {mailing.sent_count:,}" in check.description
-    assert f"recipients {mailing.sent_count - 3:,}" in check.description
+    assert f"sent_count {mailing.audience:,}" in check.description
+    assert f"recipients {mailing.audience - 3:,}" in check.description
 
 
 @pytest.mark.parametrize("warehouse_backend", ["file"], indirect=True)  # a lake publishes nothing
@@ -213,7 +207,7 @@ def test_a_publish_failure_after_the_commit_does_not_fail_the_run(
     result, logs = harness.materialize_logged(MAILING_ASSETS, day=day)
     assert result.success
     assert harness.count("mailing_recipients") == sum(
-        m.sent_count for m in harness.api_mailings(day, day)
+        m.audience for m in harness.sent_mailings(day, day)
     )
     assert "publishing the read-only copy for notebooks failed" in logs
 

@@ -5,7 +5,6 @@ request cap."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from spotler_pipeline_tests.pipeline_harness import (
     FullHarness,
     harness_with_all_groups,
 )
-from spotler_pipeline_tests.test_campaign_assets import api_counts
+from spotler_pipeline_tests.sync import InFlight
 
 INTERACTIONS = MAILING_ASSETS[2:]
 
@@ -68,8 +67,7 @@ def test_inline_checks_see_the_days_written_and_nightly_checks_every_day(
 ) -> None:
     today = harness.now.date()
     send_days = {
-        m.scheduled_start_date.astimezone(harness.now.tzinfo).date()
-        for m in harness.api_mailings(today - timedelta(days=14), today)
+        harness.send_day(m) for m in harness.sent_mailings(today - timedelta(days=14), today)
     }
     first, second = sorted(send_days)[-2:]
     assert harness.materialize(MAILING_ASSETS, days=(first, second)).success
@@ -108,16 +106,16 @@ def test_an_inline_check_fails_the_way_its_nightly_version_would(harness: FullHa
     assert not orphans.passed
     assert orphans.severity == dg.AssetCheckSeverity.ERROR
     # one orphan group per mailing with opens (an SMS has none)
-    assert 1 <= orphans.metadata["problems"].value <= len(harness.api_mailings(day, day))
+    assert 1 <= orphans.metadata["problems"].value <= len(harness.sent_mailings(day, day))
 
 
 def test_daily_refresh_does_not_read_complete_recipients_again(harness: FullHarness) -> None:
     last = harness.now.date()
     first = last - timedelta(days=6)
     assert harness.materialize(MAILING_ASSETS, days=(first, last)).success
-    mailings = harness.api_mailings(first, last)
+    mailings = harness.sent_mailings(first, last)
     stored = harness.count("mailing_recipients")
-    assert stored == sum(m.sent_count for m in mailings) > 0
+    assert stored == sum(m.audience for m in mailings) > 0
 
     harness.sim.reset_log()
     result = harness.materialize(MAILING_ASSETS, days=(first, last))
@@ -126,8 +124,8 @@ def test_daily_refresh_does_not_read_complete_recipients_again(harness: FullHarn
     assert not [p for p in paths if p.endswith("/recipients")]
     assert len([p for p in paths if p.endswith("/opens")]) >= len(mailings)
     assert harness.count("mailing_recipients") == stored
-    for table, expected in harness.api_counts(first, last).items():
-        assert harness.count(table) == expected, table
+    expected = harness.served_counts(INTERACTIONS, first, last)
+    assert {t: harness.count(t) for t in INTERACTIONS} == expected
     meta = {
         m.asset_key.path[-1]: m.metadata
         for m in result.asset_materializations_for_node("spotler_mailing_interactions")
@@ -177,38 +175,27 @@ def test_campaign_interactions_are_listed_once_per_step_and_kind(harness: FullHa
     assert len({p for p, _ in listings}) == 4 * steps
     # split into event days here: each day holds what the API serves for that day
     for day in (first + timedelta(days=i) for i in range(10)):
-        expected = api_counts(harness, day, day)
+        expected = harness.served_counts(CAMPAIGN_INTERACTIONS, day, day)
         stored = {t: harness.count(t, "event_day = ?", [day]) for t in CAMPAIGN_INTERACTIONS}
         assert stored == expected, day
     assert all(e.passed for e in evaluations(result).values())
 
 
 def test_statistics_of_many_mailings_stay_within_the_request_cap() -> None:
-    """5,000 mailings, one request each: never more than the cap in flight, and the time is
-    the requests over the cap (here 2 ms each, 8 at once: ~1.3 s)."""
-    in_flight = peak = 0
-    lock = threading.Lock()
-
-    class Client:
-        def get_mailing_statistics(self, mailing_id: str) -> str:
-            nonlocal in_flight, peak
-            with lock:
-                in_flight += 1
-                peak = max(peak, in_flight)
-            time.sleep(0.002)
-            with lock:
-                in_flight -= 1
-            return mailing_id
-
+    """5,000 mailings, one request each: exactly the cap in flight (each request is held
+    until 8 are, then lingers 2 ms, time for more to get in if nothing kept them out), and
+    the time is the requests over the cap (625 rounds of 8: ~1.3 s)."""
+    in_flight = InFlight(8, linger=0.002)
+    client = SimpleNamespace(get_mailing_statistics=in_flight(lambda mailing_id: mailing_id))
     mailings = [SimpleNamespace(encrypted_id=f"m{i}") for i in range(5000)]
     logged: list[str] = []
     log = SimpleNamespace(info=logged.append)
     started = time.monotonic()
-    stats = statistics_of(Client(), mailings, 8, log, progress_interval=0.2)  # type: ignore[arg-type]
+    stats = statistics_of(client, mailings, 8, log, progress_interval=0.2)  # type: ignore[arg-type]
     elapsed = time.monotonic() - started
     assert stats == [m.encrypted_id for m in mailings]  # in listing order
-    assert peak <= 8
-    assert elapsed < 30  # 5,000 x 2 ms / 8 = 1.25 s, with ample room for a loaded machine
+    assert in_flight.peak == 8
+    assert elapsed < 30  # 625 x 2 ms = 1.25 s, with ample room for a loaded machine
     assert logged[-1].startswith("Statistics of 5,000 mailings in ")
 
 

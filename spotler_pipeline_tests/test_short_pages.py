@@ -31,6 +31,7 @@ from spotler_pipeline_tests.pipeline_harness import (
     FullHarness,
     harness_with_all_groups,
     key,
+    served_counts,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,18 +294,6 @@ def full(simulator: Simulator, tmp_path: Path) -> FullHarness:
     return harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
 
 
-def summary_counts(sim: Simulator, tables: tuple[str, ...], first: date, last: date) -> dict:
-    """Rows per table on days first..last, as the simulator's account counts them."""
-    days = sim.summary()["days"]
-    counts = dict.fromkeys(tables, 0)
-    day = first
-    while day <= last:
-        for table in tables:
-            counts[table] += days.get(day.isoformat(), {}).get(table, 0)
-        day += timedelta(days=1)
-    return counts
-
-
 def test_mailing_interactions_land_whole_from_short_pages(full: FullHarness) -> None:
     sim = full.sim
     days = sim.summary()["days"]
@@ -314,7 +303,7 @@ def test_mailing_interactions_land_whole_from_short_pages(full: FullHarness) -> 
             key=lambda d: (days[d]["mailings"], days[d].get("mailing_bounces", 0), d),
         )
     )
-    expected = summary_counts(sim, MAILING_INTERACTIONS, day, day)
+    expected = served_counts(sim, MAILING_INTERACTIONS, day, day)
     assert min(expected.values()) >= 2
     for table, rows in expected.items():
         short_pages(sim, f"/{table.removeprefix('mailing_')}$", cap_for(rows))
@@ -330,7 +319,7 @@ def test_campaign_interactions_land_whole_from_short_pages(full: FullHarness) ->
     sim = full.sim
     last = full.now.date()
     first = last - timedelta(days=9)
-    expected = summary_counts(sim, CAMPAIGN_INTERACTIONS, first, last)
+    expected = served_counts(sim, CAMPAIGN_INTERACTIONS, first, last)
     assert expected["campaign_mailing_recipients"] > 0
     short_pages(sim, "/campaign-mailing/", 2)
 
