@@ -146,7 +146,8 @@ def test_campaign_and_form_endpoints(client: SpotlerClient, simulator: Simulator
     assert totals["recipients"] > 0 and totals["opens"] > 0
 
     forms = client.list_forms()
-    assert {f.form_sub_type for f in forms} >= {"normal", "subscribe", "unSubscribe", "editProfile"}
+    assert {f.form_sub_type for f in forms} == {"normal", "subscribe", "unSubscribe", "editProfile"}
+    assert {f.id for f in forms} == {str(f.id) for f in simulator.account.live_forms()}
     results = [r for f in forms for r in client.list_form_results(f.id, start, end)]
     assert results
     answer_types = {type(a.answer).__name__ for r in results for a in r.answers}

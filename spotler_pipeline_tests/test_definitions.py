@@ -11,16 +11,39 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from spotler_pipeline.defs.metadata import POOL, RANGE_END_TAG, RANGE_START_TAG
-from spotler_pipeline_tests.pipeline_harness import Harness, key
+from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
+    CAMPAIGN_INTERACTIONS,
+    MAILING_ASSETS,
+    Harness,
+    key,
+)
+
+#: Every table of the design brief, each an asset ``spotler/<table>``.
+TABLES = {
+    *MAILING_ASSETS,
+    "mailing_stats_snapshots",
+    *CAMPAIGN_CATALOG,
+    *CAMPAIGN_INTERACTIONS,
+    "forms",
+    "form_results",
+    "form_answers",
+    "contact_mailing_history",
+    "contact_campaign_mailing_history",
+    "contact_form_history",
+}
 
 
 def test_module_loads_without_credentials() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTLER_")}
-    code = "import spotler_pipeline as s; d = s.defs; print(len(list(d.resolve_all_asset_keys())))"
+    code = (
+        "import spotler_pipeline as s; "
+        "print(' '.join(sorted('/'.join(k.path) for k in s.defs.resolve_all_asset_keys())))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert int(out.stdout.strip().splitlines()[-1]) >= 7
+    assert set(out.stdout.strip().splitlines()[-1].split()) == {f"spotler/{t}" for t in TABLES}
 
 
 def test_client_and_notebook_import_without_dagster() -> None:

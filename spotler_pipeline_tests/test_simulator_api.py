@@ -268,6 +268,7 @@ def test_object_endpoint_shapes(sim: Simulator, api: SignedSession) -> None:
         detail,
         {**LISTING, "sender": str, "targetGroup": str, "message": MESSAGE, "links": [LINK]},
     )
+    assert detail["links"] == sim.account.mailings_by_id[ids["m"]].links
     assert {link["type"] for link in detail["links"]} >= {"openhtml", "unsubscribe", "webshop"}
     stats = api.json(f"/mailing/{ids['m']}/statistics")
     assert len(stats) == 14 and stats["sentCount"] == detail["sentCount"]
