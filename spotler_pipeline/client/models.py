@@ -309,46 +309,51 @@ class Bounce(_LayoutRecord):
     bounce_type: str | None
 
 
+# A campaign message's interactions are a mailing's plus the campaign subscription they
+# belong to (a contact passes a campaign once per subscription).
+
+
 @dataclass(frozen=True, slots=True)
-class CampaignRecipient(_LayoutRecord):
+class CampaignRecipient(Recipient):
     """Endpoint 19: one send of a campaign message to one subscription."""
 
     _LAYOUT = CAMPAIGN_RECIPIENT_LAYOUT
-    contact: ContactIdentifier
     send_date: datetime | None
     campaign_subscription_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class CampaignOpen(_LayoutRecord):
+class CampaignOpen(Open):
     """Endpoints 20 and 21: one open of a campaign message."""
 
     _LAYOUT = CAMPAIGN_OPEN_LAYOUT
-    contact: ContactIdentifier
-    open_date: datetime | None
     campaign_subscription_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class CampaignClick(_LayoutRecord):
+class CampaignClick(Click):
     """Endpoints 22 and 23: one click on a link of a campaign message."""
 
     _LAYOUT = CAMPAIGN_CLICK_LAYOUT
-    contact: ContactIdentifier
-    click_date: datetime | None
-    link_id: str | None
     campaign_subscription_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class CampaignBounce(_LayoutRecord):
+class CampaignBounce(Bounce):
     """Endpoint 24: one bounce of a campaign message."""
 
     _LAYOUT = CAMPAIGN_BOUNCE_LAYOUT
-    contact: ContactIdentifier
-    bounce_date: datetime | None
-    bounce_type: str | None
     campaign_subscription_id: str | None
+
+
+def _experience(d: Json, zone: tzinfo) -> dict[str, Any]:
+    """What a contact's history says of one message (endpoints 10 and 12)."""
+    return {
+        "sent_date": parse_api_datetime(d.get("sentDate"), zone),
+        "opened": boolean(d.get("opened")),
+        "clicked": boolean(d.get("clicked")),
+        "bounce": text(d.get("bounce")),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,10 +372,7 @@ class MailingHistory:
         mailing = _optional_obj(d.get("mailing"))
         return cls(
             mailing=None if mailing is None else MailingSummary.from_json(mailing, zone),
-            sent_date=parse_api_datetime(d.get("sentDate"), zone),
-            opened=boolean(d.get("opened")),
-            clicked=boolean(d.get("clicked")),
-            bounce=text(d.get("bounce")),
+            **_experience(d, zone),
         )
 
 
@@ -539,8 +541,5 @@ class CampaignMailingHistory:
         return cls(
             campaign_mailing=None if mailing is None else CampaignMailing.from_json(mailing),
             campaign_subscription_id=text(d.get("campaignSubscriptionId")),
-            sent_date=parse_api_datetime(d.get("sentDate"), zone),
-            opened=boolean(d.get("opened")),
-            clicked=boolean(d.get("clicked")),
-            bounce=text(d.get("bounce")),
+            **_experience(d, zone),
         )
