@@ -34,7 +34,7 @@ while everything else about them answers 404 (deleted between a listing and a fe
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -108,6 +108,13 @@ def _wall_clock(day: date, hour: int, minute: int = 0, second: int = 0) -> int:
     return int(
         datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=ACCOUNT_TZ).timestamp()
     )
+
+
+def _times_in_day(rng: np.random.Generator, day: date, count: int) -> np.ndarray:
+    """``count`` moments of ``day`` (account zone, epoch seconds), uniform and sorted."""
+    midnight = local_midnight(day)
+    length = local_midnight(day + timedelta(days=1)) - midnight
+    return np.sort(rng.integers(midnight, midnight + length, count))
 
 
 def _day_ids(item: int, day: date, count: int) -> np.ndarray:
@@ -358,6 +365,52 @@ class Mailing:
         }
 
 
+def _event_rows(
+    contacts: Contacts,
+    recipients: np.ndarray,
+    it: Interactions,
+    link_ids: np.ndarray,
+    directory: Directory,
+    subscriptions: np.ndarray | None,
+) -> tuple[RowSet, RowSet, RowSet]:
+    """The open, click and bounce rows of one message's recipients (a mailing's, or a
+    campaign step's with each row's ``campaignSubscriptionId``)."""
+
+    def sub(pos: np.ndarray) -> np.ndarray | None:
+        return None if subscriptions is None else subscriptions[pos]
+
+    opens = RowSet(
+        contacts,
+        recipients[it.open_pos],
+        it.open_ts,
+        "openDate",
+        sub=sub(it.open_pos),
+        directory=directory,
+        pos=it.open_pos,
+    )
+    clicks = RowSet(
+        contacts,
+        recipients[it.click_pos],
+        it.click_ts,
+        "clickDate",
+        link=link_ids[it.click_link],
+        sub=sub(it.click_pos),
+        directory=directory,
+        pos=it.click_pos,
+    )
+    bounces = RowSet(
+        contacts,
+        recipients[it.bounce_pos],
+        it.bounce_at,
+        "bounceDate",
+        hard=it.bounce_type_hard,
+        sub=sub(it.bounce_pos),
+        directory=directory,
+        pos=it.bounce_pos,
+    )
+    return opens, clicks, bounces
+
+
 class MailingData:
     """A mailing's recipients and interactions, with JSON row sets for endpoints 4-9."""
 
@@ -385,26 +438,8 @@ class MailingData:
         rec = self.recipients_idx
         directory = Directory(contacts, rec)
         self.recipients = RowSet(contacts, rec, directory=directory, pos=np.arange(n))
-        self.opens = RowSet(
-            contacts, rec[it.open_pos], it.open_ts, "openDate", directory=directory, pos=it.open_pos
-        )
-        self.clicks = RowSet(
-            contacts,
-            rec[it.click_pos],
-            it.click_ts,
-            "clickDate",
-            link=link_ids[it.click_link],
-            directory=directory,
-            pos=it.click_pos,
-        )
-        self.bounces = RowSet(
-            contacts,
-            rec[it.bounce_pos],
-            it.bounce_at,
-            "bounceDate",
-            hard=it.bounce_type_hard,
-            directory=directory,
-            pos=it.bounce_pos,
+        self.opens, self.clicks, self.bounces = _event_rows(
+            contacts, rec, it, link_ids, directory, None
         )
         # Commerce outcomes of clicks, for the statistics endpoint.
         kinds = self.link_type[it.click_link]
@@ -521,34 +556,8 @@ class StepData:
             directory=d,
             pos=np.arange(len(rec_contact)),
         )
-        self.opens = RowSet(
-            contacts,
-            rec_contact[it.open_pos],
-            it.open_ts,
-            "openDate",
-            sub=rec_sub[it.open_pos],
-            directory=d,
-            pos=it.open_pos,
-        )
-        self.clicks = RowSet(
-            contacts,
-            rec_contact[it.click_pos],
-            it.click_ts,
-            "clickDate",
-            link=link_ids[it.click_link],
-            sub=rec_sub[it.click_pos],
-            directory=d,
-            pos=it.click_pos,
-        )
-        self.bounces = RowSet(
-            contacts,
-            rec_contact[it.bounce_pos],
-            it.bounce_at,
-            "bounceDate",
-            hard=it.bounce_type_hard,
-            sub=rec_sub[it.bounce_pos],
-            directory=d,
-            pos=it.bounce_pos,
+        self.opens, self.clicks, self.bounces = _event_rows(
+            contacts, rec_contact, it, link_ids, d, rec_sub
         )
 
 
@@ -579,9 +588,7 @@ class CampaignData:
             count = int(rng.poisson(daily))
             if not count:
                 continue
-            midnight = local_midnight(day)
-            length = local_midnight(day + timedelta(days=1)) - midnight
-            starts = np.sort(rng.integers(midnight, midnight + length, count))
+            starts = _times_in_day(rng, day, count)
             if group is not None:
                 who = group[rng.integers(0, len(group), count)]
             else:
@@ -655,9 +662,7 @@ class FormData:
             count = int(rng.poisson(daily))
             if not count:
                 continue
-            midnight = local_midnight(day)
-            length = local_midnight(day + timedelta(days=1)) - midnight
-            ts.append(np.sort(rng.integers(midnight, midnight + length, count)))
+            ts.append(_times_in_day(rng, day, count))
             contact.append(rng.integers(0, account.base_pool, count))
             completed.append(rng.random(count) < 0.85)
             is_test = rng.random(count) < 0.03
@@ -741,6 +746,23 @@ CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type,
         ("Zomeractie bevestiging", "EMAIL", 0.0, 1.0), ("Zomeractie herinnering", "SMS", 96, 0.8),
     )),
 )  # fmt: skip
+
+
+def _outcome(it: Interactions, i: int, now: int) -> dict[str, Any]:
+    """What a contact's history says of recipient ``i`` of a message, as of ``now``."""
+    bounce = None
+    if it.bounce_ts[i] <= now:
+        bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
+    return {
+        "opened": bool(it.first_open[i] <= now),
+        "clicked": bool(it.first_click[i] <= now),
+        "bounce": bounce,
+    }
+
+
+def _in_order(rows: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """History rows by time, then id: ``rows`` holds ``(epoch seconds, id, row)``."""
+    return [row for *_, row in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
 class Account:
@@ -913,29 +935,25 @@ class Account:
 
     # -- lazily generated data -----------------------------------------------------------
 
-    def mailing_data(self, mailing: Mailing) -> MailingData:
-        if mailing.data is None:
+    def _generated(self, item: Mailing | Campaign | Form, generate: Callable[[], Any]) -> Any:
+        """``item.data``, generated on first use (once, whichever thread asks first)."""
+        if item.data is None:
             with self._lock:
-                if mailing.data is None:
-                    mailing.data = MailingData(mailing, self.contacts, self.seed)
-        return mailing.data
+                if item.data is None:
+                    item.data = generate()
+        return item.data
+
+    def mailing_data(self, mailing: Mailing) -> MailingData:
+        return self._generated(mailing, lambda: MailingData(mailing, self.contacts, self.seed))
 
     def campaign_data(self, campaign: Campaign) -> CampaignData:
-        if campaign.data is None:
-            with self._lock:
-                if campaign.data is None:
-                    campaign.data = CampaignData(campaign, self)
-        return campaign.data
+        return self._generated(campaign, lambda: CampaignData(campaign, self))
 
     def step_data(self, step: CampaignMailing) -> StepData:
         return self.campaign_data(step.campaign).steps[step.encrypted_id]
 
     def form_data(self, form: Form) -> FormData:
-        if form.data is None:
-            with self._lock:
-                if form.data is None:
-                    form.data = FormData(form, self)
-        return form.data
+        return self._generated(form, lambda: FormData(form, self))
 
     # -- rendered answers ----------------------------------------------------------------
 
@@ -994,65 +1012,43 @@ class Account:
             i = data.position(contact)
             if i is None:
                 continue
-            it = data.it
-            bounce = None
-            if it.bounce_ts[i] <= now:
-                bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
             out.append(
                 {
                     "mailing": mailing.listing(now),
                     "sentDate": format_one(mailing.send_ts),
-                    "opened": bool(it.first_open[i] <= now),
-                    "clicked": bool(it.first_click[i] <= now),
-                    "bounce": bounce,
+                    **_outcome(data.it, i, now),
                 }
             )
         return out
 
     def campaign_history(self, contact: int, now: int) -> list[dict[str, Any]]:
-        out = []
+        out: list[tuple[int, int, dict[str, Any]]] = []
         for campaign in self.campaigns:
             for step in self.live_steps(campaign):
                 data = self.step_data(step)
-                it = data.it
                 for i in np.flatnonzero((data.rec_contact == contact) & (data.rec_ts <= now)):
-                    bounce = None
-                    if it.bounce_ts[i] <= now:
-                        bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
-                    out.append(
-                        {
-                            "campaignMailing": step.listing(),
-                            "campaignSubscriptionId": int(data.rec_sub[i]),
-                            "sentDate": format_one(int(data.rec_ts[i])),
-                            "opened": bool(it.first_open[i] <= now),
-                            "clicked": bool(it.first_click[i] <= now),
-                            "bounce": bounce,
-                            "_ts": int(data.rec_ts[i]),
-                        }
-                    )
-        out.sort(key=lambda r: (r["_ts"], r["campaignSubscriptionId"]))
-        for row in out:
-            del row["_ts"]
-        return out
+                    row = {
+                        "campaignMailing": step.listing(),
+                        "campaignSubscriptionId": int(data.rec_sub[i]),
+                        "sentDate": format_one(int(data.rec_ts[i])),
+                        **_outcome(data.it, i, now),
+                    }
+                    out.append((int(data.rec_ts[i]), row["campaignSubscriptionId"], row))
+        return _in_order(out)
 
     def form_history(self, contact: int, now: int) -> list[dict[str, Any]]:
-        out = []
+        out: list[tuple[int, int, dict[str, Any]]] = []
         for form in self.live_forms():
             data = self.form_data(form)
             for k in np.flatnonzero((data.contact == contact) & (data.ts <= now)):
-                out.append(
-                    {
-                        "form": form.listing(),
-                        "formResultId": int(data.result_ids[k]),
-                        "submitDate": format_one(int(data.ts[k])),
-                        "completed": bool(data.completed[k]),
-                        "_ts": int(data.ts[k]),
-                    }
-                )
-        out.sort(key=lambda r: (r["_ts"], r["formResultId"]))
-        for row in out:
-            del row["_ts"]
-        return out
+                row = {
+                    "form": form.listing(),
+                    "formResultId": int(data.result_ids[k]),
+                    "submitDate": format_one(int(data.ts[k])),
+                    "completed": bool(data.completed[k]),
+                }
+                out.append((int(data.ts[k]), row["formResultId"], row))
+        return _in_order(out)
 
     # -- deletions upstream --------------------------------------------------------------
 

@@ -63,6 +63,16 @@ class Fault:
             f"after_requests={self.after_requests}, params={self.params}, fired={self.fired})"
         )
 
+    def count(self, may_fire: bool = True) -> bool:
+        """Count a request this fault matches; True when it fires on it (counted as fired):
+        past ``after_requests``, not yet fired ``times`` times, and ``may_fire``."""
+        self.seen += 1
+        exhausted = self.times is not None and self.fired >= self.times
+        if may_fire and self.seen > self.after_requests and not exhausted:
+            self.fired += 1
+            return True
+        return False
+
     @classmethod
     def from_json(cls, spec: dict[str, Any]) -> Fault:
         spec = dict(spec)
@@ -103,12 +113,7 @@ class FaultBook:
             for fault in self._faults:
                 if fault.kind == "short_pages" or (fault.kind == "repeat_page" and not pageable):
                     continue
-                if not fault.regex.search(path):
-                    continue
-                fault.seen += 1
-                exhausted = fault.times is not None and fault.fired >= fault.times
-                if chosen is None and fault.seen > fault.after_requests and not exhausted:
-                    fault.fired += 1
+                if fault.regex.search(path) and fault.count(may_fire=chosen is None):
                     chosen = fault
         return chosen
 
@@ -120,10 +125,7 @@ class FaultBook:
             for fault in self._faults:
                 if fault.kind != "short_pages" or not fault.regex.search(path):
                     continue
-                fault.seen += 1
-                exhausted = fault.times is not None and fault.fired >= fault.times
-                if fault.seen > fault.after_requests and not exhausted:
-                    fault.fired += 1
+                if fault.count():
                     max_rows = fault.params["max_rows"]
                     cap = max_rows if cap is None else min(cap, max_rows)
         return cap

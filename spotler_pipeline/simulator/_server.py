@@ -75,27 +75,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
         """Quiet: requests are recorded in ``Simulator.requests``."""
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def do_OPTIONS(self) -> None:
-        self._handle("OPTIONS")
-
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
         if length and length.isdigit():
@@ -118,7 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.body if cut is None else response.body[:cut]
         self.wfile.write(b"".join((head.encode("latin-1"), b"\r\n", body)))
 
-    def _handle(self, method: str) -> None:
+    def _handle(self) -> None:
+        """Every method: the admin endpoints take several, the API answers 405 to all but GET."""
+        method = self.command
         backend = self.server.backend
         payload = self._read_body()
         raw_path, _, query = self.path.partition("?")
@@ -154,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(Response(200, _HTML_ERROR, "text/html; charset=utf-8"))
         else:
             self._write(response, cut=0 if method == "HEAD" else None)
+
+    # BaseHTTPRequestHandler calls do_<METHOD>; a method not listed gets its 501.
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
     def _fault_response(self, fault: Fault | None) -> Response | None:
         """The early answer of a gateway-level fault (429/5xx), else None."""
