@@ -89,6 +89,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import duckdb
 
+from spotler_pipeline.warehouse.sql import sql_string
+
 CATALOG_ENV = "SPOTLER_DUCKLAKE_CATALOG"
 DATA_PATH_ENV = "SPOTLER_DUCKLAKE_DATA_PATH"
 #: The alias the lake is attached under (``USE``d, so ``spotler.<table>`` works unqualified).
@@ -280,7 +282,7 @@ def load_extensions(conn: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> 
     for name in names:
         path = extension_path(name, version)
         if path is not None:
-            conn.execute(f"LOAD {_sql_string(str(path))}")
+            conn.execute(f"LOAD {sql_string(str(path))}")
             continue
         try:
             conn.execute(f"LOAD {name}")  # installed by hand into DuckDB's extension folder
@@ -304,10 +306,6 @@ def _extensions_for(catalog: str) -> tuple[str, ...]:
 
 
 # -- connecting -------------------------------------------------------------------------------
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _is_local(path: str) -> bool:
@@ -340,7 +338,7 @@ def open_lake(
     catalog, password = split_password(settings.catalog)
     options = []
     if settings.data_path and not read_only:
-        options.append(f"DATA_PATH {_sql_string(settings.data_path)}")
+        options.append(f"DATA_PATH {sql_string(settings.data_path)}")
         if _is_local(settings.data_path):
             Path(settings.data_path).mkdir(parents=True, exist_ok=True)
     if read_only:
@@ -349,7 +347,7 @@ def open_lake(
         options.append(f"SNAPSHOT_VERSION {int(snapshot_version)}")
     if snapshot_time is not None:
         when = snapshot_time.isoformat() if isinstance(snapshot_time, datetime) else snapshot_time
-        options.append(f"SNAPSHOT_TIME {_sql_string(str(when))}")
+        options.append(f"SNAPSHOT_TIME {sql_string(str(when))}")
     settings_ = {
         "memory_limit": DEFAULT_MEMORY_LIMIT,
         # One folder per connection: runs in other processes spill at the same time.
@@ -376,10 +374,10 @@ def open_lake(
             # The unnamed postgres secret is what the postgres extension adds to a connection
             # string without a password; TEMPORARY: it lives in this connection's memory only.
             conn.execute(
-                f"CREATE TEMPORARY SECRET (TYPE postgres, PASSWORD {_sql_string(password)})"
+                f"CREATE TEMPORARY SECRET (TYPE postgres, PASSWORD {sql_string(password)})"
             )
         suffix = f" ({', '.join(options)})" if options else ""
-        _attach(conn, f"ATTACH {_sql_string('ducklake:' + catalog)} AS {alias}{suffix}")
+        _attach(conn, f"ATTACH {sql_string('ducklake:' + catalog)} AS {alias}{suffix}")
         conn.execute(f"USE {alias}")
         return conn
     except duckdb.Error as exc:
