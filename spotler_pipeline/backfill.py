@@ -30,9 +30,22 @@ URL_ENV_VAR = "DAGSTER_WEBSERVER_URL"
 FINAL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FINISHED_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
+# The GraphQL this command sends, also what the end-to-end tests send (they import it from
+# here: spotler_pipeline_tests/e2e_dagster.py). Checked against Dagster's schema by
+# test_backfill_queries.py.
+
+#: ``$withStats`` (default true) adds each asset's partition counts, as the UI shows them; the
+#: command asks without them.
 ASSET_NODES = """
-query Assets {
-  assetNodes { assetKey { path } groupName isPartitioned }
+query Assets($withStats: Boolean = true) {
+  assetNodes {
+    assetKey { path }
+    groupName
+    isPartitioned
+    partitionStats @include(if: $withStats) {
+      numMaterialized numPartitions numFailed numMaterializing
+    }
+  }
 }
 """
 
@@ -41,7 +54,7 @@ mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
     __typename
     ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
+    ... on PythonError { message stack }
     ... on UnauthorizedError { message }
     ... on PartitionSetNotFoundError { message }
     ... on InvalidStepError { invalidStepKey }
@@ -66,7 +79,11 @@ RUNS = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) {
     __typename
-    ... on Runs { results { runId status tags { key value } } }
+    ... on Runs {
+      results {
+        runId jobName status startTime endTime tags { key value } assetSelection { path }
+      }
+    }
     ... on PythonError { message }
   }
 }
@@ -146,7 +163,7 @@ class DagsterWebserver:
 
     def asset_groups(self) -> dict[str, str | None]:
         """``spotler/<table>`` -> group name, for every asset the webserver knows."""
-        nodes = self.graphql(ASSET_NODES)["assetNodes"]
+        nodes = self.graphql(ASSET_NODES, {"withStats": False})["assetNodes"]
         return {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
 
     def launch(self, keys: Sequence[str], days: Sequence[str], tags: dict[str, str]) -> str:

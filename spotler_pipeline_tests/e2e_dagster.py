@@ -26,6 +26,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+# The GraphQL the `spotler-pipeline backfill` command sends is the one home of these queries.
+from spotler_pipeline.backfill import ASSET_NODES, RUNS
+from spotler_pipeline.backfill import FINISHED_RUN_STATUSES as FINISHED_RUN_STATUSES
+from spotler_pipeline.backfill import LAUNCH as LAUNCH_BACKFILL
+from spotler_pipeline.backfill import STATUS as BACKFILL_STATUS
 from spotler_pipeline.devserver import (
     PROJECT,
     SimulatorProcess,
@@ -41,31 +46,6 @@ SIM_SEED = 5
 SIM_DAYS = 40
 START_TIMEOUT = 180.0
 
-LAUNCH_BACKFILL = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on UnauthorizedError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on InvalidOutputError { stepKey invalidOutputName }
-    ... on RunConflict { message }
-  }
-}
-"""
-
-BACKFILL_STATUS = """
-query Backfill($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { id status numPartitions error { message } }
-    ... on PythonError { message }
-  }
-}
-"""
-
 LAUNCH_RUN = """
 mutation LaunchRun($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -75,31 +55,6 @@ mutation LaunchRun($params: ExecutionParams!) {
     ... on RunConfigValidationInvalid { errors { message } }
     ... on InvalidSubsetError { message }
     ... on UnauthorizedError { message }
-  }
-}
-"""
-
-RUNS = """
-query Runs($filter: RunsFilter) {
-  runsOrError(filter: $filter) {
-    __typename
-    ... on Runs {
-      results {
-        runId jobName status startTime endTime tags { key value } assetSelection { path }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
-ASSET_NODES = """
-query Assets {
-  assetNodes {
-    assetKey { path }
-    groupName
-    isPartitioned
-    partitionStats { numMaterialized numPartitions numFailed numMaterializing }
   }
 }
 """
@@ -128,8 +83,6 @@ query Materialized($key: AssetKeyInput!) {
   }
 }
 """
-
-FINISHED_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def free_port() -> int:
