@@ -266,7 +266,10 @@ def all_warehouse_checks() -> list[WarehouseCheck]:
 
 
 def harness_with_all_groups(
-    sim: Simulator, database: Path, lake: LakeSettings | None = None
+    sim: Simulator,
+    database: Path,
+    lake: LakeSettings | None = None,
+    settings: DeploymentSettings | None = None,
 ) -> FullHarness:
     """A harness whose definitions hold every group: mailings, campaigns, forms, contacts.
 
@@ -279,7 +282,7 @@ def harness_with_all_groups(
     from spotler_pipeline.defs.mailing_assets import build_mailing_assets
     from spotler_pipeline.defs.mailing_checks import mailing_checks
 
-    settings = all_groups_settings()
+    settings = settings or all_groups_settings()
     defs = dg.Definitions.merge(
         dg.Definitions(
             assets=build_mailing_assets(settings),
