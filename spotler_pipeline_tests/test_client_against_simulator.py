@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spotler_pipeline.client import (
-    ClientSettings,
     SpotlerAuthError,
     SpotlerClient,
     SpotlerNotFoundError,
@@ -23,21 +22,13 @@ from spotler_pipeline.client import (
 )
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator.testing import SignedSession, segment
+from spotler_pipeline_tests.simulators import simulator_client
 
 SECRET_MARK = "simulator-secret"
 
 
 def make_client(sim: Simulator, **overrides: object) -> SpotlerClient:
-    options: dict[str, object] = {
-        "consumer_key": sim.consumer_key,
-        "consumer_secret": sim.consumer_secret,
-        "base_url": sim.base_url,
-        "backoff_initial": 0.01,
-        "backoff_max": 0.05,
-        "timeout": 5.0,
-        **overrides,
-    }
-    return SpotlerClient(ClientSettings(**options))  # type: ignore[arg-type]
+    return simulator_client(sim, backoff_initial=0.01, backoff_max=0.05, **overrides)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from spotler_pipeline.client import (
-    ClientSettings,
     SpotlerClient,
     SpotlerError,
     SpotlerNotFoundError,
@@ -29,34 +28,17 @@ from spotler_pipeline.client import (
 from spotler_pipeline.client.errors import contact_tag, mask_personal_data
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
+from spotler_pipeline_tests.simulators import simulator_client, simulator_fixtures
 from spotler_pipeline_tests.test_client_support import error_response, json_response, make_client
 
 NOW = datetime(2025, 5, 5, 12, 0, tzinfo=ACCOUNT_TZ)
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Simulator]:
-    with Simulator(seed=9, scale=0.003, now=NOW, days=10) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(shared: Simulator) -> Iterator[Simulator]:
-    shared.clear_faults()
-    yield shared
-    shared.clear_faults()
+shared, sim, api = simulator_fixtures(seed=9, scale=0.003, now=NOW, days=10)
 
 
 def client_for(sim: Simulator, **overrides: Any) -> SpotlerClient:
-    options: dict[str, Any] = {
-        "consumer_key": sim.consumer_key,
-        "consumer_secret": sim.consumer_secret,
-        "base_url": sim.base_url,
-        "timeout": 5.0,
-        "max_attempts": 3,
-        **overrides,
-    }
-    return SpotlerClient(ClientSettings(**options), sleep=lambda _s: None)
+    return simulator_client(sim, max_attempts=3, sleep=lambda _s: None, **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -13,21 +12,13 @@ from oauthlib.oauth1 import Client
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
 from spotler_pipeline.simulator.testing import SignedSession, segment
+from spotler_pipeline_tests.simulators import simulator_fixtures
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=ACCOUNT_TZ)
 CONTACT = {"externalId": str, "encryptedId": str}
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(seed=5, scale=0.006, now=NOW, days=30) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def api(sim: Simulator) -> Iterator[SignedSession]:
-    with sim.session() as session:
-        yield session
+shared, sim, api = simulator_fixtures(seed=5, scale=0.006, now=NOW, days=30)
 
 
 def sent(sim: Simulator) -> list:

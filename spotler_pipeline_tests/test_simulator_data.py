@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ, format_many, parse_api_date
 from spotler_pipeline.simulator.testing import SignedSession, segment
+from spotler_pipeline_tests.simulators import simulator_fixtures
 
 NOW = datetime(2025, 10, 20, 9, 30, tzinfo=ACCOUNT_TZ)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(seed=7, scale=0.003, now=NOW, days=20) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def api(sim: Simulator) -> Iterator[SignedSession]:
-    with sim.session() as session:
-        yield session
+shared, sim, api = simulator_fixtures(seed=7, scale=0.003, now=NOW, days=20)
 
 
 def sent_emails(sim: Simulator) -> list:

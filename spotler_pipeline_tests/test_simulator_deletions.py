@@ -7,7 +7,6 @@ listing and the fetch) while everything else about it answers 404.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -16,21 +15,14 @@ import pytest
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
 from spotler_pipeline.simulator.testing import SignedSession, segment
+from spotler_pipeline_tests.simulators import simulator_fixtures
 
 NOW = datetime(2025, 11, 12, 14, 0, tzinfo=ACCOUNT_TZ)
 WINDOW = {"fromDate": "2025-10-01T00:00:00", "toDate": "2025-11-30T00:00:00"}
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(seed=12, scale=0.003, now=NOW, days=12) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def api(sim: Simulator) -> Iterator[SignedSession]:
-    with sim.session() as session:
-        yield session
+# a simulator per test: the tests delete items from its account
+shared, sim, api = simulator_fixtures("function", seed=12, scale=0.003, now=NOW, days=12)
 
 
 def external_id(row: dict) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -14,27 +13,12 @@ import pytest
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
 from spotler_pipeline.simulator.testing import SignedSession
+from spotler_pipeline_tests.simulators import simulator_fixtures
 
 NOW = datetime(2025, 5, 5, 12, 0, tzinfo=ACCOUNT_TZ)
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Simulator]:
-    with Simulator(seed=9, scale=0.003, now=NOW, days=10) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(shared: Simulator) -> Iterator[Simulator]:
-    shared.clear_faults()
-    yield shared
-    shared.clear_faults()
-
-
-@pytest.fixture
-def api(sim: Simulator) -> Iterator[SignedSession]:
-    with sim.session() as session:
-        yield session
+shared, sim, api = simulator_fixtures(seed=9, scale=0.003, now=NOW, days=10)
 
 
 def opens_path(sim: Simulator) -> str:
