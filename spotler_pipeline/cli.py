@@ -7,12 +7,18 @@ and one subcommand's dependencies never burden another.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotler_pipeline.warehouse.lake import LakeSettings
 
 
 def _heavy_day(text: str) -> tuple[date, int]:
@@ -51,10 +57,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lake_settings(args: argparse.Namespace) -> LakeSettings | None:
+    """The lake named by ``--catalog`` / ``--data-path``, each defaulting to its environment
+    variable (SPOTLER_DUCKLAKE_CATALOG / _DATA_PATH); ``None`` when no catalog is named."""
+    from spotler_pipeline.warehouse.lake import LakeSettings
+
+    settings = LakeSettings.from_env()
+    if args.catalog:
+        return LakeSettings(args.catalog, args.data_path or (settings and settings.data_path))
+    if settings is not None and args.data_path:
+        return LakeSettings(settings.catalog, args.data_path)
+    return settings
+
+
 def _migrate_to_lake(args: argparse.Namespace) -> int:
     import duckdb
 
-    from spotler_pipeline.warehouse.lake import LakeSettings, redact
+    from spotler_pipeline.warehouse.lake import redact
     from spotler_pipeline.warehouse.legacy import LegacyUpgradeError
     from spotler_pipeline.warehouse.migrate_to_lake import (
         MigrationError,
@@ -62,11 +81,7 @@ def _migrate_to_lake(args: argparse.Namespace) -> int:
         migrate_to_lake,
     )
 
-    settings = LakeSettings.from_env()
-    if args.catalog:
-        settings = LakeSettings(args.catalog, args.data_path or (settings and settings.data_path))
-    elif settings is not None and args.data_path:
-        settings = LakeSettings(settings.catalog, args.data_path)
+    settings = _lake_settings(args)
     if settings is None:
         print(
             "spotler-pipeline migrate-to-lake: set SPOTLER_DUCKLAKE_CATALOG and "
@@ -88,6 +103,99 @@ def _migrate_to_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+ADOPT_ACCOUNT = "spotler-pipeline adopt-account"
+CONSUMER_KEY_ENV = "SPOTLER_CONSUMER_KEY"
+
+
+def _adopt_account(args: argparse.Namespace) -> int:
+    """Make the warehouse record the account of the key in SPOTLER_CONSUMER_KEY (a rotated
+    key of the same Spotler account). Reads before it writes, writes only with ``--yes``,
+    and shows accounts by fingerprint only: the key itself is never printed."""
+    import duckdb
+
+    from spotler_pipeline.warehouse.account import (
+        account_fingerprint,
+        adopt_account,
+        recorded_account,
+    )
+    from spotler_pipeline.warehouse.connection import open_warehouse
+    from spotler_pipeline.warehouse.lake import open_lake, redact, retry_on_conflict
+    from spotler_pipeline.warehouse.migrate_to_lake import default_source
+
+    def fail(message: str) -> int:
+        print(f"{ADOPT_ACCOUNT}: {message}", file=sys.stderr)
+        return 2
+
+    key = os.environ.get(CONSUMER_KEY_ENV)
+    if not key:
+        return fail(f"set {CONSUMER_KEY_ENV} to the consumer key whose account to adopt")
+    new = account_fingerprint(key)
+    # As the resources choose: the lake when a catalog is named, else the file; --database
+    # names the file explicitly, whatever the environment says.
+    lake = None if args.database else _lake_settings(args)
+    if lake is not None:
+        where = f"the DuckLake warehouse {redact(lake.catalog)!r}"
+
+        def connect(read_only: bool) -> duckdb.DuckDBPyConnection:
+            return open_lake(lake, read_only=read_only)
+    else:
+        path = Path(args.database) if args.database else default_source()
+        where = f"the warehouse file {path}"
+        if not path.is_file():
+            return fail(f"there is no warehouse file at {path}; nothing changed")
+
+        def connect(read_only: bool) -> duckdb.DuckDBPyConnection:
+            return open_warehouse(
+                path, read_only=read_only, on_wait=lambda m: print(m, file=sys.stderr)
+            )
+
+    try:
+        conn = connect(True)
+    except duckdb.Error as exc:
+        return fail(f"cannot open {where}: {redact(str(exc)).splitlines()[0]}; nothing changed")
+    try:
+        old = recorded_account(conn)
+    except duckdb.CatalogException:
+        old = None  # no spotler_meta.account yet: nothing has been written
+    finally:
+        conn.close()
+
+    subject = where[0].upper() + where[1:]
+    if old is None:
+        print(
+            f"{subject} records no account yet: its first write will record the "
+            "account of the key it runs with. Nothing to adopt; nothing changed."
+        )
+        return 0
+    if old == new:
+        print(
+            f"{subject} already records account {new}, the account of "
+            f"{CONSUMER_KEY_ENV}. Nothing changed."
+        )
+        return 0
+    print(
+        f"{subject} holds the data of account {old}; the key in {CONSUMER_KEY_ENV} "
+        f"belongs to account {new} (accounts are shown by fingerprint: a hash of the key).\n"
+        f"Adopting records account {new} instead, so that runs with the new key write into "
+        "this warehouse, beside every row already in it. Do it only when the new key belongs "
+        "to the same Spotler account (a rotated key); another account's data needs another "
+        "warehouse (SPOTLER_DUCKDB_PATH or the lake settings)."
+    )
+    if not args.yes:
+        print("Nothing changed: re-run with --yes to adopt.", file=sys.stderr)
+        return 1
+    try:
+        conn = connect(False)
+        try:
+            retry_on_conflict(lambda: adopt_account(conn, new))
+        finally:
+            conn.close()
+    except duckdb.Error as exc:
+        return fail(f"adopting failed: {redact(str(exc)).splitlines()[0]}")
+    print(f"Adopted: {where} now records account {new} (was {old}); no row was changed.")
+    return 0
+
+
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -99,6 +207,18 @@ def _backfill(args: argparse.Namespace) -> int:
     from spotler_pipeline.backfill import main as backfill
 
     return backfill(args)
+
+
+def _add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the DuckDB-file and the DuckLake warehouses are, as the resources find them."""
+    parser.add_argument(
+        "--database",
+        help="the warehouse file (default: SPOTLER_DUCKDB_PATH or data/spotler.duckdb)",
+    )
+    parser.add_argument("--catalog", help="DuckLake catalog (default: SPOTLER_DUCKLAKE_CATALOG)")
+    parser.add_argument(
+        "--data-path", help="DuckLake data path (default: SPOTLER_DUCKLAKE_DATA_PATH)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,20 +257,30 @@ def build_parser() -> argparse.ArgumentParser:
         "and verify the row counts. A file written by DuckDB 2 (release 0.1.0) is converted "
         "first (the old file is kept beside it).",
     )
-    migrate.add_argument(
-        "--database",
-        help="the warehouse file (default: SPOTLER_DUCKDB_PATH or data/spotler.duckdb)",
-    )
-    migrate.add_argument("--catalog", help="DuckLake catalog (default: SPOTLER_DUCKLAKE_CATALOG)")
-    migrate.add_argument(
-        "--data-path", help="DuckLake data path (default: SPOTLER_DUCKLAKE_DATA_PATH)"
-    )
+    _add_warehouse_arguments(migrate)
     migrate.add_argument(
         "--replace",
         action="store_true",
         help="overwrite the lake's tables even if they already have rows",
     )
     migrate.set_defaults(run=_migrate_to_lake)
+
+    adopt = commands.add_parser(
+        "adopt-account",
+        help="after a key rotation: make the warehouse accept the new consumer key's account",
+        description="The warehouse records the Spotler account of the key that first wrote "
+        "to it (a fingerprint: a hash of the key) and refuses writes with another account's "
+        "key. After a rotation to a new key of the same account, this records the account of "
+        "the key in SPOTLER_CONSUMER_KEY instead, leaving every row as it is. Without --yes "
+        "it only shows what it would change (exit 1 when the accounts differ). The warehouse "
+        "is chosen as the pipeline's resources choose it: the lake when a catalog is named "
+        "(--catalog or SPOTLER_DUCKLAKE_CATALOG), else the DuckDB file (--database, "
+        "SPOTLER_DUCKDB_PATH or data/spotler.duckdb); --database picks the file whatever the "
+        "environment says. The key is never printed.",
+    )
+    _add_warehouse_arguments(adopt)
+    adopt.add_argument("--yes", action="store_true", help="adopt (without it: only show)")
+    adopt.set_defaults(run=_adopt_account)
 
     backfill = commands.add_parser(
         "backfill",
@@ -187,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "backfill" and not (args.group or args.assets):
         parser.error("backfill: name what to backfill with --group and/or --assets")
+    if args.command == "adopt-account" and args.database and args.catalog:
+        parser.error("adopt-account: name one warehouse, --database (the file) or --catalog")
     return args.run(args)
 
 
