@@ -23,22 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Self
 
+from spotler_pipeline import row_layouts as layouts
 from spotler_pipeline.client.timestamps import parse_api_datetime
 from spotler_pipeline.client.values import boolean, integer, number, text
-from spotler_pipeline.row_layouts import (
-    BOUNCE_LAYOUT,
-    CAMPAIGN_BOUNCE_LAYOUT,
-    CAMPAIGN_CLICK_LAYOUT,
-    CAMPAIGN_OPEN_LAYOUT,
-    CAMPAIGN_RECIPIENT_LAYOUT,
-    CLICK_LAYOUT,
-    CONTACT_ENCRYPTED_ID,
-    CONTACT_EXTERNAL_ID,
-    OPEN_LAYOUT,
-    RECIPIENT_LAYOUT,
-    BatchColumn,
-    BatchLayout,
-)
 
 __all__ = [
     "Bounce",
@@ -250,19 +237,20 @@ class _LayoutRecord:
     values. The two contact columns become :attr:`contact`."""
 
     __slots__ = ()
-    _LAYOUT: ClassVar[BatchLayout]
+    _LAYOUT: ClassVar[layouts.BatchLayout]
 
     @classmethod
     def from_json(cls, data: Any, zone: tzinfo) -> Self:
         row = _obj(data)
         values = {c.name: _leaf(row, c, zone) for c in cls._LAYOUT.columns}
         contact = ContactIdentifier(
-            values.pop(CONTACT_EXTERNAL_ID.name), values.pop(CONTACT_ENCRYPTED_ID.name)
+            external_id=values.pop(layouts.CONTACT_EXTERNAL_ID.name),
+            encrypted_id=values.pop(layouts.CONTACT_ENCRYPTED_ID.name),
         )
         return cls(contact=contact, **values)  # type: ignore[call-arg]
 
 
-def _leaf(row: Json, column: BatchColumn, zone: tzinfo) -> str | datetime | None:
+def _leaf(row: Json, column: layouts.BatchColumn, zone: tzinfo) -> str | datetime | None:
     value: Any = row
     for key in column.source:
         value = _optional_obj(value)
@@ -276,7 +264,7 @@ def _leaf(row: Json, column: BatchColumn, zone: tzinfo) -> str | datetime | None
 class Recipient(_LayoutRecord):
     """Endpoint 4: one contact a mailing was sent to."""
 
-    _LAYOUT = RECIPIENT_LAYOUT
+    _LAYOUT = layouts.RECIPIENT_LAYOUT
     contact: ContactIdentifier
 
 
@@ -284,7 +272,7 @@ class Recipient(_LayoutRecord):
 class Open(_LayoutRecord):
     """Endpoints 5 and 6: one open of a mailing."""
 
-    _LAYOUT = OPEN_LAYOUT
+    _LAYOUT = layouts.OPEN_LAYOUT
     contact: ContactIdentifier
     open_date: datetime | None
 
@@ -293,7 +281,7 @@ class Open(_LayoutRecord):
 class Click(_LayoutRecord):
     """Endpoints 7 and 8: one click on a link of a mailing."""
 
-    _LAYOUT = CLICK_LAYOUT
+    _LAYOUT = layouts.CLICK_LAYOUT
     contact: ContactIdentifier
     click_date: datetime | None
     link_id: str | None
@@ -303,7 +291,7 @@ class Click(_LayoutRecord):
 class Bounce(_LayoutRecord):
     """Endpoint 9: one bounce of a mailing."""
 
-    _LAYOUT = BOUNCE_LAYOUT
+    _LAYOUT = layouts.BOUNCE_LAYOUT
     contact: ContactIdentifier
     bounce_date: datetime | None
     bounce_type: str | None
@@ -317,7 +305,7 @@ class Bounce(_LayoutRecord):
 class CampaignRecipient(Recipient):
     """Endpoint 19: one send of a campaign message to one subscription."""
 
-    _LAYOUT = CAMPAIGN_RECIPIENT_LAYOUT
+    _LAYOUT = layouts.CAMPAIGN_RECIPIENT_LAYOUT
     send_date: datetime | None
     campaign_subscription_id: str | None
 
@@ -326,7 +314,7 @@ class CampaignRecipient(Recipient):
 class CampaignOpen(Open):
     """Endpoints 20 and 21: one open of a campaign message."""
 
-    _LAYOUT = CAMPAIGN_OPEN_LAYOUT
+    _LAYOUT = layouts.CAMPAIGN_OPEN_LAYOUT
     campaign_subscription_id: str | None
 
 
@@ -334,7 +322,7 @@ class CampaignOpen(Open):
 class CampaignClick(Click):
     """Endpoints 22 and 23: one click on a link of a campaign message."""
 
-    _LAYOUT = CAMPAIGN_CLICK_LAYOUT
+    _LAYOUT = layouts.CAMPAIGN_CLICK_LAYOUT
     campaign_subscription_id: str | None
 
 
@@ -342,7 +330,7 @@ class CampaignClick(Click):
 class CampaignBounce(Bounce):
     """Endpoint 24: one bounce of a campaign message."""
 
-    _LAYOUT = CAMPAIGN_BOUNCE_LAYOUT
+    _LAYOUT = layouts.CAMPAIGN_BOUNCE_LAYOUT
     campaign_subscription_id: str | None
 
 

@@ -376,39 +376,23 @@ def _event_rows(
     """The open, click and bounce rows of one message's recipients (a mailing's, or a
     campaign step's with each row's ``campaignSubscriptionId``)."""
 
-    def sub(pos: np.ndarray) -> np.ndarray | None:
-        return None if subscriptions is None else subscriptions[pos]
+    def rows(pos: np.ndarray, ts: np.ndarray, date_field: str, **columns: Any) -> RowSet:
+        return RowSet(
+            contacts,
+            recipients[pos],
+            ts,
+            date_field,
+            sub=None if subscriptions is None else subscriptions[pos],
+            directory=directory,
+            pos=pos,
+            **columns,
+        )
 
-    opens = RowSet(
-        contacts,
-        recipients[it.open_pos],
-        it.open_ts,
-        "openDate",
-        sub=sub(it.open_pos),
-        directory=directory,
-        pos=it.open_pos,
+    return (
+        rows(it.open_pos, it.open_ts, "openDate"),
+        rows(it.click_pos, it.click_ts, "clickDate", link=link_ids[it.click_link]),
+        rows(it.bounce_pos, it.bounce_at, "bounceDate", hard=it.bounce_type_hard),
     )
-    clicks = RowSet(
-        contacts,
-        recipients[it.click_pos],
-        it.click_ts,
-        "clickDate",
-        link=link_ids[it.click_link],
-        sub=sub(it.click_pos),
-        directory=directory,
-        pos=it.click_pos,
-    )
-    bounces = RowSet(
-        contacts,
-        recipients[it.bounce_pos],
-        it.bounce_at,
-        "bounceDate",
-        hard=it.bounce_type_hard,
-        sub=sub(it.bounce_pos),
-        directory=directory,
-        pos=it.bounce_pos,
-    )
-    return opens, clicks, bounces
 
 
 class MailingData:
