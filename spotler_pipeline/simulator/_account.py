@@ -163,8 +163,12 @@ class Interactions:
     click_ts: np.ndarray
     click_link: np.ndarray  # index into the message's links
     bounce_pos: np.ndarray
-    bounce_at: np.ndarray
-    bounce_type_hard: np.ndarray
+    bounce_at: np.ndarray = field(init=False)  # bounce_ts of the bounce rows
+    bounce_type_hard: np.ndarray = field(init=False)  # bounce_hard of the bounce rows
+
+    def __post_init__(self) -> None:
+        self.bounce_at = self.bounce_ts[self.bounce_pos]
+        self.bounce_type_hard = self.bounce_hard[self.bounce_pos]
 
 
 #: First-open delays: a lognormal mix (weight, median seconds, sigma). Most openers open
@@ -238,8 +242,6 @@ def simulate(
         click_ts=click_ts,
         click_link=click_link,
         bounce_pos=bounce_pos,
-        bounce_at=bounce_ts[bounce_pos],
-        bounce_type_hard=hard[bounce_pos],
     )
 
 
@@ -280,8 +282,6 @@ def _combine(parts: list[Interactions], order: np.ndarray) -> Interactions:
         click_ts=click_ts,
         click_link=click_link,
         bounce_pos=bounce_pos,
-        bounce_at=bounce_ts[bounce_pos],
-        bounce_type_hard=hard[bounce_pos],
     )
 
 
