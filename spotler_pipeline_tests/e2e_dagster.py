@@ -177,13 +177,16 @@ class DagsterDev:
         log = self.log_path.open("wb")
         self.dagster_proc = _start_group(cmd, env=env, cwd=PROJECT, stdout=log, stderr=log)
         log.close()
+        self._wait_until_loaded()
+
+    def _wait_until_loaded(self) -> None:
+        """Poll the webserver until it serves the code location (names kept for GraphQL)."""
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if self.dagster_proc.poll() is not None:
+            if self.dagster_proc is not None and self.dagster_proc.poll() is not None:
                 raise RuntimeError(f"dagster dev exited early; see {self.log_path}:\n{self.log()}")
             try:
-                data = self.graphql(REPOSITORIES)["repositoriesOrError"]
-                nodes = data.get("nodes") or []
+                nodes = self.graphql(REPOSITORIES)["repositoriesOrError"].get("nodes") or []
                 if nodes:
                     self.location = nodes[0]["location"]["name"]
                     self.repository = nodes[0]["name"]

@@ -33,6 +33,7 @@ MAILING_ASSETS = (
     "mailing_clicks",
     "mailing_bounces",
 )
+MAILING_INTERACTIONS = MAILING_ASSETS[2:]
 
 
 def served_counts(sim: Simulator, tables: Iterable[str], first: date, last: date) -> dict[str, int]:

@@ -19,39 +19,27 @@ import itertools
 import os
 import secrets
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from spotler_pipeline.backfill import FAILURES
 from spotler_pipeline.devserver import PROJECT
 from spotler_pipeline_tests.e2e_dagster import (
     FINISHED_RUN_STATUSES,
-    REPOSITORIES,
     SIM_DAYS,
-    START_TIMEOUT,
     TIMEZONE,
     DagsterDev,
-    GraphQLError,
     _start_group,
 )
+from spotler_pipeline_tests.pipeline_harness import MAILING_ASSETS
+from spotler_pipeline_tests.pipeline_harness import MAILING_INTERACTIONS as MAILING_INTERACTIONS
 from spotler_pipeline_tests.postgres import PostgresServer
 
 TEAM_DAGSTER_YAML = PROJECT / "deploy" / "team" / "dagster.yaml"
 #: The mailings group as the UI selects it (``mailing_stats_snapshots`` is in ``statistics``).
-MAILINGS_GROUP = (
-    "mailings",
-    "mailing_links",
-    "mailing_recipients",
-    "mailing_opens",
-    "mailing_clicks",
-    "mailing_bounces",
-)
-MAILING_INTERACTIONS = MAILINGS_GROUP[2:]
+MAILINGS_GROUP = MAILING_ASSETS
 
 _instances = itertools.count(1)
 
@@ -125,23 +113,6 @@ class TeamDagster(DagsterDev):
         )
         log.close()
         self._wait_until_loaded()
-
-    def _wait_until_loaded(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.dagster_proc is not None and self.dagster_proc.poll() is not None:
-                raise RuntimeError(f"dagster dev exited early; see {self.log_path}:\n{self.log()}")
-            try:
-                nodes = self.graphql(REPOSITORIES)["repositoriesOrError"].get("nodes") or []
-                if nodes:
-                    self.location = nodes[0]["location"]["name"]
-                    self.repository = nodes[0]["name"]
-                    return
-            except (httpx.HTTPError, GraphQLError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"dagster dev did not load the code location:\n{self.log()}")
-            time.sleep(1.0)
 
     def dagster_tables(self) -> list[str]:
         """Tables dagster-postgres made in Dagster's database (runs, event_logs, ...)."""

@@ -250,11 +250,23 @@ def test_empty_result_yields_one_zero_length_batch():
     assert batch.num_rows == 0 and batch.schema == OPEN_SCHEMA
 
 
-@settings(
+#: Hypothesis settings of the paging properties (the fake client is built in each example).
+PAGING_PROPERTY = settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+
+
+def opened(client, columnar: bool) -> tuple[list[str], list[pa.RecordBatch]]:
+    """The contact ids of mailing M1's opens, read as batches (returned too) or row by row."""
+    if columnar:
+        batches = list(client.mailing_open_batches("M1"))
+        return [x for b in batches for x in b.column("contact_external_id").to_pylist()], batches
+    return [o.contact.external_id for o in client.iter_mailing_opens("M1")], []
+
+
+@PAGING_PROPERTY
 @given(
     total=st.integers(min_value=0, max_value=60),
     page_size=st.integers(min_value=1, max_value=15),
@@ -265,12 +277,8 @@ def test_paging_property(total, page_size, next_on_full, columnar):
     rows = open_rows(total)
     resource = PagedResource("opens", rows, next_on_full=next_on_full)
     client, fake = make_client({PATH: resource}, page_size=page_size)
-    if columnar:
-        batches = list(client.mailing_open_batches("M1"))
-        got = [x for b in batches for x in b.column("contact_external_id").to_pylist()]
-        assert all(b.num_rows <= page_size for b in batches)
-    else:
-        got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    got, batches = opened(client, columnar)
+    assert all(b.num_rows <= page_size for b in batches)
     assert got == [r["contactIdentifier"]["externalId"] for r in rows]
     full, rest = divmod(total, page_size)
     expected = full + 1 if (rest or next_on_full or total == 0) else full
@@ -278,11 +286,7 @@ def test_paging_property(total, page_size, next_on_full, columnar):
     assert len(fake.requests) <= math.ceil(total / page_size) + 1
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@PAGING_PROPERTY
 @given(
     total=st.integers(min_value=0, max_value=60),
     page_size=st.integers(min_value=1, max_value=15),
@@ -293,11 +297,7 @@ def test_capped_paging_property(total, page_size, cap, columnar):
     """Whatever the server's cap: every row once, in order, ``after`` = rows received."""
     rows = open_rows(total)
     client, fake = make_client({PATH: capped(rows, cap)}, page_size=page_size)
-    if columnar:
-        batches = list(client.mailing_open_batches("M1"))
-        got = [x for b in batches for x in b.column("contact_external_id").to_pylist()]
-    else:
-        got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    got, _ = opened(client, columnar)
     assert got == [r["contactIdentifier"]["externalId"] for r in rows]
     per_page = min(cap, page_size)
     assert _afters(fake) == (list(range(0, total, per_page)) or [0])

@@ -28,6 +28,7 @@ from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_INTERACTIONS,
     MAILING_ASSETS,
+    MAILING_INTERACTIONS,
     FullHarness,
     harness_with_all_groups,
     key,
@@ -37,7 +38,6 @@ from spotler_pipeline_tests.pipeline_harness import (
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = 4  # each report is served in about this many pages (at least two where it can be)
 HISTORIES = ("contact_mailing_history", "contact_campaign_mailing_history", "contact_form_history")
-MAILING_INTERACTIONS = MAILING_ASSETS[2:]
 
 
 def short_pages(sim: Simulator, path_pattern: str, max_rows: int) -> Fault:

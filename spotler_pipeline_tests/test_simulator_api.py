@@ -147,20 +147,25 @@ FORM_RESULT = {
     "completed": bool,
     "answers": [{"rank": int, "fieldId": int, "description": str, "answer": object}],
 }
+#: A mailing's interactions; a campaign message's are the same with the subscription and,
+#: for recipients, the send date.
+INTERACTIONS = {
+    "recipients": {"contactIdentifier": CONTACT},
+    "opens": {"contactIdentifier": CONTACT, "openDate": str},
+    "clicks": {"contactIdentifier": CONTACT, "clickDate": str, "linkId": int},
+    "bounces": {"contactIdentifier": CONTACT, "bounceDate": str, "type": str},
+}
+CAMPAIGN_INTERACTIONS = {
+    kind: {
+        **shape,
+        **({"sendDate": str} if kind == "recipients" else {}),
+        "campaignSubscriptionId": int,
+    }
+    for kind, shape in INTERACTIONS.items()
+}
 ENDPOINTS = [  # (path template, array name or None for unpaged, item shape)
     ("/mailing?fromDate=2025-01-01T00:00:00&toDate=2025-04-01T00:00:00", None, LISTING),
-    ("/mailing/{m}/recipients", "recipients", {"contactIdentifier": CONTACT}),
-    ("/mailing/{m}/opens", "opens", {"contactIdentifier": CONTACT, "openDate": str}),
-    (
-        "/mailing/{m}/clicks",
-        "clicks",
-        {"contactIdentifier": CONTACT, "clickDate": str, "linkId": int},
-    ),
-    (
-        "/mailing/{m}/bounces",
-        "bounces",
-        {"contactIdentifier": CONTACT, "bounceDate": str, "type": str},
-    ),
+    *((f"/mailing/{{m}}/{kind}", kind, shape) for kind, shape in INTERACTIONS.items()),
     (
         "/contact/{c}/mailings",
         "mailingHistories",
@@ -199,41 +204,11 @@ ENDPOINTS = [  # (path template, array name or None for unpaged, item shape)
         },
     ),
     ("/campaign/{camp}/mailing", None, {"encryptedId": str, "name": str, "type": str}),
-    (
-        "/campaign-mailing/{s}/recipients",
-        "recipients",
-        {"contactIdentifier": CONTACT, "sendDate": str, "campaignSubscriptionId": int},
+    *(
+        (f"/campaign-mailing/{{s}}/{kind}", kind, shape)
+        for kind, shape in CAMPAIGN_INTERACTIONS.items()
     ),
-    (
-        "/campaign-mailing/{s}/opens",
-        "opens",
-        {"contactIdentifier": CONTACT, "openDate": str, "campaignSubscriptionId": int},
-    ),
-    (
-        "/campaign-mailing/{s}/opens/{sub}",
-        "opens",
-        {"contactIdentifier": CONTACT, "openDate": str, "campaignSubscriptionId": int},
-    ),
-    (
-        "/campaign-mailing/{s}/clicks",
-        "clicks",
-        {
-            "contactIdentifier": CONTACT,
-            "clickDate": str,
-            "linkId": int,
-            "campaignSubscriptionId": int,
-        },
-    ),
-    (
-        "/campaign-mailing/{s}/bounces",
-        "bounces",
-        {
-            "contactIdentifier": CONTACT,
-            "bounceDate": str,
-            "type": str,
-            "campaignSubscriptionId": int,
-        },
-    ),
+    ("/campaign-mailing/{s}/opens/{sub}", "opens", CAMPAIGN_INTERACTIONS["opens"]),
 ]
 
 
