@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 
 from spotler_pipeline.warehouse.legacy import upgrade_file_format
+from spotler_pipeline.warehouse.spill import SpillFolder
+from spotler_pipeline.warehouse.sql import sql_string
 
 CATALOG = "warehouse"
 
@@ -26,12 +28,12 @@ CATALOG = "warehouse"
 #: table) do fine spilling to ``temp_directory`` instead, so memory stays flat as data grows.
 DEFAULT_MEMORY_LIMIT = "96MB"
 
+#: The folder beside the warehouse file that connections spill into (each in a folder of its
+#: own inside it, see :mod:`~spotler_pipeline.warehouse.spill`).
+SPILL_FOLDER = ".duckdb-spill"
+
 #: Substrings of DuckDB's error when another process holds the file.
 _LOCK_ERRORS = ("lock", "Conflicting lock")
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class WarehouseLockedError(RuntimeError):
@@ -64,30 +66,36 @@ def open_warehouse(
     :data:`WAIT_REPORT_INTERVAL` seconds ``on_wait`` is told who holds it, and after
     ``lock_timeout`` seconds :class:`WarehouseLockedError` says which process to close.
     ``config`` overrides DuckDB settings (by default a memory limit of
-    :data:`DEFAULT_MEMORY_LIMIT`, spilling next to the file).
+    :data:`DEFAULT_MEMORY_LIMIT`, spilling next to the file). Its ``temp_directory`` is
+    where to spill: the connection spills into a folder of its own inside it (removed on
+    close), so processes spilling at once never touch each other's files.
     """
     path = Path(database)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     mode = " (READ_ONLY)" if read_only else ""
-    settings: dict[str, str | int | bool] = {
-        "memory_limit": DEFAULT_MEMORY_LIMIT,
-        "temp_directory": str(path.parent / ".duckdb-spill"),
-        **(config or {}),
-    }
+    settings: dict[str, str | int | bool] = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
+    spill_base = settings.pop("temp_directory", None) or path.parent / SPILL_FOLDER
     # A file written by the first release's DuckDB 2.x is converted once (kept as a backup).
     upgrade_file_format(path)
     started = time.monotonic()
     next_report = started + WAIT_REPORT_INTERVAL
     delay = 0.05
     while True:
-        conn = duckdb.connect(config=settings)
+        spill = SpillFolder(str(spill_base))
         try:
-            conn.execute(f"ATTACH {_sql_string(str(path))} AS {CATALOG}{mode}")
+            conn = duckdb.connect(config={**settings, "temp_directory": spill.path})
+        except BaseException:
+            spill.release()
+            raise
+        try:
+            conn.execute(f"ATTACH {sql_string(str(path))} AS {CATALOG}{mode}")
             conn.execute(f"USE {CATALOG}")
+            spill.keep_while(conn)
             return conn
         except duckdb.Error as exc:
             conn.close()
+            spill.release()
             if not any(s in str(exc) for s in _LOCK_ERRORS):
                 raise
             now = time.monotonic()

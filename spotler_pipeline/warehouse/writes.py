@@ -7,6 +7,8 @@ transaction is rolled back and every table is exactly as it was before the run.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,33 +20,110 @@ import duckdb
 from spotler_pipeline.warehouse.account import claim_account
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import Table
-from spotler_pipeline.warehouse.staging import read_staged
+from spotler_pipeline.warehouse.sql import sql_string
+from spotler_pipeline.warehouse.staging import staged_scan
 
 #: DuckDB settings while a bulk write runs (restored afterwards). The rows of a partition have
 #: no order worth keeping, and without it DuckDB compresses row groups on every thread at
-#: once (compressing is most of an insert's cost). The memory cap stops the buffer manager
-#: from keeping every block it wrote cached, which made a run's memory grow with the size of
-#: the partition; an insert streams, so it needs far less.
-BULK_WRITE_SETTINGS: Mapping[str, str] = {
-    "preserve_insertion_order": "false",
-    "memory_limit": "48MB",
+#: once (compressing is most of an insert's cost).
+BULK_WRITE_SETTINGS: Mapping[str, str] = {"preserve_insertion_order": "false"}
+
+#: The memory a write's insert may use on top of what the transaction holds already
+#: (``WarehouseResource.write_memory_limit``'s default).
+DEFAULT_INSERT_MEMORY_LIMIT = "48MB"
+
+
+@dataclass(frozen=True)
+class WriteMemory:
+    """How much memory DuckDB may use while a write replaces rows.
+
+    A delete cannot spill: DuckDB keeps ~10 bytes per deleted row in memory until the
+    commit (the daily refresh of 30 send days deletes 9.5M stored opens at scale 10: ~90 MB;
+    under a fixed cap of 48 MB a delete of ~5M rows failed). So deletes run under
+    ``ceiling`` alone. An insert streams; uncapped, DuckDB would keep every block it wrote
+    cached and a run's memory would grow with the partition. So each insert may use
+    ``insert`` on top of what the transaction holds when it starts (its deletes), never
+    above ``ceiling``.
+
+    ``ceiling`` is the user's ``memory_limit`` (``connection_config``); ``None``: DuckDB's
+    own default (80% of the machine's memory). ``insert`` ``None``: inserts run under the
+    ceiling too.
+    """
+
+    insert: str | None = DEFAULT_INSERT_MEMORY_LIMIT
+    ceiling: str | None = None
+
+    def for_delete(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Lift the connection's cap to the ceiling, for deletes (and updates)."""
+        ceiling = self.ceiling
+        if ceiling is None:
+            # RESET alone changes what current_setting() shows but not the buffer pool's
+            # limit (DuckDB 1.5.5); setting the default it shows applies it.
+            conn.execute("RESET memory_limit")
+            ceiling = _current_memory_limit(conn)
+        _set_memory_limit(conn, ceiling)
+
+    def for_insert(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """Cap the next insert at what the transaction holds plus :attr:`insert`.
+
+        Never below what is in use: a ``SET memory_limit`` that DuckDB cannot meet fails,
+        and inside the transaction that would abort the write.
+        """
+        self.for_delete(conn)
+        if self.insert is None:
+            return
+        row = conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        used = int(row[0] or 0) if row else 0
+        limit = min(used + memory_bytes(self.insert), memory_bytes(_current_memory_limit(conn)))
+        _set_memory_limit(conn, f"{limit}B")
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "byte": 1,
+    "bytes": 1,
+    **{f"{p}{s}": 1000**i for i, p in enumerate("kmgt", 1) for s in ("", "b")},
+    **{f"{p}ib": 1024**i for i, p in enumerate("kmgt", 1)},
 }
+
+
+def memory_bytes(text: str) -> int:
+    """A DuckDB memory size (``'48MB'``, ``'91.5 MiB'``, ``'1GB'``) in bytes, with DuckDB's
+    units (KB, MB, GB, TB = 1000^i; KiB, MiB, GiB, TiB = 1024^i)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (e.g. '48MB', '1GB', '512MiB')")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _current_memory_limit(conn: duckdb.DuckDBPyConnection) -> str:
+    return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+
+
+def _set_memory_limit(conn: duckdb.DuckDBPyConnection, value: str) -> None:
+    conn.execute(f"SET memory_limit = {sql_string(value)}")
 
 
 @contextmanager
 def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Apply :data:`BULK_WRITE_SETTINGS` on ``conn`` for the duration of the block."""
+    """Apply :data:`BULK_WRITE_SETTINGS` on ``conn`` for the duration of the block; the
+    connection's ``memory_limit`` (which :class:`WriteMemory` changes) is restored too."""
     previous = {
         name: conn.execute("SELECT current_setting(?)", [name]).fetchone()[0]  # type: ignore[index]
-        for name in BULK_WRITE_SETTINGS
+        for name in (*BULK_WRITE_SETTINGS, "memory_limit")
     }
     for name, value in BULK_WRITE_SETTINGS.items():
-        conn.execute(f"SET {name} = '{value}'")
+        conn.execute(f"SET {name} = {sql_string(value)}")
     try:
         yield
     finally:
         for name, value in previous.items():
-            conn.execute(f"SET {name} = '{value}'")
+            # A lower cap that cannot be met yet (deletes not yet checkpointed) stays raised
+            # until the connection closes: the write itself is done.
+            with contextlib.suppress(duckdb.OutOfMemoryException):
+                conn.execute(f"SET {name} = {sql_string(str(value))}")
 
 
 def insert_staged(
@@ -56,25 +135,20 @@ def insert_staged(
 ) -> int:
     """Append the rows staged for ``table`` in ``files`` to ``target``; return the count.
 
-    With ``scope``, only the staged rows of the items in it. The staged Arrow stream is read
-    batch by batch, so memory stays flat whatever the size.
+    With ``scope``, only the staged rows of the items in it. DuckDB reads the staged Parquet
+    files itself, row group by row group, so memory stays flat whatever the size.
     """
     if not files:
         return 0
     cols = ", ".join(f'"{c}"' for c in table.column_names)
-    view = f"_staged_{table.name}"
     where, params = (
         ("", [])
         if scope is None
         else (f" WHERE {_in(scope.column)}", [[str(v) for v in scope.values]])
     )
-    conn.register(view, read_staged(files, table.arrow_schema))
-    try:
-        row = conn.execute(
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {view}{where}", params
-        ).fetchone()
-    finally:
-        conn.unregister(view)
+    row = conn.execute(
+        f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged_scan(files)}{where}", params
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -141,6 +215,7 @@ def replace_window(
     *,
     absent: Sequence[Absent] = (),
     account: str | None = None,
+    memory: WriteMemory | None = None,
 ) -> list[WriteResult]:
     """Replace rows with ``start <= partition_column < end`` of each table, atomically.
 
@@ -149,13 +224,16 @@ def replace_window(
     ``present`` column the window's rows of other items are marked ``present = false``.
     ``absent`` items are flagged too. All of it happens in one transaction: either every
     table has its new rows, or none changed. ``account`` is checked against the warehouse's
-    account first (see :mod:`~spotler_pipeline.warehouse.account`).
+    account first (see :mod:`~spotler_pipeline.warehouse.account`). ``memory`` says how
+    much memory DuckDB may use meanwhile (default: :class:`WriteMemory`'s).
     """
     if (start is None) != (end is None):
         raise ValueError("give both start and end of the window, or neither")
+    memory = memory or WriteMemory()
     ensure_schema(conn)
     with bulk_write_settings(conn), transaction(conn, account):
-        results = [_replace_one(conn, rep, start, end) for rep in replacements]
+        results = [_replace_one(conn, rep, start, end, memory) for rep in replacements]
+        memory.for_delete(conn)
         flagged = {a.table.name: _flag_absent(conn, a) for a in absent}
     return [
         WriteResult(
@@ -186,9 +264,14 @@ def transaction(conn: duckdb.DuckDBPyConnection, account: str | None) -> Iterato
 
 
 def _replace_one(
-    conn: duckdb.DuckDBPyConnection, rep: Replacement, start: date | None, end: date | None
+    conn: duckdb.DuckDBPyConnection,
+    rep: Replacement,
+    start: date | None,
+    end: date | None,
+    memory: WriteMemory,
 ) -> WriteResult:
     table = rep.table
+    memory.for_delete(conn)
     where, params = "true", []
     if start is not None:
         if table.partition_column is None:
@@ -212,6 +295,7 @@ def _replace_one(
             )
         where, params = f"{where} AND {_in(rep.scope.column)}", [*params, values]
     deleted = _count(conn, f"DELETE FROM {table.qualified_name} WHERE {where}", params)
+    memory.for_insert(conn)
     inserted = insert_staged(conn, table.qualified_name, table, rep.files, rep.scope)
     return WriteResult(table.name, deleted, inserted, kept, flagged)
 
