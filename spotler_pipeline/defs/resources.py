@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.defs.config import CREDENTIAL_ENV_VARS, DEFAULT_BASE_URL, DEFAULT_TIMEZONE
@@ -26,9 +26,20 @@ from spotler_pipeline.warehouse import (
 )
 from spotler_pipeline.warehouse.account import account_fingerprint
 from spotler_pipeline.warehouse.connection import open_warehouse
-from spotler_pipeline.warehouse.lake import LakeSettings, open_lake, retry_on_conflict
+from spotler_pipeline.warehouse.lake import (
+    LakeSettings,
+    open_lake,
+    retry_on_conflict,
+    spill_directory,
+)
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
-from spotler_pipeline.warehouse.writes import PresenceResult, merge_presence
+from spotler_pipeline.warehouse.writes import (
+    DEFAULT_INSERT_MEMORY_LIMIT,
+    PresenceResult,
+    WriteMemory,
+    memory_bytes,
+    merge_presence,
+)
 
 _T = TypeVar("_T")
 
@@ -144,6 +155,24 @@ class WarehouseResource(DuckDBResource):
         ),
     )
 
+    write_memory_limit: str | None = Field(
+        default=DEFAULT_INSERT_MEMORY_LIMIT,
+        description=(
+            "DuckDB's memory cap for a write's bulk insert, on top of what the write's deletes "
+            "hold until the commit (they cannot spill: ~10 bytes per replaced row). Without a "
+            "cap DuckDB keeps every block it wrote cached, so a run's memory grows with the "
+            "partition. None: inserts run under connection_config's memory_limit (deletes "
+            "always do; without one, DuckDB's default of 80% of the machine's memory)."
+        ),
+    )
+
+    @field_validator("write_memory_limit")
+    @classmethod
+    def _a_memory_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            memory_bytes(value)  # a clear error now rather than after the fetch
+        return value
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection with schema ``spotler`` addressable as ``spotler.<table>``.
@@ -151,7 +180,7 @@ class WarehouseResource(DuckDBResource):
         Replaces dagster-duckdb's plain ``duckdb.connect``: opened directly, a file named
         ``spotler.duckdb`` makes ``spotler.<table>`` ambiguous (see warehouse.connection).
         """
-        config = {"custom_user_agent": "spotler_pipeline", **self.connection_config}
+        config = self.duckdb_config()
         lake = self.lake
         if lake is not None:
             conn = open_lake(lake, config=config)
@@ -168,6 +197,22 @@ class WarehouseResource(DuckDBResource):
             conn.close()
 
     connect = get_connection
+
+    def duckdb_config(self) -> dict[str, Any]:
+        """DuckDB settings for every connection: ``connection_config`` (``memory_limit``,
+        ``threads``, ``temp_directory``, ...) over the warehouse's defaults. Each connection
+        spills into a folder of its own inside ``temp_directory``."""
+        config: dict[str, Any] = {"custom_user_agent": "spotler_pipeline", **self.connection_config}
+        if self.lake is not None and config.get("temp_directory"):
+            config["temp_directory"] = spill_directory(Path(config["temp_directory"]))
+        return config
+
+    def write_memory(self) -> WriteMemory:
+        """What a write may use: ``write_memory_limit`` per insert, under the user's
+        ``memory_limit``."""
+        return WriteMemory(
+            insert=self.write_memory_limit, ceiling=self.connection_config.get("memory_limit")
+        )
 
     @property
     def lake(self) -> LakeSettings | None:
@@ -187,7 +232,7 @@ class WarehouseResource(DuckDBResource):
         lake = self.lake
         if lake is not None:
             try:
-                conn = open_lake(lake, read_only=True)
+                conn = open_lake(lake, read_only=True, config=self.duckdb_config())
             except duckdb.Error:  # no lake in the catalog yet: create it, as a write would
                 with self.get_connection() as conn:
                     ensure_schema(conn)
@@ -204,7 +249,12 @@ class WarehouseResource(DuckDBResource):
                 ensure_schema(conn)
                 yield conn
             return
-        conn = open_warehouse(published, read_only=True, lock_timeout=self.lock_timeout_seconds)
+        conn = open_warehouse(
+            published,
+            read_only=True,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.duckdb_config(),
+        )
         try:
             yield conn
         finally:
@@ -238,7 +288,13 @@ class WarehouseResource(DuckDBResource):
         """
         return self._write(
             lambda conn: replace_window(
-                conn, replacements, start, end, absent=absent, account=account
+                conn,
+                replacements,
+                start,
+                end,
+                absent=absent,
+                account=account,
+                memory=self.write_memory(),
             )
         )
 
