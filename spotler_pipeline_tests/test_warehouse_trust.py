@@ -31,6 +31,7 @@ from spotler_pipeline.warehouse import (
 )
 from spotler_pipeline.warehouse import connection as connection_module
 from spotler_pipeline.warehouse.account import AccountMismatchError, adopt_account
+from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 from spotler_pipeline.warehouse.mailing_tables import MAILING_OPENS, MAILINGS
 from spotler_pipeline.warehouse.views import VIEWS
@@ -166,6 +167,22 @@ def test_a_first_release_warehouse_is_upgraded_in_place_with_its_rows(tmp_path: 
     # every view of this release exists and runs
     for name in VIEWS:
         conn.execute(f"SELECT * FROM spotler.{name} LIMIT 1").fetchall()
+    # and its tables and columns are described as this release describes them
+    described = dict(
+        conn.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'spotler'"
+        ).fetchall()
+    )
+    assert {t.name: described.get(t.name) for t in ALL_TABLES} == {
+        t.name: t.description for t in ALL_TABLES
+    }
+    columns = dict(
+        conn.execute(
+            "SELECT table_name || '.' || column_name, comment FROM duckdb_columns() "
+            "WHERE schema_name = 'spotler' AND table_name = 'mailing_opens'"
+        ).fetchall()
+    )
+    assert columns == {f"mailing_opens.{c.name}": c.description for c in MAILING_OPENS.columns}
     ddl.ensure_schema(conn)  # idempotent
     assert len(conn.execute("SELECT * FROM spotler_meta.schema_version").fetchall()) == 1
     conn.close()

@@ -22,6 +22,7 @@ from spotler_pipeline.warehouse.account import META_SCHEMA
 from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline.warehouse.migrations import CURRENT_VERSION, MIGRATIONS, release
 from spotler_pipeline.warehouse.model import SCHEMA, Table
+from spotler_pipeline.warehouse.sql import sql_string
 from spotler_pipeline.warehouse.views import VIEWS
 
 #: The version of a warehouse written by the first release, which kept no version.
@@ -39,11 +40,6 @@ META_DDL = (
 
 class NewerWarehouseError(RuntimeError):
     """The warehouse was written by a newer release than the one running."""
-
-
-def quote(text: str) -> str:
-    """``text`` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def schema_version(conn: duckdb.DuckDBPyConnection) -> int | None:
@@ -91,6 +87,9 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
                     _record(conn, migration.version, migration.description)
             _create_missing_tables(conn)
             _add_missing_columns(conn)
+            # An upgraded warehouse describes its tables as this release does.
+            for table in ALL_TABLES:
+                _comment(conn, table)
         _refresh_views(conn)
 
 
@@ -138,10 +137,17 @@ def _create_missing_tables(conn: duckdb.DuckDBPyConnection) -> None:
 def create_table(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
     """``CREATE TABLE`` for ``table`` with its table and column comments."""
     conn.execute(table.create_sql())
-    conn.execute(f"COMMENT ON TABLE {table.qualified_name} IS {quote(table.description)}")
+    _comment(conn, table)
+
+
+def _comment(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """The table's and its columns' COMMENTs as this release describes them (the Dagster UI
+    and a notebook's ``duckdb_columns()`` show them)."""
+    conn.execute(f"COMMENT ON TABLE {table.qualified_name} IS {sql_string(table.description)}")
     for col in table.columns:
         conn.execute(
-            f'COMMENT ON COLUMN {table.qualified_name}."{col.name}" IS {quote(col.description)}'
+            f'COMMENT ON COLUMN {table.qualified_name}."{col.name}" IS '
+            f"{sql_string(col.description)}"
         )
 
 
@@ -164,7 +170,7 @@ def _add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
                 )
                 conn.execute(
                     f'COMMENT ON COLUMN {table.qualified_name}."{col.name}" IS '
-                    f"{quote(col.description)}"
+                    f"{sql_string(col.description)}"
                 )
 
 

@@ -31,7 +31,7 @@ from spotler_pipeline.warehouse.lake import (
     retry_on_conflict,
 )
 from spotler_pipeline.warehouse.legacy import upgrade_file_format
-from spotler_pipeline.warehouse.sql import sql_string
+from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
 
 SOURCE_ALIAS = "migration_source"
 
@@ -67,8 +67,9 @@ class MigrationReport:
         return sum(t.rows for t in self.tables)
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _qualified(catalog: str, schema: str, name: str) -> str:
+    """``catalog."schema"."name"`` (the catalog is one of our own plain aliases)."""
+    return f"{catalog}.{sql_identifier(schema)}.{sql_identifier(name)}"
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list:
@@ -222,7 +223,7 @@ def _copy(
     ]
     occupied = []
     for s, t in existing_tables:
-        (n,) = conn.execute(f"SELECT count(*) FROM {LAKE_ALIAS}.{_ident(s)}.{_ident(t)}").fetchone()  # type: ignore[misc]
+        (n,) = conn.execute(f"SELECT count(*) FROM {_qualified(LAKE_ALIAS, s, t)}").fetchone()  # type: ignore[misc]
         if n:
             occupied.append((f"{s}.{t}", int(n)))
     if occupied and not replace:
@@ -234,16 +235,16 @@ def _copy(
         )
     report.replaced_rows = sum(n for _, n in occupied)
     for s, v in existing_views:
-        conn.execute(f"DROP VIEW {LAKE_ALIAS}.{_ident(s)}.{_ident(v)}")
+        conn.execute(f"DROP VIEW {_qualified(LAKE_ALIAS, s, v)}")
     for s, t in existing_tables:
-        conn.execute(f"DROP TABLE {LAKE_ALIAS}.{_ident(s)}.{_ident(t)}")
+        conn.execute(f"DROP TABLE {_qualified(LAKE_ALIAS, s, t)}")
 
     for s in schemas:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.{_ident(s)}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.{sql_identifier(s)}")
     for s, t, sql, comment in tables:
-        target = f"{LAKE_ALIAS}.{_ident(s)}.{_ident(t)}"
+        target = _qualified(LAKE_ALIAS, s, t)
         conn.execute(sql)  # "CREATE TABLE s.t(...)": into the lake, which is in USE
-        conn.execute(f"INSERT INTO {target} SELECT * FROM {src}.{_ident(s)}.{_ident(t)}")
+        conn.execute(f"INSERT INTO {target} SELECT * FROM {_qualified(src, s, t)}")
         if comment is not None:
             conn.execute(f"COMMENT ON TABLE {target} IS {sql_string(comment)}")
         for col, col_comment in _rows(
@@ -252,9 +253,11 @@ def _copy(
             "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
             [src, s, t],
         ):
-            conn.execute(f"COMMENT ON COLUMN {target}.{_ident(col)} IS {sql_string(col_comment)}")
+            conn.execute(
+                f"COMMENT ON COLUMN {target}.{sql_identifier(col)} IS {sql_string(col_comment)}"
+            )
         (copied,) = conn.execute(f"SELECT count(*) FROM {target}").fetchone()  # type: ignore[misc]
-        (expected,) = conn.execute(f"SELECT count(*) FROM {src}.{_ident(s)}.{_ident(t)}").fetchone()  # type: ignore[misc]
+        (expected,) = conn.execute(f"SELECT count(*) FROM {_qualified(src, s, t)}").fetchone()  # type: ignore[misc]
         if copied != expected:
             raise MigrationError(
                 f"{s}.{t}: {copied:,} rows in the lake, {expected:,} in the file; "
@@ -266,8 +269,7 @@ def _copy(
         conn.execute(sql)
         if comments[(s, v)] is not None:
             conn.execute(
-                f"COMMENT ON VIEW {LAKE_ALIAS}.{_ident(s)}.{_ident(v)} "
-                f"IS {sql_string(comments[(s, v)])}"
+                f"COMMENT ON VIEW {_qualified(LAKE_ALIAS, s, v)} IS {sql_string(comments[(s, v)])}"
             )
         report.views.append(f"{s}.{v}")
 
@@ -279,7 +281,7 @@ def _verify_committed(settings: LakeSettings, report: MigrationReport) -> None:
         wrong = []
         for t in report.tables:
             (n,) = reader.execute(
-                f"SELECT count(*) FROM {_ident(t.schema)}.{_ident(t.name)}"
+                f"SELECT count(*) FROM {sql_identifier(t.schema)}.{sql_identifier(t.name)}"
             ).fetchone()  # type: ignore[misc]
             if n != t.rows:
                 wrong.append(f"{t.qualified_name}: {n:,} rows, expected {t.rows:,}")
