@@ -204,3 +204,24 @@ def test_httpx_mock_transport_request_with_an_address_succeeds_and_logs_masked(
     assert len(fake.requests) == 2
     (record,) = caplog.records
     assert_masked(record.getMessage(), address)
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+def test_the_http_and_oauth_libraries_log_neither_contacts_nor_credentials(
+    sim: Simulator, known: tuple[str, str], call: ContactCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs each URL at INFO and oauthlib the URL, key and base string at DEBUG; routed
+    into a run's log (or with DEBUG on), neither may show the contact or the credentials."""
+    mailing, address = known
+    caplog.set_level(logging.DEBUG)
+    with client_for(sim) as client:
+        call(client, mailing, address)
+    library = [r for r in caplog.records if r.name.split(".")[0] in {"httpx", "oauthlib"}]
+    assert {r.name.split(".")[0] for r in library} == {"httpx", "oauthlib"}
+    text = "\n".join(r.getMessage() for r in library)
+    assert "HTTP Request: GET" in text and "Signing: signature base string" in text
+    assert contact_tag(address) in text
+    assert_masked(text, address)
+    for credential in (sim.consumer_key, sim.consumer_secret):
+        for form in (credential, quote(credential, safe="")):
+            assert form not in text, f"a credential leaked into: {text}"

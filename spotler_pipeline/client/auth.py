@@ -34,4 +34,4 @@ class OAuth1Auth(httpx.Auth):
         yield request
 
     def __repr__(self) -> str:
-        return f"OAuth1Auth(consumer_key={self._consumer_key!r}, consumer_secret='****')"
+        return "OAuth1Auth(consumer_key='****', consumer_secret='****')"

@@ -44,6 +44,7 @@ from spotler_pipeline.client.errors import (
     contact_ids_in,
     mask_personal_data,
 )
+from spotler_pipeline.client.log_masking import protect
 from spotler_pipeline.client.settings import ClientSettings
 
 __all__ = ["BODY_ATTEMPTS", "BodyError", "RateLimiter", "Requester"]
@@ -102,6 +103,7 @@ class Requester:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
+        protect(settings.consumer_key, settings.consumer_secret)
         self._sleep = sleep
         self._jitter = jitter
         self._secret = settings.consumer_secret
