@@ -8,35 +8,31 @@ interaction tables (views ``contact_*_card``); the histories here are the refere
 views are reconciled against (``contact_checks``).
 """
 
-from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from spotler_pipeline.client import (
-    CampaignMailingHistory,
-    FormHistory,
-    MailingHistory,
-    SpotlerClient,
-    SpotlerNotFoundError,
-)
-from spotler_pipeline.defs.checks import inline_results, written_window
+from spotler_pipeline.client import SpotlerClient
+from spotler_pipeline.defs.checks import inline_results
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.contact_checks import contact_checks
-from spotler_pipeline.defs.fetching import FetchTask, fetch_into
+from spotler_pipeline.defs.fetching import FetchTask, fetch_and_write
 from spotler_pipeline.defs.metadata import (
-    asset_key,
     materialize_results,
+    selected_tables,
     table_spec,
-    window_text,
+    writing_step,
 )
-from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
+from spotler_pipeline.defs.partitions import RunDays, daily_partitions, run_days
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.defs.schedules import daily_after_upstream
-from spotler_pipeline.warehouse import Replacement, Scope, Table
+from spotler_pipeline.defs.schedules import automated_group, daily_after_upstream
+from spotler_pipeline.defs.writing import ItemScope
+from spotler_pipeline.warehouse import Table
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
     CONTACT_CAMPAIGN_MAILING_HISTORY,
@@ -116,90 +112,200 @@ def active_contacts(conn: Any, day: date, start: datetime, end: datetime) -> dic
     }
 
 
-# -- history records as rows -----------------------------------------------------------------
+# -- which contacts to read, under which days ------------------------------------------------
 
 
-def _mailing_row(h: MailingHistory, day_of: Callable[[datetime | None], date | None]) -> dict:
-    m = h.mailing
-    return {
-        "mailing_id": m.encrypted_id if m else None,
-        "mailing_name": m.name if m else None,
-        "mailing_type": m.type if m else None,
-        "sent_date": h.sent_date,
-        "sent_day": day_of(h.sent_date),
-        "opened": h.opened,
-        "clicked": h.clicked,
-        "bounce": h.bounce,
-    }
+@dataclass(frozen=True)
+class Contacts:
+    """The contacts a run reads, each with the activity days its history is stored under,
+    and how many active contacts were left over the bound."""
+
+    days_of: dict[str, list[date]]
+    skipped: int = 0
 
 
-def _campaign_row(
-    h: CampaignMailingHistory, day_of: Callable[[datetime | None], date | None]
-) -> dict:
-    m = h.campaign_mailing
-    return {
-        "campaign_mailing_id": m.encrypted_id if m else None,
-        "campaign_mailing_name": m.name if m else None,
-        "campaign_mailing_type": m.type if m else None,
-        "campaign_subscription_id": h.campaign_subscription_id,
-        "sent_date": h.sent_date,
-        "sent_day": day_of(h.sent_date),
-        "opened": h.opened,
-        "clicked": h.clicked,
-        "bounce": h.bounce,
-    }
+def named_contacts(config: ContactHistoryConfig, run: RunDays) -> Contacts:
+    """On demand: the contacts named in the run config, under the run's one day."""
+    if len(run.each_day) != 1:
+        raise dg.Failure(
+            description=(
+                f"contact_ids refreshes named contacts under one activity day; this run spans "
+                f"{run.text}. Launch it for a single partition (e.g. today)."
+            )
+        )
+    return Contacts({c: [run.days.start] for c in dict.fromkeys(config.contact_ids)})
 
 
-def _form_row(h: FormHistory, day_of: Callable[[datetime | None], date | None]) -> dict:
-    f = h.form
-    return {
-        "form_id": f.id if f else None,
-        "form_name": f.name if f else None,
-        "form_sub_type": f.form_sub_type if f else None,
-        "form_state": f.form_state if f else None,
-        "form_result_id": h.form_result_id,
-        "submit_date": h.submit_date,
-        "submit_day": day_of(h.submit_date),
-        "completed": h.completed,
-    }
+def contacts_active_on(
+    warehouse: WarehouseResource,
+    days: Sequence[dg.TimeWindow],
+    bound: int,
+    log: Any,
+) -> Contacts:
+    """The contacts active on each of ``days`` (at most ``bound`` a day, the first by id),
+    read from the interaction and form tables already stored."""
+    days_of: dict[str, list[date]] = {}
+    skipped = 0
+    with warehouse.read() as conn:
+        for day in days:
+            found = active_contacts(conn, day.start.date(), day.start, day.end)
+            active = sorted(found["interactions"] | found["form_answers"])
+            chosen = active[:bound]
+            skipped += len(active) - len(chosen)
+            log.info(_active_text(day.start.date(), found, active, chosen, bound))
+            for contact in chosen:
+                days_of.setdefault(contact, []).append(day.start.date())
+    if skipped:
+        log.warning(f"{skipped:,} active contacts over the bound were not refreshed")
+    return Contacts(days_of, skipped)
 
 
-class _NotFound:
-    """Contacts Spotler no longer knows (deleted since their activity), counted per run."""
+def _active_text(
+    day: date, found: Mapping[str, set[str]], active: list[str], chosen: list[str], bound: int
+) -> str:
+    text = (
+        f"{day}: {len(active):,} active contacts "
+        f"({len(found['interactions']):,} with interactions, "
+        f"{len(found['form_answers'] - found['interactions']):,} more named in form answers); "
+        f"reading {len(chosen):,}"
+    )
+    if len(chosen) < len(active):
+        text += (
+            f", skipping {len(active) - len(chosen):,} over the bound max_contacts_per_day={bound}"
+        )
+    return text
 
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
+
+def contacts_to_read(
+    config: ContactHistoryConfig, run: RunDays, warehouse: WarehouseResource, log: Any
+) -> Contacts:
+    """The contacts named in the run config, or else those active on the run's days."""
+    if config.contact_ids:
+        contacts = named_contacts(config, run)
+        log.info(f"On demand: reading the histories of {len(contacts.days_of)} named contacts")
+        return contacts
+    return contacts_active_on(warehouse, run.each_day, config.max_contacts_per_day, log)
 
 
-def _history_pages(
-    records: Callable[[], Iterable[Any]],
-    to_row: Callable[[Any], dict],
-    table: Table,
-    days: list[date],
-    contact: str,
-    not_found: _NotFound,
+# -- a contact's history as rows -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class History:
+    """One of Spotler's per-contact histories (endpoints 10-12) and the table it fills.
+
+    Each record is about one item (a mailing, campaign message or form): its ``item``
+    attribute, whose attributes fill ``item_columns`` (column -> attribute); the record's
+    own ``columns`` are stored as they are, and ``day`` (column, moment) is the day of
+    that moment in the account's time zone.
+    """
+
+    table: Table
+    description: str
+    records: Callable[[SpotlerClient, str], Iterable[Any]]
+    item: str
+    item_columns: Mapping[str, str]
+    columns: tuple[str, ...]
+    day: tuple[str, str]
+
+    def row(self, record: Any, zone: tzinfo | None) -> dict[str, Any]:
+        item = getattr(record, self.item)
+        column, moment_of = self.day
+        moment = getattr(record, moment_of)
+        return {
+            **{c: getattr(item, a) if item else None for c, a in self.item_columns.items()},
+            **{c: getattr(record, c) for c in self.columns},
+            column: None if moment is None else moment.astimezone(zone).date(),
+        }
+
+
+HISTORIES = (
+    History(
+        CONTACT_MAILING_HISTORY,
+        "For each contact active that day: every one-off mailing they received and whether "
+        "they opened, clicked or bounced it, as Spotler's contact history reports it. "
+        "Source: `GET /contact/{id}/mailings`.",
+        SpotlerClient.iter_contact_mailing_history,
+        "mailing",
+        {"mailing_id": "encrypted_id", "mailing_name": "name", "mailing_type": "type"},
+        ("sent_date", "opened", "clicked", "bounce"),
+        ("sent_day", "sent_date"),
+    ),
+    History(
+        CONTACT_CAMPAIGN_MAILING_HISTORY,
+        "For each contact active that day: every campaign message they received, per pass "
+        "through the campaign (subscription), opened / clicked / bounced. Source: "
+        "`GET /contact/{id}/campaign-mailings`.",
+        SpotlerClient.iter_contact_campaign_mailing_history,
+        "campaign_mailing",
+        {
+            "campaign_mailing_id": "encrypted_id",
+            "campaign_mailing_name": "name",
+            "campaign_mailing_type": "type",
+        },
+        ("campaign_subscription_id", "sent_date", "opened", "clicked", "bounce"),
+        ("sent_day", "sent_date"),
+    ),
+    History(
+        CONTACT_FORM_HISTORY,
+        "For each contact active that day: every form they submitted, the only link between "
+        "a contact and their form answers. Source: `GET /contact/{id}/forms`.",
+        SpotlerClient.iter_contact_form_history,
+        "form",
+        {
+            "form_id": "id",
+            "form_name": "name",
+            "form_sub_type": "form_sub_type",
+            "form_state": "form_state",
+        },
+        ("form_result_id", "submit_date", "completed"),
+        ("submit_day", "submit_date"),
+    ),
+)
+
+
+def history_pages(
+    client: SpotlerClient, history: History, contact: str, days: list[date], zone: tzinfo | None
 ) -> Iterator[pa.RecordBatch]:
-    """One contact's history as batches, repeated under each activity day it belongs to."""
-    rows: list[dict] = []
-    try:
-        for record in records():
-            rows.append(to_row(record))
-            if len(rows) >= ROWS_PER_BATCH:
-                yield from _for_days(rows, table, days, contact)
-                rows = []
-    except SpotlerNotFoundError:
-        not_found.ids.add(contact)
-        return
+    """One contact's history as batches of ``ROWS_PER_BATCH`` rows, repeated under each
+    activity day it is stored under."""
+    rows: list[dict[str, Any]] = []
+    for record in history.records(client, contact):
+        rows.append(history.row(record, zone))
+        if len(rows) >= ROWS_PER_BATCH:
+            yield from _under_days(rows, history.table, days, contact)
+            rows = []
     if rows:
-        yield from _for_days(rows, table, days, contact)
+        yield from _under_days(rows, history.table, days, contact)
 
 
-def _for_days(
-    rows: list[dict], table: Table, days: list[date], contact: str
+def _under_days(
+    rows: list[dict[str, Any]], table: Table, days: list[date], contact: str
 ) -> Iterator[pa.RecordBatch]:
     for day in days:
         batch = [{**r, "activity_day": day, "contact_external_id": contact} for r in rows]
         yield pa.RecordBatch.from_pylist(batch, schema=table.arrow_schema)
+
+
+def history_tasks(
+    client: SpotlerClient,
+    histories: Sequence[History],
+    contacts: Contacts,
+    zone: tzinfo | None,
+    fetched_at: datetime,
+) -> list[FetchTask]:
+    """One paged report per contact and history; a contact unknown to Spotler (404) keeps
+    what is stored for it."""
+    return [
+        FetchTask(
+            table=h.table,
+            pages=(lambda h=h, c=contact, d=days: history_pages(client, h, c, d, zone)),
+            constants={"fetched_at": fetched_at},
+            item=contact,
+        )
+        for contact, days in contacts.days_of.items()
+        for h in histories
+    ]
 
 
 def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
@@ -207,23 +313,6 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     activity_days = daily_partitions(settings.partitions_start, tz)
     checks = contact_checks()
     upstream = (*MAILING_INTERACTION_TABLES, *CAMPAIGN_INTERACTION_TABLES, FORM_ANSWERS)
-
-    specs = {
-        CONTACT_MAILING_HISTORY: (
-            "For each contact active that day: every one-off mailing they received and "
-            "whether they opened, clicked or bounced it, as Spotler's contact history reports "
-            "it. Source: `GET /contact/{id}/mailings`."
-        ),
-        CONTACT_CAMPAIGN_MAILING_HISTORY: (
-            "For each contact active that day: every campaign message they received, per "
-            "pass through the campaign (subscription), opened / clicked / bounced. "
-            "Source: `GET /contact/{id}/campaign-mailings`."
-        ),
-        CONTACT_FORM_HISTORY: (
-            "For each contact active that day: every form they submitted, the only link "
-            "between a contact and their form answers. Source: `GET /contact/{id}/forms`."
-        ),
-    }
     common = (
         " Partitioned by activity day: the contacts with any mailing or campaign "
         "interaction, or whose e-mail address was given in a form, that day (a contact "
@@ -231,27 +320,26 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         "newest). Run config `contact_ids` refreshes named contacts on demand."
     )
 
-    @dg.multi_asset(
-        name="spotler_contact_histories",
-        specs=[
+    @writing_step(
+        "spotler_contact_histories",
+        [
             table_spec(
-                table,
+                history.table,
                 group=GROUP,
                 partitions_def=activity_days,
                 deps=list(upstream),
-                description=description + common,
+                description=history.description + common,
                 skippable=True,
                 # Yesterday's and today's activity, only once every interaction and form
                 # table it reads has been refreshed that morning (never from stale rows).
                 automation_condition=daily_after_upstream(tz, days=2),
             )
-            for table, description in specs.items()
+            for history in HISTORIES
         ],
+        checks,
+        pool=settings.pool,
         partitions_def=activity_days,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
-        can_subset=True,
-        pool=settings.pool,
-        check_specs=[c.spec() for c in checks],
     )
     def spotler_contact_histories(
         context: dg.AssetExecutionContext,
@@ -260,145 +348,62 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         warehouse: WarehouseResource,
         clock: ClockResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        check_partition_range(context)
-        window = context.partition_time_window
-        keys = context.partition_keys
-        text = window_text(keys)
-        tables = [t for t in specs if asset_key(t) in context.selected_asset_keys]
+        run = run_days(context)
+        tables = selected_tables(context, [h.table for h in HISTORIES])
+        histories = [h for h in HISTORIES if h.table in tables]
+        contacts = contacts_to_read(config, run, warehouse, context.log)
         fetched_at = clock.now(tz)
-        zone = window.start.tzinfo
-
-        def day_of(moment: datetime | None) -> date | None:
-            return None if moment is None else moment.astimezone(zone).date()
-
-        days_of: dict[str, list[date]] = {}
-        skipped = 0
-        if config.contact_ids:
-            if len(keys) != 1:
-                raise dg.Failure(
-                    description=(
-                        f"contact_ids refreshes named contacts under one activity day; this "
-                        f"run spans {text}. Launch it for a single partition (e.g. today)."
-                    )
-                )
-            day = window.start.date()
-            days_of = {c: [day] for c in dict.fromkeys(config.contact_ids)}
-            context.log.info(f"On demand: reading the histories of {len(days_of)} named contacts")
-        else:
-            with warehouse.read() as conn:
-                for key in keys:
-                    w = activity_days.time_window_for_partition_key(key)
-                    found = active_contacts(conn, w.start.date(), w.start, w.end)
-                    active = sorted(found["interactions"] | found["form_answers"])
-                    chosen = active[: config.max_contacts_per_day]
-                    skipped += len(active) - len(chosen)
-                    context.log.info(
-                        f"{key}: {len(active):,} active contacts "
-                        f"({len(found['interactions']):,} with interactions, "
-                        f"{len(found['form_answers'] - found['interactions']):,} more named "
-                        f"in form answers); reading {len(chosen):,}"
-                        + (
-                            f", skipping {len(active) - len(chosen):,} over the bound "
-                            f"max_contacts_per_day={config.max_contacts_per_day}"
-                            if len(chosen) < len(active)
-                            else ""
-                        )
-                    )
-                    for contact in chosen:
-                        days_of.setdefault(contact, []).append(w.start.date())
-        if skipped:
-            context.log.warning(f"{skipped:,} active contacts over the bound were not refreshed")
-
-        not_found = _NotFound()
         with spotler.get_client() as client:
-            sources: dict[Table, tuple[Callable[[SpotlerClient, str], Iterable[Any]], Any]] = {
-                CONTACT_MAILING_HISTORY: (
-                    lambda c, x: c.iter_contact_mailing_history(x),
-                    _mailing_row,
-                ),
-                CONTACT_CAMPAIGN_MAILING_HISTORY: (
-                    lambda c, x: c.iter_contact_campaign_mailing_history(x),
-                    _campaign_row,
-                ),
-                CONTACT_FORM_HISTORY: (lambda c, x: c.iter_contact_form_history(x), _form_row),
-            }
-            tasks = [
-                FetchTask(
-                    table=table,
-                    pages=(
-                        lambda t=table, x=contact, d=days: _history_pages(
-                            lambda: sources[t][0](client, x),
-                            lambda rec, t=t: sources[t][1](rec, day_of),
-                            t,
-                            d,
-                            x,
-                            not_found,
-                        )
-                    ),
-                    constants={"fetched_at": fetched_at},
-                )
-                for contact, days in days_of.items()
-                for table in tables
-            ]
+            tasks = history_tasks(client, histories, contacts, run.window.start.tzinfo, fetched_at)
             context.log.info(
-                f"Reading {', '.join(t.name for t in tables)} of {len(days_of):,} contacts "
-                f"for {text} ({len(tasks):,} paged reports)"
+                f"Reading {', '.join(t.name for t in tables)} of {len(contacts.days_of):,} "
+                f"contacts for {run.text} ({len(tasks):,} paged reports)"
             )
-            with warehouse.staging() as stage:
-                fetch_into(
-                    stage, tasks, max_workers=spotler.max_concurrent_requests, log=context.log
-                )
-                requests = client.request_count
-                # Only the contacts read replace their rows: a contact Spotler no longer
-                # knows (404), or one over the bound this time, keeps what is stored.
-                read = [c for c in days_of if c not in not_found.ids]
-                scope = Scope("contact_external_id", read)
-                results = warehouse.replace(
-                    [Replacement(t, stage.files(t), scope) for t in tables],
-                    window.start.date(),
-                    window.end.date(),
-                    account=spotler.account(),
-                )
-        if not_found.ids:
+            # Only the contacts read replace their rows: one unknown to Spotler, or over the
+            # bound this time, keeps what is stored.
+            written = fetch_and_write(
+                warehouse,
+                tasks,
+                tables,
+                run.days,
+                scope=ItemScope("contact_external_id", list(contacts.days_of)),
+                account=spotler.account(),
+                max_workers=spotler.max_concurrent_requests,
+                log=context.log,
+                requests=lambda: client.request_count,
+            )
+            requests = client.request_count
+        if written.missing:
             context.log.warning(
-                f"{len(not_found.ids)} contacts are unknown to Spotler (CONTACT_NOT_FOUND), "
+                f"{len(written.missing)} contacts are unknown to Spotler (CONTACT_NOT_FOUND), "
                 "e.g. deleted since, or an address given in a form that is no contact"
             )
         yield from materialize_results(
-            results,
+            written.results,
             tables,
             api_requests=requests,
-            window=text,
+            window=run.text,
             extra={
-                "contacts": dg.MetadataValue.int(len(days_of)),
-                "contacts_skipped_over_bound": dg.MetadataValue.int(skipped),
-                "contacts_not_found": dg.MetadataValue.int(len(not_found.ids)),
+                "contacts": dg.MetadataValue.int(len(contacts.days_of)),
+                "contacts_skipped_over_bound": dg.MetadataValue.int(contacts.skipped),
+                "contacts_not_found": dg.MetadataValue.int(len(written.missing)),
                 "on_demand": dg.MetadataValue.bool(bool(config.contact_ids)),
             },
         )
-        yield from inline_results(
-            context, warehouse, checks, written_window(window.start, window.end)
-        )
+        yield from inline_results(context, warehouse, checks, run.days)
 
     return [spotler_contact_histories]
 
 
 def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
-    """Contact-card assets, checks, jobs and schedules, to merge into the code location."""
-    from spotler_pipeline.defs.checks import nightly_checks
-
+    """Contact-card assets, checks and job, to merge into the code location."""
     (histories,) = build_contact_assets(settings)
-    job = dg.define_asset_job(
-        "spotler_contact_histories_refresh",
-        selection=dg.AssetSelection.assets(histories),
-        description=(
-            "The API's history of each contact active on a range of days (or of the contacts "
-            "named in the run config)."
-        ),
+    description = (
+        "The API's history of each contact active on a range of days (or of the contacts "
+        "named in the run config)."
     )
-    return dg.Definitions(
-        assets=[histories],
-        asset_checks=[nightly_checks("spotler_contact_histories_all_days", contact_checks())],
-        # No schedule: its automation condition runs it after the refreshes it reads.
-        jobs=[job],
+    return automated_group(
+        {"spotler_contact_histories_refresh": (histories, description)},
+        ("spotler_contact_histories_all_days", contact_checks()),
+        settings.timezone,
     )

@@ -1,13 +1,16 @@
-"""Fetch many paged reports concurrently into a staging area, reporting progress.
+"""Fetching from the API for the assets: concurrently, reporting progress, 404s as data.
 
-Each task streams one report (say the opens of one mailing) page by page into the
-:class:`~spotler_pipeline.warehouse.StagingArea`. Tasks run on a thread pool sized to the
-client's request cap, so several mailings are fetched at once while pages are parsed and
-spilled as they arrive. The first failure stops the remaining tasks and is re-raised: the
-caller then writes nothing, and the warehouse stays as it was. The one exception is an item
-(a mailing, campaign step, form or contact) that answers 404 mid-run: Spotler deleted it
-between the listing and the fetch, so its task stops, the item is reported as missing, and
-the write keeps what is stored for it (see :class:`ItemScope`).
+Each :class:`FetchTask` streams one report (say the opens of one mailing) page by page into
+the :class:`~spotler_pipeline.warehouse.StagingArea` (:func:`fetch_into`). Tasks run on a
+thread pool sized to the client's request cap, so several mailings are fetched at once while
+pages are parsed and spilled as they arrive. The first failure stops the remaining tasks and
+is re-raised: the caller then writes nothing, and the warehouse stays as it was. The one
+exception is an item (a mailing, campaign step, form or contact) that answers 404 mid-run:
+Spotler deleted it between the listing and the fetch, so its task stops, the item is
+reported as missing, and the write keeps what is stored for it (see
+:class:`~spotler_pipeline.defs.writing.ItemScope`). :func:`fetch_and_write` is the two
+steps together; :func:`each_or_none` is the same for one small request per item (details,
+statistics).
 """
 
 from __future__ import annotations
@@ -17,23 +20,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
-from datetime import date
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from spotler_pipeline.client import SpotlerNotFoundError
 from spotler_pipeline.defs.resources import WarehouseResource
-from spotler_pipeline.warehouse import (
-    Absent,
-    Replacement,
-    Scope,
-    StagingArea,
-    Table,
-    WriteResult,
-)
+from spotler_pipeline.defs.writing import ItemScope, write_staged
+from spotler_pipeline.warehouse import StagingArea, Table, WriteResult
 from spotler_pipeline.warehouse.quality import Window
+
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
 
 
 @dataclass(frozen=True)
@@ -196,6 +195,48 @@ def fetch_into(
     return Fetched(dict(progress.rows), frozenset(progress.missing))
 
 
+def each_or_none(
+    fetch: Callable[[_Item], _Answer],
+    items: Sequence[_Item],
+    *,
+    workers: int,
+    log: logging.Logger | Any,
+    what: str,
+    noun: str,
+    progress_interval: float = 10.0,
+) -> list[_Answer | None]:
+    """``fetch(item)`` for each of ``items`` (one request each, ``workers`` at once), in
+    their order; ``None`` for an item that answers 404 (deleted in Spotler since it was
+    listed). Any other failure is raised. Says every ``progress_interval`` seconds how far
+    it got, and at the end how long it took: "Statistics of 5,000 mailings in 1.3s" for
+    ``what`` "Statistics" and ``noun`` "mailings".
+
+    Time is bounded by the client's request cap: ``len(items) / workers`` round trips (or
+    the optional requests-per-second cap), each bounded by its timeout and retries.
+    """
+
+    def one(item: _Item) -> _Answer | None:
+        try:
+            return fetch(item)
+        except SpotlerNotFoundError:
+            return None
+
+    started = time.monotonic()
+    results: list[_Answer | None] = [None] * len(items)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="spotler-each") as pool:
+        futures = {pool.submit(one, item): i for i, item in enumerate(items)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=progress_interval, return_when=FIRST_EXCEPTION)
+            for future in done:
+                results[futures[future]] = future.result()  # re-raises the first failure
+            if pending:
+                log.info(f"{what} of {len(futures) - len(pending):,} of {len(futures):,}")
+    if items:
+        log.info(f"{what} of {len(items):,} {noun} in {time.monotonic() - started:.1f}s")
+    return results
+
+
 def complete_items(
     warehouse: WarehouseResource,
     table: Table,
@@ -222,71 +263,21 @@ def complete_items(
 
 
 @dataclass(frozen=True)
-class Unchanged:
-    """Items whose stored rows of ``table`` are already complete (say a sent mailing's
-    recipients, once they number its ``sentCount``), so the run did not fetch them again;
-    ``rows`` maps each item to its stored rows, which stay as they are."""
-
-    table: Table
-    rows: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class ItemScope:
-    """The items a run listed, and how their rows and catalogue are found.
-
-    Rows of ``column`` in ``items`` are replaced; the others in the window are kept. Items
-    that answer 404 while fetched are kept too and flagged ``present = false`` in
-    ``catalogue`` (by ``catalogue_key``), when given. Items ``unchanged`` for a table were
-    not fetched for it, so that table's stored rows of them are kept as well.
-    """
-
-    column: str
-    items: Sequence[str]
-    catalogue: Table | None = None
-    catalogue_key: str = "encrypted_id"
-    unchanged: Sequence[Unchanged] = ()
-
-    def write(
-        self, tables: Sequence[Table], stage: StagingArea, missing: frozenset[str]
-    ) -> tuple[list[Replacement], list[Absent]]:
-        fetched = [i for i in self.items if i not in missing]
-        skip = {u.table.name: set(u.rows) for u in self.unchanged}
-        replacements = [
-            Replacement(
-                t,
-                stage.files(t),
-                Scope(self.column, [i for i in fetched if i not in skip.get(t.name, ())]),
-            )
-            for t in tables
-        ]
-        absent = (
-            [Absent(self.catalogue, self.catalogue_key, sorted(missing))]
-            if self.catalogue is not None and missing
-            else []
-        )
-        return replacements, absent
-
-
-@dataclass(frozen=True)
 class Written:
-    """What :func:`fetch_and_replace` did: the writes, the items that answered 404, and the
-    stored rows kept because they were complete (per table; not counted in ``rows_kept``
-    of the results, which is what Spotler no longer lists)."""
+    """What :func:`fetch_and_write` did: the writes, the items that answered 404, and how
+    long fetching and writing took."""
 
     results: list[WriteResult]
     missing: frozenset[str]
-    unchanged_rows: dict[str, int] = field(default_factory=dict)
     fetch_seconds: float = 0.0
     write_seconds: float = 0.0
 
 
-def fetch_and_replace(
+def fetch_and_write(
     warehouse: WarehouseResource,
     tasks: Iterable[FetchTask],
     tables: Sequence[Table],
-    start: date,
-    end: date,
+    days: Window,
     *,
     scope: ItemScope,
     account: str | None,
@@ -294,33 +285,27 @@ def fetch_and_replace(
     log: logging.Logger | Any,
     requests: Callable[[], int] | None = None,
 ) -> Written:
-    """Stage every task's pages, then replace ``[start, end)`` of ``tables`` in one write,
-    for the items in ``scope`` that were fetched; rows of the others stay.
+    """Stage every task's pages, then replace ``days`` of ``tables`` in one write
+    (:func:`~spotler_pipeline.defs.writing.write_staged`), for the items in ``scope`` that
+    were fetched; rows of the others stay.
 
-    Nothing is written unless every page arrived; the file is held only for the write.
-    ``requests`` (the client's request count) is logged before the write, so the log says
-    what a run asked of the API even when its write fails.
+    Nothing is written unless every page arrived; the warehouse is held only for the write.
+    ``requests`` (the client's request count) is logged before the write.
     """
     started = time.monotonic()
     with warehouse.staging() as stage:
         fetched = fetch_into(stage, tasks, max_workers=max_workers, log=log)
-        replacements, absent = scope.write(tables, stage, fetched.missing)
-        if requests is not None:
-            log.info(f"{requests():,} API requests so far; writing")
         writing = time.monotonic()
-        results = warehouse.replace(replacements, start, end, absent=absent, account=account)
+        results = write_staged(
+            warehouse,
+            stage,
+            tables,
+            days,
+            scope=scope,
+            missing=fetched.missing,
+            account=account,
+            log=log,
+            requests=None if requests is None else requests(),
+        )
     done = time.monotonic()
-    log.info(
-        f"Wrote {sum(r.rows_inserted for r in results):,} rows in {done - writing:.1f}s "
-        "(transaction and the copy published for readers)"
-    )
-    # Rows kept because they were complete are not rows Spotler stopped listing.
-    unchanged = {
-        u.table.name: sum(n for item, n in u.rows.items() if item not in fetched.missing)
-        for u in scope.unchanged
-        if u.table in tables
-    }
-    results = [
-        replace(r, rows_kept=max(0, r.rows_kept - unchanged.get(r.table, 0))) for r in results
-    ]
-    return Written(results, fetched.missing, unchanged, writing - started, done - writing)
+    return Written(results, fetched.missing, writing - started, done - writing)

@@ -7,29 +7,27 @@ catalogue. Submissions come from the form's "total response" (endpoint 15) per s
 """
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
 import orjson
 
-from spotler_pipeline.client import Form, FormResult, SpotlerClient, SpotlerNotFoundError
-from spotler_pipeline.defs.campaign_assets import presence_metadata, rows_table
-from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
+from spotler_pipeline.client import Form, FormResult, SpotlerClient
+from spotler_pipeline.defs.checks import checks_for, inline_results
 from spotler_pipeline.defs.config import DeploymentSettings
+from spotler_pipeline.defs.fetching import each_or_none
 from spotler_pipeline.defs.form_checks import form_checks
 from spotler_pipeline.defs.metadata import (
-    asset_key,
     materialize_results,
     report_kept,
     table_spec,
-    window_text,
+    writing_step,
 )
-from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
+from spotler_pipeline.defs.partitions import daily_partitions, run_days
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.defs.schedules import daily_after_upstream
-from spotler_pipeline.warehouse import Absent, Replacement, Scope
+from spotler_pipeline.defs.schedules import automated_group, daily_after_upstream
+from spotler_pipeline.defs.writing import ItemScope, merge_listing, rows_table, write_staged
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS, FORM_RESULTS, FORMS
 
 GROUP = "forms"
@@ -100,9 +98,9 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
     list_checks = checks_for(checks, (FORMS,))
     result_checks = checks_for(checks, (FORM_RESULTS, FORM_ANSWERS))
 
-    @dg.multi_asset(
-        name="spotler_forms",
-        specs=[
+    @writing_step(
+        "spotler_forms",
+        [
             table_spec(
                 FORMS,
                 group=GROUP,
@@ -115,15 +113,15 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 automation_condition=daily_after_upstream(tz),
             )
         ],
+        list_checks,
         pool=settings.pool,
-        check_specs=[c.spec() for c in list_checks],
     )
     def spotler_forms(
         context: dg.AssetExecutionContext,
         spotler: SpotlerResource,
         warehouse: WarehouseResource,
         clock: ClockResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         seen_at = clock.now(tz)
         with spotler.get_client() as client:
             listed = forms_with_id(client)
@@ -135,30 +133,22 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 "name": f.name,
                 "form_sub_type": f.form_sub_type,
                 "form_state": f.form_state,
-                "present": True,
-                "first_seen_at": seen_at,
-                "last_seen_at": seen_at,
             }
             for f in listed
         ]
-        with warehouse.staging() as stage:
-            stage.append(FORMS, rows_table(FORMS, rows))
-            (result,) = warehouse.merge(
-                [Replacement(FORMS, stage.files(FORMS))], account=spotler.account()
-            )
-        if result.rows_gone:
-            context.log.warning(
-                f"{result.rows_gone} forms no longer listed by Spotler; kept with present = false"
-            )
-        return dg.MaterializeResult(
-            asset_key=asset_key(FORMS),
-            metadata=presence_metadata(result, requests),
-            check_results=list(inline_results(context, warehouse, list_checks, None)),
+        yield from merge_listing(
+            context,
+            warehouse,
+            {FORMS: rows},
+            list_checks,
+            seen_at=seen_at,
+            account=spotler.account(),
+            requests=requests,
         )
 
-    @dg.multi_asset(
-        name="spotler_form_results",
-        specs=[
+    @writing_step(
+        "spotler_form_results",
+        [
             table_spec(
                 FORM_RESULTS,
                 group=GROUP,
@@ -188,38 +178,27 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 automation_condition=daily_after_upstream(tz, days=2),
             ),
         ],
-        partitions_def=submit_days,
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+        result_checks,
         pool=settings.pool,
-        check_specs=[c.spec() for c in result_checks],
+        partitions_def=submit_days,
     )
     def spotler_form_results(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        check_partition_range(context)
-        window = context.partition_time_window
-        days = [submit_days.time_window_for_partition_key(k) for k in context.partition_keys]
-        text = window_text(context.partition_keys)
-        missing: set[str] = set()
+        run = run_days(context)
+        tables = [FORM_RESULTS, FORM_ANSWERS]
         with spotler.get_client() as client, warehouse.staging() as stage:
             listed = forms_with_id(client)
-            context.log.info(f"Fetching the submissions of {len(listed)} forms for {text}")
+            context.log.info(f"Fetching the submissions of {len(listed)} forms for {run.text}")
 
             def fetch(job: tuple[Form, datetime, datetime]) -> int:
                 form, start, end = job
                 # endDate is inclusive: keep [start, end) so a midnight submission lands once
-                try:
-                    listing = client.list_form_results(form.id or "", start, end)
-                except SpotlerNotFoundError:  # deleted after the form list was read
-                    missing.add(form.id or "")
-                    return 0
-                results = [
-                    r
-                    for r in listing
-                    if r.submitted_at is not None and start <= r.submitted_at < end
-                ]
+                listing = client.list_form_results(form.id or "", start, end)
                 rows, answers = [], []
-                for r in results:
+                for r in listing:
+                    if r.submitted_at is None or not start <= r.submitted_at < end:
+                        continue
                     row, answer_rows = _result_rows(form.id or "", r, start.date())
                     rows.append(row)
                     answers.extend(answer_rows)
@@ -227,57 +206,60 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 stage.append(FORM_ANSWERS, rows_table(FORM_ANSWERS, answers))
                 return len(rows)
 
-            jobs = [(f, d.start, d.end) for d in days for f in listed]
-            with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                submissions = sum(pool.map(fetch, jobs))
+            jobs = [(f, d.start, d.end) for d in run.each_day for f in listed]
+            # A form deleted after the form list was read answers 404: None.
+            counts = each_or_none(
+                fetch,
+                jobs,
+                workers=spotler.max_concurrent_requests,
+                log=context.log,
+                what="Submissions",
+                noun="form days",
+            )
+            missing = {
+                form.id or "" for (form, _, _), n in zip(jobs, counts, strict=True) if n is None
+            }
             requests = client.request_count
             context.log.info(
-                f"{submissions:,} submissions with {stage.rows(FORM_ANSWERS):,} answers "
-                f"in {text} ({requests} requests)"
+                f"{sum(n or 0 for n in counts):,} submissions with "
+                f"{stage.rows(FORM_ANSWERS):,} answers in {run.text} ({requests} requests)"
             )
-            scope = Scope("form_id", [f.id or "" for f in listed if f.id not in missing])
-            results = warehouse.replace(
-                [Replacement(t, stage.files(t), scope) for t in (FORM_RESULTS, FORM_ANSWERS)],
-                window.start.date(),
-                window.end.date(),
-                absent=[Absent(FORMS, "id", sorted(missing))] if missing else [],
+            results = write_staged(
+                warehouse,
+                stage,
+                tables,
+                run.days,
+                scope=ItemScope("form_id", [f.id or "" for f in listed], FORMS, "id"),
+                missing=missing,
                 account=spotler.account(),
+                log=context.log,
+                requests=requests,
             )
         kept = report_kept(context.log, results, missing, "forms")
         yield from materialize_results(
             results,
-            (FORM_RESULTS, FORM_ANSWERS),
+            tables,
             api_requests=requests,
-            window=text,
+            window=run.text,
             extra={"forms": dg.MetadataValue.int(len(listed)), **kept},
         )
-        yield from inline_results(
-            context, warehouse, result_checks, written_window(window.start, window.end)
-        )
+        yield from inline_results(context, warehouse, result_checks, run.days)
 
     return [spotler_forms, spotler_form_results]
 
 
 def build_form_definitions(settings: DeploymentSettings) -> dg.Definitions:
-    """Form assets, checks, jobs and schedules, to merge into the code location."""
-    from spotler_pipeline.defs.checks import nightly_checks
-    from spotler_pipeline.defs.schedules import freshness_checks
-
+    """Form assets, checks and jobs, to merge into the code location."""
     forms, results = build_form_assets(settings)
-    forms_job = dg.define_asset_job(
-        "spotler_forms_list",
-        selection=dg.AssetSelection.assets(forms),
-        description="The list of forms and surveys.",
-    )
-    results_job = dg.define_asset_job(
-        "spotler_form_results_refresh",
-        selection=dg.AssetSelection.assets(results),
-        description="Form submissions and answers for a range of submit days.",
-    )
-    freshness = freshness_checks([results], settings.timezone)
-    return dg.Definitions(
-        assets=[forms, results],
-        asset_checks=[nightly_checks("spotler_forms_all_days", form_checks()), *freshness],
-        # No schedules: the assets' automation conditions refresh them daily, in order.
-        jobs=[forms_job, results_job],
+    return automated_group(
+        {
+            "spotler_forms_list": (forms, "The list of forms and surveys."),
+            "spotler_form_results_refresh": (
+                results,
+                "Form submissions and answers for a range of submit days.",
+            ),
+        },
+        ("spotler_forms_all_days", form_checks()),
+        settings.timezone,
+        deadline=[results],
     )

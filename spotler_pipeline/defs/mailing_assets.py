@@ -1,34 +1,30 @@
 """Assets of one-off mailings: the mailings and links, statistics snapshots, interactions.
 
-A page of API data reaches its table like this: the asset asks the client for the send
-day's mailings (endpoint 1), then streams each mailing's reports page by page
+A page of API data reaches its table like this: the interactions asset
+(:mod:`~spotler_pipeline.defs.interactions`) asks the client for the send day's mailings
+(endpoint 1), then streams each mailing's reports page by page
 (:func:`~spotler_pipeline.defs.fetching.fetch_into`) into a local staging area, and finally
-replaces the partition's rows in one DuckDB transaction (``WarehouseResource.replace``).
+replaces the partition's rows in one transaction
+(:func:`~spotler_pipeline.defs.writing.write_staged`).
 """
 
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
-from spotler_pipeline.client import (
-    MailingDetails,
-    MailingSummary,
-    SpotlerClient,
-    SpotlerNotFoundError,
-)
+from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
 from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
-from spotler_pipeline.defs.fetching import (
-    FetchTask,
-    ItemScope,
-    Unchanged,
-    complete_items,
-    fetch_and_replace,
+from spotler_pipeline.defs.fetching import each_or_none
+from spotler_pipeline.defs.interactions import (
+    Interactions,
+    Item,
+    Report,
+    StatedReport,
+    interaction_assets,
 )
 from spotler_pipeline.defs.mailing_checks import mailing_checks
 from spotler_pipeline.defs.metadata import (
@@ -37,13 +33,15 @@ from spotler_pipeline.defs.metadata import (
     column_schema,
     materialize_results,
     report_kept,
+    selected_tables,
     table_spec,
-    window_text,
     write_metadata,
+    writing_step,
 )
-from spotler_pipeline.defs.partitions import check_partition_range, daily_partitions
+from spotler_pipeline.defs.partitions import daily_partitions, run_days
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.warehouse import Absent, Replacement, Scope, Table
+from spotler_pipeline.defs.writing import ItemScope, staged_rows, write_staged
+from spotler_pipeline.warehouse import Table, WriteResult
 from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_BOUNCES,
     MAILING_CLICKS,
@@ -55,6 +53,7 @@ from spotler_pipeline.warehouse.mailing_tables import (
     MAILINGS,
     STATISTIC_COLUMNS,
 )
+from spotler_pipeline.warehouse.quality import Window
 
 GROUP = "mailings"
 
@@ -75,22 +74,6 @@ def _send_day(mailing: MailingSummary, tz: Any) -> Any:
     return mailing.scheduled_start_date.astimezone(tz).date()
 
 
-def _details_or_none(client: SpotlerClient, mailing: MailingSummary) -> MailingDetails | None:
-    """The mailing's details, or ``None`` when Spotler deleted it after listing it (404)."""
-    try:
-        return client.get_mailing(mailing.encrypted_id)
-    except SpotlerNotFoundError:
-        return None
-
-
-def _statistics_or_none(client: SpotlerClient, mailing: MailingSummary) -> Any:
-    """The mailing's statistics now, or ``None`` when Spotler deleted it (404)."""
-    try:
-        return client.get_mailing_statistics(mailing.encrypted_id)
-    except SpotlerNotFoundError:
-        return None
-
-
 def statistics_of(
     client: SpotlerClient,
     mailings: Sequence[MailingSummary],
@@ -100,25 +83,16 @@ def statistics_of(
 ) -> list[Any]:
     """Each mailing's statistics now (``None`` for one deleted since it was listed), one
     request per mailing and ``workers`` at once, saying how far it got every
-    ``progress_interval`` seconds.
-
-    Time is bounded by the client's request cap: ``len(mailings) / workers`` round trips (or
-    the optional requests-per-second cap), each bounded by its timeout and retries.
-    """
-    started = time.monotonic()
-    results: list[Any] = [None] * len(mailings)
-    with ThreadPoolExecutor(workers, thread_name_prefix="spotler-stats") as pool:
-        futures = {pool.submit(_statistics_or_none, client, m): i for i, m in enumerate(mailings)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=progress_interval, return_when=FIRST_EXCEPTION)
-            for future in done:
-                results[futures[future]] = future.result()  # re-raises the first failure
-            if pending:
-                log.info(f"Statistics of {len(futures) - len(pending):,} of {len(futures):,}")
-    if mailings:
-        log.info(f"Statistics of {len(mailings):,} mailings in {time.monotonic() - started:.1f}s")
-    return results
+    ``progress_interval`` seconds (:func:`~spotler_pipeline.defs.fetching.each_or_none`)."""
+    return each_or_none(
+        lambda m: client.get_mailing_statistics(m.encrypted_id),
+        mailings,
+        workers=workers,
+        log=log,
+        what="Statistics",
+        noun="mailings",
+        progress_interval=progress_interval,
+    )
 
 
 def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
@@ -158,23 +132,98 @@ def _link_rows(details: MailingDetails, send_day: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _rows_table(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=table.arrow_schema)
+def _snapshot_row(summary: MailingSummary, stat: Any, now: datetime) -> dict[str, Any]:
+    send_day = _send_day(summary, now.tzinfo)
+    return {
+        "snapshot_day": now.date(),
+        "snapshot_at": now,
+        "mailing_id": summary.encrypted_id,
+        "send_day": send_day,
+        "days_since_send": (now.date() - send_day).days,
+        **{col.name: getattr(stat, col.name) for col in STATISTIC_COLUMNS},
+    }
+
+
+def _write_for_mailings(
+    warehouse: WarehouseResource,
+    rows: Mapping[Table, list[dict[str, Any]]],
+    days: Window,
+    mailings: Sequence[MailingSummary],
+    answers: Sequence[Any],
+    *,
+    account: str,
+    log: Any,
+    requests: int,
+) -> tuple[list[WriteResult], dict[str, Any]]:
+    """Write ``rows`` of the ``mailings`` listed for ``days``. A mailing whose answer (its
+    details, its statistics) is ``None`` answered 404, deleted in Spotler since it was
+    listed: it keeps its stored rows, flagged in ``spotler.mailings``. Returns the results,
+    and what was kept as metadata (said in the log too)."""
+    ids = [m.encrypted_id for m in mailings]
+    missing = {i for i, answer in zip(ids, answers, strict=True) if answer is None}
+    with staged_rows(warehouse, rows) as stage:
+        results = write_staged(
+            warehouse,
+            stage,
+            list(rows),
+            days,
+            scope=ItemScope("mailing_id", ids, MAILINGS),
+            missing=missing,
+            account=account,
+            log=log,
+            requests=requests,
+        )
+    return results, report_kept(log, results, missing, "mailings")
+
+
+#: Each interaction table, and the client's report of one mailing that fills it.
+MAILING_REPORTS = {
+    MAILING_RECIPIENTS: Report(
+        SpotlerClient.mailing_recipient_batches,
+        "Every contact each mailing was sent to. Source: `GET /mailing/{id}/recipients`.",
+    ),
+    MAILING_OPENS: Report(
+        SpotlerClient.mailing_open_batches,
+        "Every open of each mailing, with its time; opens keep arriving for days after the "
+        "send, so the last send days are refreshed daily. Source: `GET /mailing/{id}/opens`.",
+    ),
+    MAILING_CLICKS: Report(
+        SpotlerClient.mailing_click_batches,
+        "Every click on a link of each mailing, with the link (`mailing_links`). Source: "
+        "`GET /mailing/{id}/clicks`.",
+    ),
+    MAILING_BOUNCES: Report(
+        SpotlerClient.mailing_bounce_batches,
+        "Every hard and soft bounce of each mailing. Source: `GET /mailing/{id}/bounces`.",
+    ),
+}
+
+
+def _mailing_items(client: SpotlerClient, window: dg.TimeWindow) -> list[Item]:
+    """The mailings sent in ``window``, each with its send day and sentCount."""
+    return [
+        Item(m.encrypted_id, {"send_day": _send_day(m, window.start.tzinfo)}, m.sent_count)
+        for m in mailings_in_window(client, window.start, window.end)
+    ]
+
+
+def _mailing_pages(
+    client: SpotlerClient, table: Table, mailing_id: str, window: dg.TimeWindow
+) -> Iterator[pa.RecordBatch]:
+    return MAILING_REPORTS[table].batches(client, mailing_id)
 
 
 def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]:
     tz = settings.timezone
     send_days = daily_partitions(settings.partitions_start, tz)
     snapshot_days = daily_partitions(settings.partitions_start, tz)
-    backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
     checks = mailing_checks()
     catalogue_checks = checks_for(checks, (MAILINGS, MAILING_LINKS))
     snapshot_checks = checks_for(checks, (MAILING_STATS_SNAPSHOTS,))
-    interaction_checks = checks_for(checks, MAILING_INTERACTION_TABLES)
 
-    @dg.multi_asset(
-        name="spotler_mailings",
-        specs=[
+    @writing_step(
+        "spotler_mailings",
+        [
             table_spec(
                 MAILINGS,
                 group=GROUP,
@@ -199,63 +248,47 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 skippable=True,
             ),
         ],
-        partitions_def=send_days,
-        backfill_policy=backfill,
-        can_subset=True,
+        catalogue_checks,
         pool=settings.pool,
-        check_specs=[c.spec() for c in catalogue_checks],
+        partitions_def=send_days,
     )
     def spotler_mailings(
         context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        check_partition_range(context)
-        window = context.partition_time_window
-        zone = window.start.tzinfo
-        account = spotler.account()
+        run = run_days(context)
+        tables = selected_tables(context, (MAILINGS, MAILING_LINKS))
         with spotler.get_client() as client:
-            summaries = mailings_in_window(client, window.start, window.end)
-            context.log.info(
-                f"{len(summaries)} mailings sent in {window_text(context.partition_keys)}"
+            summaries = mailings_in_window(client, run.window.start, run.window.end)
+            context.log.info(f"{len(summaries)} mailings sent in {run.text}")
+            details = each_or_none(
+                lambda m: client.get_mailing(m.encrypted_id),
+                summaries,
+                workers=spotler.max_concurrent_requests,
+                log=context.log,
+                what="Details",
+                noun="mailings",
             )
-            with ThreadPoolExecutor(spotler.max_concurrent_requests) as pool:
-                details = list(pool.map(lambda m: _details_or_none(client, m), summaries))
             requests = client.request_count
-        mailing_rows, link_rows, fetched, missing = [], [], [], []
+        rows: dict[Table, list[dict[str, Any]]] = {MAILINGS: [], MAILING_LINKS: []}
         for summary, detail in zip(summaries, details, strict=True):
-            if detail is None:
-                missing.append(summary.encrypted_id)
-                continue
-            day = _send_day(summary, zone)
-            mailing_rows.append(_mailing_row(detail, day))
-            link_rows.extend(_link_rows(detail, day))
-            fetched.append(summary.encrypted_id)
-        rows = {MAILINGS: mailing_rows, MAILING_LINKS: link_rows}
-        scopes = {
-            MAILINGS: Scope("encrypted_id", fetched),
-            MAILING_LINKS: Scope("mailing_id", fetched),
-        }
-        tables = [t for t in rows if asset_key(t) in context.selected_asset_keys]
-        with warehouse.staging() as stage:
-            for table in tables:
-                stage.append(table, _rows_table(table, rows[table]))
-            results = warehouse.replace(
-                [Replacement(t, stage.files(t), scopes[t]) for t in tables],
-                window.start.date(),
-                window.end.date(),
-                absent=[Absent(MAILINGS, "encrypted_id", missing)] if missing else [],
-                account=account,
-            )
-        kept = report_kept(context.log, results, missing, "mailings")
+            if detail is not None:  # None: deleted since it was listed
+                day = _send_day(summary, run.window.start.tzinfo)
+                rows[MAILINGS].append(_mailing_row(detail, day))
+                rows[MAILING_LINKS].extend(_link_rows(detail, day))
+        results, kept = _write_for_mailings(
+            warehouse,
+            {t: rows[t] for t in tables},
+            run.days,
+            summaries,
+            details,
+            account=spotler.account(),
+            log=context.log,
+            requests=requests,
+        )
         yield from materialize_results(
-            results,
-            tables,
-            api_requests=requests,
-            window=window_text(context.partition_keys),
-            extra=kept,
+            results, tables, api_requests=requests, window=run.text, extra=kept
         )
-        yield from inline_results(
-            context, warehouse, catalogue_checks, written_window(window.start, window.end)
-        )
+        yield from inline_results(context, warehouse, catalogue_checks, run.days)
 
     @dg.asset(
         key=asset_key(MAILING_STATS_SNAPSHOTS),
@@ -312,39 +345,22 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
             )
             stats = statistics_of(client, summaries, spotler.max_concurrent_requests, context.log)
             requests = client.request_count
-        rows, missing = [], []
-        for summary, stat in zip(summaries, stats, strict=True):
-            if stat is None:
-                missing.append(summary.encrypted_id)
-                continue
-            send_day = _send_day(summary, now.tzinfo)
-            row: dict[str, Any] = {
-                "snapshot_day": now.date(),
-                "snapshot_at": now,
-                "mailing_id": summary.encrypted_id,
-                "send_day": send_day,
-                "days_since_send": (now.date() - send_day).days,
-            }
-            for col in STATISTIC_COLUMNS:
-                row[col.name] = getattr(stat, col.name)
-            rows.append(row)
-        with warehouse.staging() as stage:
-            stage.append(MAILING_STATS_SNAPSHOTS, _rows_table(MAILING_STATS_SNAPSHOTS, rows))
-            fetched = [m.encrypted_id for m in summaries if m.encrypted_id not in missing]
-            results = warehouse.replace(
-                [
-                    Replacement(
-                        MAILING_STATS_SNAPSHOTS,
-                        stage.files(MAILING_STATS_SNAPSHOTS),
-                        Scope("mailing_id", fetched),
-                    )
-                ],
-                now.date(),
-                now.date() + timedelta(days=1),
-                absent=[Absent(MAILINGS, "encrypted_id", missing)] if missing else [],
-                account=spotler.account(),
-            )
-        kept = report_kept(context.log, results, missing, "mailings")
+        rows = [
+            _snapshot_row(summary, stat, now)
+            for summary, stat in zip(summaries, stats, strict=True)
+            if stat is not None
+        ]
+        days = written_window(now.date(), now.date() + timedelta(days=1))
+        results, kept = _write_for_mailings(
+            warehouse,
+            {MAILING_STATS_SNAPSHOTS: rows},
+            days,
+            summaries,
+            stats,
+            account=spotler.account(),
+            log=context.log,
+            requests=requests,
+        )
         return dg.MaterializeResult(
             metadata=write_metadata(
                 results[0],
@@ -352,146 +368,24 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 window=today,
                 extra={"snapshot_at": dg.MetadataValue.timestamp(now), **kept},
             ),
-            check_results=list(
-                inline_results(
-                    context,
-                    warehouse,
-                    snapshot_checks,
-                    written_window(now.date(), now.date() + timedelta(days=1)),
-                )
-            ),
+            check_results=list(inline_results(context, warehouse, snapshot_checks, days)),
         )
 
-    interaction_specs = {
-        MAILING_RECIPIENTS: (
-            "Every contact each mailing was sent to. Source: `GET /mailing/{id}/recipients`."
+    interactions = interaction_assets(
+        Interactions(
+            name="spotler_mailing_interactions",
+            group=GROUP,
+            reports=MAILING_REPORTS,
+            partitioned_by="Partitioned by the mailing's send day.",
+            catalogue=MAILINGS,
+            item_column="mailing_id",
+            items="mailings",
+            list_items=_mailing_items,
+            pages=_mailing_pages,
+            checks=checks_for(checks, MAILING_INTERACTION_TABLES),
+            stated=StatedReport(MAILING_RECIPIENTS, "recipients"),
         ),
-        MAILING_OPENS: (
-            "Every open of each mailing, with its time; opens keep arriving for days after "
-            "the send, so the last send days are refreshed daily. Source: "
-            "`GET /mailing/{id}/opens`."
-        ),
-        MAILING_CLICKS: (
-            "Every click on a link of each mailing, with the link (`mailing_links`). "
-            "Source: `GET /mailing/{id}/clicks`."
-        ),
-        MAILING_BOUNCES: (
-            "Every hard and soft bounce of each mailing. Source: `GET /mailing/{id}/bounces`."
-        ),
-    }
-
-    @dg.multi_asset(
-        name="spotler_mailing_interactions",
-        specs=[
-            table_spec(
-                table,
-                group=GROUP,
-                partitions_def=send_days,
-                deps=[MAILINGS],
-                description=description + " Partitioned by the mailing's send day.",
-                skippable=True,
-            )
-            for table, description in interaction_specs.items()
-        ],
-        partitions_def=send_days,
-        backfill_policy=backfill,
-        can_subset=True,
-        pool=settings.pool,
-        check_specs=[c.spec() for c in interaction_checks],
+        send_days,
+        settings.pool,
     )
-    def spotler_mailing_interactions(
-        context: dg.AssetExecutionContext, spotler: SpotlerResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        check_partition_range(context)
-        window = context.partition_time_window
-        zone = window.start.tzinfo
-        days = written_window(window.start, window.end)
-        tables = [t for t in interaction_specs if asset_key(t) in context.selected_asset_keys]
-        with spotler.get_client() as client:
-            mailings = mailings_in_window(client, window.start, window.end)
-            # A sent mailing's recipients do not change: those already stored in full (as
-            # many as its sentCount) are kept as they are instead of being read again.
-            complete = (
-                complete_items(
-                    warehouse,
-                    MAILING_RECIPIENTS,
-                    "mailing_id",
-                    {m.encrypted_id: m.sent_count for m in mailings if m.sent_count},
-                    days,
-                )
-                if MAILING_RECIPIENTS in tables
-                else {}
-            )
-            sources: dict[Table, Callable[[str], Iterator[pa.RecordBatch]]] = {
-                MAILING_RECIPIENTS: client.mailing_recipient_batches,
-                MAILING_OPENS: client.mailing_open_batches,
-                MAILING_CLICKS: client.mailing_click_batches,
-                MAILING_BOUNCES: client.mailing_bounce_batches,
-            }
-            context.log.info(
-                f"{len(mailings)} mailings sent in {window_text(context.partition_keys)} "
-                f"({sum(m.sent_count or 0 for m in mailings):,} recipients); fetching "
-                + ", ".join(t.name for t in tables)
-                + (
-                    f"; the recipients of {len(complete)} mailings are stored in full "
-                    f"({sum(complete.values()):,} rows, as many as their sentCount) and kept "
-                    "without reading them again"
-                    if complete
-                    else ""
-                )
-            )
-            tasks = [
-                FetchTask(
-                    table=table,
-                    pages=(lambda src=sources[table], mid=m.encrypted_id: src(mid)),
-                    constants={"send_day": _send_day(m, zone), "mailing_id": m.encrypted_id},
-                    expected_rows=m.sent_count if table is MAILING_RECIPIENTS else None,
-                    item=m.encrypted_id,
-                )
-                for m in mailings
-                for table in tables
-                if not (table is MAILING_RECIPIENTS and m.encrypted_id in complete)
-            ]
-            written = fetch_and_replace(
-                warehouse,
-                tasks,
-                tables,
-                days.start,
-                days.end,
-                scope=ItemScope(
-                    "mailing_id",
-                    [m.encrypted_id for m in mailings],
-                    MAILINGS,
-                    unchanged=[Unchanged(MAILING_RECIPIENTS, complete)] if complete else [],
-                ),
-                account=spotler.account(),
-                max_workers=spotler.max_concurrent_requests,
-                log=context.log,
-                requests=lambda: client.request_count,
-            )
-            requests = client.request_count
-        kept = report_kept(context.log, written.results, written.missing, "mailings")
-        yield from materialize_results(
-            written.results,
-            tables,
-            api_requests=requests,
-            window=window_text(context.partition_keys),
-            extra={
-                "mailings": dg.MetadataValue.int(len(mailings)),
-                "mailings_recipients_complete_kept": dg.MetadataValue.int(len(complete)),
-                "fetch_seconds": dg.MetadataValue.float(round(written.fetch_seconds, 2)),
-                "write_seconds": dg.MetadataValue.float(round(written.write_seconds, 2)),
-                **kept,
-            },
-        )
-        # Recipients kept as complete were not rewritten: their checks look at the rest only.
-        rewritten = {
-            MAILING_RECIPIENTS.name: days.only(
-                "mailing_id", [m.encrypted_id for m in mailings if m.encrypted_id not in complete]
-            )
-        }
-        yield from inline_results(
-            context, warehouse, interaction_checks, days, rewritten if complete else None
-        )
-
-    return [spotler_mailings, mailing_stats_snapshots, spotler_mailing_interactions]
+    return [spotler_mailings, mailing_stats_snapshots, interactions]

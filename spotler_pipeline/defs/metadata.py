@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from spotler_pipeline.defs.config import FILE_POOL
 from spotler_pipeline.warehouse import Table, WriteResult
+from spotler_pipeline.warehouse.writes import PresenceResult
+
+if TYPE_CHECKING:
+    from spotler_pipeline.defs.checks import WarehouseCheck
 
 POOL = FILE_POOL
 """Concurrency pool of every step that opens the DuckDB file (limit 1 in dagster.yaml):
@@ -32,6 +36,11 @@ def column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in table.columns]
     )
+
+
+def selected_tables(context: dg.AssetExecutionContext, tables: Iterable[Table]) -> list[Table]:
+    """The ``tables`` the run selected, in their order (a step may write only some)."""
+    return [t for t in tables if asset_key(t) in context.selected_asset_keys]
 
 
 def table_spec(
@@ -63,6 +72,34 @@ def table_spec(
             "primary_key": key_text,
             "partitioned_by": table.partition_column or "not partitioned (replaced whole)",
         },
+    )
+
+
+#: A backfill of a partitioned step: up to a month of days in one run.
+MONTH_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+
+
+def writing_step(
+    name: str,
+    specs: Sequence[dg.AssetSpec],
+    checks: Sequence[WarehouseCheck],
+    *,
+    pool: str,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    backfill_policy: dg.BackfillPolicy | None = MONTH_PER_RUN,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The multi-asset of a step that writes the tables of ``specs``: in ``pool`` (the
+    DuckDB file's single writer, or the API budget on a lake), with ``checks`` evaluated
+    inline on what it wrote; a partitioned one backfills by ``backfill_policy``. A step whose
+    tables may each be left out (``skippable`` specs) runs for any subset of them."""
+    return dg.multi_asset(
+        name=name,
+        specs=specs,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy if partitions_def is not None else None,
+        can_subset=all(spec.skippable for spec in specs),
+        pool=pool,
+        check_specs=[c.spec() for c in checks],
     )
 
 
@@ -106,6 +143,38 @@ def materialize_results(
         yield dg.MaterializeResult(
             asset_key=asset_key(by_name[result.table]),
             metadata=write_metadata(result, api_requests=api_requests, window=window, extra=extra),
+        )
+
+
+def presence_metadata(result: PresenceResult, api_requests: int) -> dict[str, Any]:
+    """Materialization metadata for a catalogue merged by presence."""
+    return write_metadata(
+        result,
+        api_requests=api_requests,
+        window=None,
+        extra={
+            "rows_new": dg.MetadataValue.int(result.rows_new),
+            "rows_no_longer_listed": dg.MetadataValue.int(result.rows_gone),
+        },
+    )
+
+
+def presence_results(
+    log: Any, results: Iterable[WriteResult], tables: Iterable[Table], *, api_requests: int
+) -> Iterator[dg.MaterializeResult]:
+    """One ``MaterializeResult`` per catalogue merged by presence, saying in the run log
+    what Spotler no longer lists (kept, flagged ``present = false``)."""
+    by_name = {t.name: t for t in tables}
+    for result in results:
+        assert isinstance(result, PresenceResult), result
+        if result.rows_gone:
+            log.warning(
+                f"{result.rows_gone} {result.table} no longer listed by Spotler; "
+                "kept with present = false"
+            )
+        yield dg.MaterializeResult(
+            asset_key=asset_key(by_name[result.table]),
+            metadata=presence_metadata(result, api_requests),
         )
 
 

@@ -16,10 +16,13 @@ which days exist and how to get earlier ones.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import dagster as dg
 
 from spotler_pipeline.defs.config import PARTITIONS_START_ENV_VAR
+from spotler_pipeline.defs.metadata import window_text
+from spotler_pipeline.warehouse.quality import Window
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -74,3 +77,29 @@ def check_partition_range(context: dg.AssetExecutionContext) -> None:
     problem = partition_range_problem(partitions_def, key_range.start, key_range.end)
     if problem:
         raise dg.Failure(description=problem, allow_retries=False)
+
+
+@dataclass(frozen=True)
+class RunDays:
+    """The days a partitioned run covers: Dagster's time window, each day's window, the
+    same days as the warehouse sees them (what the write replaces and the inline checks look
+    at), and as text for the log and metadata."""
+
+    window: dg.TimeWindow
+    each_day: list[dg.TimeWindow]
+    days: Window
+    text: str
+
+
+def run_days(context: dg.AssetExecutionContext) -> RunDays:
+    """The run's partition range, after :func:`check_partition_range`."""
+    check_partition_range(context)
+    window = context.partition_time_window
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    return RunDays(
+        window,
+        [partitions_def.time_window_for_partition_key(k) for k in context.partition_keys],
+        Window(window.start.date(), window.end.date()),
+        window_text(context.partition_keys),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -33,9 +33,9 @@ from spotler_pipeline.warehouse.lake import (
     spill_directory,
 )
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
+from spotler_pipeline.warehouse.quality import Window
 from spotler_pipeline.warehouse.writes import (
     DEFAULT_INSERT_MEMORY_LIMIT,
-    PresenceResult,
     WriteMemory,
     memory_bytes,
     merge_presence,
@@ -122,8 +122,8 @@ class WarehouseResource(DuckDBResource):
     Lake: runs write concurrently (a conflicting commit is retried), readers attach the lake
     read-only and see the latest committed snapshot; nothing is copied.
 
-    Every write goes through :meth:`replace` or :meth:`merge`: they upgrade an older
-    warehouse first, check the Spotler account, and write in one transaction.
+    Every write goes through :meth:`write`: it upgrades an older warehouse first, checks the
+    Spotler account, writes in one transaction and publishes.
     """
 
     publish: bool = Field(
@@ -272,37 +272,51 @@ class WarehouseResource(DuckDBResource):
             )
         return stage
 
-    def replace(
+    def write(
         self,
         replacements: Sequence[Replacement],
-        start: date | None = None,
-        end: date | None = None,
+        days: Window | None = None,
         *,
         absent: Sequence[Absent] = (),
         account: str | None = None,
     ) -> list[WriteResult]:
-        """Atomically replace the window ``[start, end)`` (or whole tables) and publish.
+        """Write staged rows in one transaction, then publish the copy for readers.
 
-        See :func:`~spotler_pipeline.warehouse.writes.replace_window` for scopes (only the
-        items fetched are replaced) and ``absent`` (items flagged ``present = false``).
+        With ``days``, each (partitioned) table's rows in ``[days.start, days.end)`` are
+        replaced: only those of the items in its scope, and ``absent`` items are flagged
+        ``present = false`` (:func:`~spotler_pipeline.warehouse.writes.replace_window`).
+        Without, each table is an unpartitioned catalogue whose staged rows are its whole
+        current listing, merged by presence
+        (:func:`~spotler_pipeline.warehouse.writes.merge_presence`).
         """
+        wrong = [
+            r.table.name
+            for r in replacements
+            if (r.table.partition_column is None) == (days is not None)
+        ]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: days are for partitioned tables, and only they take "
+                "them (an unpartitioned catalogue is merged whole)"
+            )
+        if days is None:
+            if absent:
+                raise ValueError(
+                    "absent items are flagged by a window's write; a merged listing flags "
+                    "what it no longer lists itself"
+                )
+            return self._write(lambda conn: merge_presence(conn, replacements, account=account))
         return self._write(
             lambda conn: replace_window(
                 conn,
                 replacements,
-                start,
-                end,
+                days.start,
+                days.end,
                 absent=absent,
                 account=account,
                 memory=self.write_memory(),
             )
         )
-
-    def merge(
-        self, replacements: Sequence[Replacement], *, account: str | None = None
-    ) -> list[PresenceResult]:
-        """Merge complete listings by presence in one transaction, then publish."""
-        return self._write(lambda conn: merge_presence(conn, replacements, account=account))
 
     def _write(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
         if self.lake is not None:

@@ -17,12 +17,13 @@ its :func:`markdown_table` (``python -m spotler_pipeline.defs.schedules`` prints
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
 
+from spotler_pipeline.defs.checks import WarehouseCheck, nightly_checks
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 
 #: The daily refresh: the mailing schedule fires then, and the automated assets wait for it.
@@ -97,19 +98,10 @@ def refresh_schedule(
 ) -> dg.ScheduleDefinition:
     """A schedule that re-materialises the last ``days`` partitions of ``job`` in one run."""
 
-    @dg.schedule(
-        name=name,
-        job=job,
-        cron_schedule=cron,
-        execution_timezone=timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=description,
-    )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        today = context.scheduled_execution_time.date()
+    def request(today: date) -> dg.RunRequest:
         return recent_days_request(today, days, first_partition, name)
 
-    return _schedule
+    return _daily_schedule(name, job, cron, timezone, description, request)
 
 
 def today_schedule(
@@ -117,6 +109,22 @@ def today_schedule(
 ) -> dg.ScheduleDefinition:
     """A schedule that materialises today's partition of ``job``."""
 
+    def request(today: date) -> dg.RunRequest:
+        return dg.RunRequest(run_key=f"{name}-{today.isoformat()}", partition_key=today.isoformat())
+
+    return _daily_schedule(name, job, cron, timezone, description, request)
+
+
+def _daily_schedule(
+    name: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    cron: str,
+    timezone: str,
+    description: str,
+    request: Callable[[date], dg.RunRequest],
+) -> dg.ScheduleDefinition:
+    """A schedule (on by default) asking for ``request(today)`` at each tick of ``cron``."""
+
     @dg.schedule(
         name=name,
         job=job,
@@ -126,8 +134,7 @@ def today_schedule(
         description=description,
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        today = context.scheduled_execution_time.date().isoformat()
-        return dg.RunRequest(run_key=f"{name}-{today}", partition_key=today)
+        return request(context.scheduled_execution_time.date())
 
     return _schedule
 
@@ -157,6 +164,29 @@ def freshness_sensor(defs: dg.Definitions) -> dg.SensorDefinition:
     ]
     return dg.build_sensor_for_freshness_checks(
         freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
+    )
+
+
+def automated_group(
+    jobs: Mapping[str, tuple[dg.AssetsDefinition, str]],
+    nightly: tuple[str, Sequence[WarehouseCheck]],
+    timezone: str,
+    deadline: Sequence[dg.AssetsDefinition] = (),
+) -> dg.Definitions:
+    """A group its assets' automation conditions refresh, in order (so no schedules): a job
+    per multi-asset (``{name: (assets, description)}``) to launch or backfill it by hand, its
+    checks' nightly whole-table versions (``(name, checks)``), and a deadline for each day
+    partition of the ``deadline`` assets (:func:`freshness_checks`)."""
+    return dg.Definitions(
+        assets=[assets for assets, _ in jobs.values()],
+        asset_checks=[
+            nightly_checks(*nightly),
+            *(freshness_checks(deadline, timezone) if deadline else []),
+        ],
+        jobs=[
+            dg.define_asset_job(name, selection=dg.AssetSelection.assets(assets), description=d)
+            for name, (assets, d) in jobs.items()
+        ],
     )
 
 
