@@ -72,26 +72,21 @@ def mailing_checks() -> list[WarehouseCheck]:
             "mailings whose recipients differ from sent_count",
             additional_deps=(MAILINGS,),
         ),
-        WarehouseCheck(
-            MAILING_OPENS,
-            "unique_openers_match_statistics",
-            f"Distinct openers per mailing match the latest open_count {tolerance}.",
-            lambda conn, window: unique_contacts_vs_statistics(
-                conn, MAILING_OPENS, "open_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE, window
-            ),
-            "mailings whose openers disagree with statistics",
-            additional_deps=(MAILING_STATS_SNAPSHOTS,),
-            severity=dg.AssetCheckSeverity.WARN,
-        ),
-        WarehouseCheck(
-            MAILING_CLICKS,
-            "unique_clickers_match_statistics",
-            f"Distinct clickers per mailing match the latest click_count {tolerance}.",
-            lambda conn, window: unique_contacts_vs_statistics(
-                conn, MAILING_CLICKS, "click_count", RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE, window
-            ),
-            "mailings whose clickers disagree with statistics",
-            additional_deps=(MAILING_STATS_SNAPSHOTS,),
-            severity=dg.AssetCheckSeverity.WARN,
+        *(
+            WarehouseCheck(
+                table,
+                f"unique_{people}_match_statistics",
+                f"Distinct {people} per mailing match the latest {statistic} {tolerance}.",
+                lambda conn, window, t=table, s=statistic: unique_contacts_vs_statistics(
+                    conn, t, s, RELATIVE_TOLERANCE, ABSOLUTE_TOLERANCE, window
+                ),
+                f"mailings whose {people} disagree with statistics",
+                additional_deps=(MAILING_STATS_SNAPSHOTS,),
+                severity=dg.AssetCheckSeverity.WARN,
+            )
+            for table, people, statistic in (
+                (MAILING_OPENS, "openers", "open_count"),
+                (MAILING_CLICKS, "clickers", "click_count"),
+            )
         ),
     ]
