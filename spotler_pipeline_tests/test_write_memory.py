@@ -200,3 +200,21 @@ def test_staged_rows_reach_the_warehouse_exactly_as_fetched(tmp_path: Path) -> N
         elif expected["real"] == 0.0:
             assert math.copysign(1, actual["real"]) == math.copysign(1, expected["real"])
         assert actual == expected
+
+
+def test_a_page_that_fails_to_stage_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages are written by the staging area's own thread: its failure must not be lost.
+    from spotler_pipeline.warehouse import staging
+
+    def broken(self, batch) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(staging._PageWriter, "write_batch", broken)
+    with StagingArea(tmp_path) as stage:
+        stage.append(MAILING_OPENS, _opens(10))
+        with pytest.raises(RuntimeError, match="No space left on device"):
+            stage.files(MAILING_OPENS)
+        with pytest.raises(RuntimeError, match="No space left on device"):
+            stage.append(MAILING_OPENS, _opens(10))

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,21 @@ def _age(path: Path) -> float:
         return 0.0
 
 
+#: Pages conformed and waiting for the writer thread at most (a page is ~1 MB): fetch
+#: threads wait rather than pile pages up in memory when the disk is slower than the API.
+MAX_PENDING_PAGES = 16
+
+
 class StagingArea:
     """Parquet files for the rows of one run, per table. Use as a context manager.
 
     ``directory`` is the staging directory (created if missing; the system temp folder when
     ``None``); :attr:`abandoned` lists the folders of killed runs removed on the way in.
+
+    Pages are conformed in the calling (fetch) thread and written by one thread of the
+    area's own: Arrow's allocator (mimalloc) keeps a heap per thread, and Parquet writers fed
+    from eight fetch threads held +150 MB for a 4M-row day, from one thread +26 MB (an Arrow
+    stream written from any thread: +5 MB).
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
@@ -86,7 +97,11 @@ class StagingArea:
         self._lock_fd = os.open(self._dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self._lock = threading.Lock()
-        self._writers: dict[str, tuple[_PageWriter, threading.Lock]] = {}
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="spotler-stage")
+        self._pending = threading.BoundedSemaphore(MAX_PENDING_PAGES)
+        self._error: BaseException | None = None
+        # only the writer thread touches these
+        self._writers: dict[str, _PageWriter] = {}
         self._files: dict[str, list[Path]] = {}
         self._rows: dict[str, int] = {}
 
@@ -104,16 +119,21 @@ class StagingArea:
     ) -> int:
         """Stage ``batch`` for ``table``; columns missing from it are filled from ``constants``.
 
-        Returns the number of rows staged. Thread-safe.
+        Returns the number of rows staged. Thread-safe. A failure to write an earlier page
+        is raised here (or by :meth:`files`).
         """
+        self._raise_failure()
         conformed = conform(table, batch, constants or {})
-        if conformed.num_rows == 0:
-            self._count(table, 0)
-            return 0
-        writer, lock = self._writer(table)
-        with lock:
-            writer.write_batch(conformed)
         self._count(table, conformed.num_rows)
+        if conformed.num_rows == 0:
+            return 0
+        self._pending.acquire()
+        try:
+            future = self._writer_thread.submit(self._write, table, conformed)
+        except BaseException:
+            self._pending.release()
+            raise
+        future.add_done_callback(self._written)
         return conformed.num_rows
 
     def rows(self, table: Table) -> int:
@@ -121,21 +141,17 @@ class StagingArea:
             return self._rows.get(table.name, 0)
 
     def files(self, table: Table) -> list[Path]:
-        """Closed, readable staged files for ``table`` (closes its writers)."""
-        with self._lock:
-            entry = self._writers.pop(table.name, None)
-            if entry is not None:
-                writer, lock = entry
-                with lock:
-                    writer.close()
-            return list(self._files.get(table.name, []))
+        """Closed, readable staged files for ``table`` (closes its writer once every page
+        staged before is written)."""
+        files = self._writer_thread.submit(self._close, table).result()
+        self._raise_failure()
+        return files
 
     def cleanup(self) -> None:
-        with self._lock:
-            for writer, lock in self._writers.values():
-                with lock:
-                    writer.close()
-            self._writers.clear()
+        self._writer_thread.shutdown(wait=True, cancel_futures=True)
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
@@ -149,16 +165,32 @@ class StagingArea:
         with self._lock:
             self._rows[table.name] = self._rows.get(table.name, 0) + n
 
-    def _writer(self, table: Table) -> tuple[_PageWriter, threading.Lock]:
-        with self._lock:
-            entry = self._writers.get(table.name)
-            if entry is None:
-                files = self._files.setdefault(table.name, [])
-                path = self._dir / f"{table.name}-{len(files):04d}.parquet"
-                writer = _PageWriter(path, table.arrow_schema)
-                entry = self._writers[table.name] = (writer, threading.Lock())
-                files.append(path)
-            return entry
+    def _write(self, table: Table, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            return  # the run fails anyway; its files are incomplete
+        writer = self._writers.get(table.name)
+        if writer is None:
+            files = self._files.setdefault(table.name, [])
+            path = self._dir / f"{table.name}-{len(files):04d}.parquet"
+            writer = self._writers[table.name] = _PageWriter(path, table.arrow_schema)
+            files.append(path)
+        writer.write_batch(batch)
+
+    def _written(self, future: Future[None]) -> None:
+        self._pending.release()
+        error = None if future.cancelled() else future.exception()
+        if error is not None and self._error is None:
+            self._error = error
+
+    def _close(self, table: Table) -> list[Path]:
+        writer = self._writers.pop(table.name, None)
+        if writer is not None:
+            writer.close()
+        return list(self._files.get(table.name, []))
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"staging a page failed: {self._error}") from self._error
 
 
 class _PageWriter:
