@@ -797,6 +797,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="leave out the 30-day refresh and the large warehouse (the simulator then "
         "generates 2 days, not 30: ~2 GB of memory instead of ~12 GB, minutes less)",
     )
+    parser.add_argument(
+        "--items",
+        type=_items,
+        default="1,2,3,4",
+        help="which measurements to run, e.g. '1' (send days) or '2' (the daily refresh "
+        "alone); 3 needs 2. Default: all four",
+    )
     parser.add_argument("--large-rows", type=int, default=LARGE_ROWS)
     parser.add_argument("--snapshot-mailings", type=int, default=5000)
     parser.add_argument("--snapshot-latency-ms", type=float, default=20.0)
@@ -818,6 +825,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--day", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.skip_refresh:
+        args.items -= {2, 3}
+    if 3 in args.items:
+        args.items.add(2)
     if args.worker:
         worker(args)
         return 0
@@ -852,73 +863,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             inject_short_pages(sim.env["SPOTLER_BASE_URL"], args.short_pages)
             say(f"# short pages: the simulator serves at most {args.short_pages:,} records a page")
             base += ["--short-pages", str(args.short_pages)]
-        say("# warming the simulator (every page of both days, unmeasured) ...")
+        if 1 in args.items:
+            say("# warming the simulator (every page of both days, unmeasured) ...")
         warm_started = time.perf_counter()
         warm_rows: dict[str, int] = {}
-        for day in days.values():
+        for day in days.values() if 1 in args.items else ():
             w = floor(sim.env["SPOTLER_BASE_URL"], *_credentials(sim.env), day)
             warm_rows[day] = w["rows"]
             say(
                 f"#   {day}: {w['rows']:,} rows in {w['mailings']} mailings, "
                 f"{w['requests']} requests"
             )
-        say(f"# warmed in {time.perf_counter() - warm_started:.1f} s")
+        if 1 in args.items:
+            say(f"# warmed in {time.perf_counter() - warm_started:.1f} s")
+            send_days(args, sim.env, env, base, days, warm_rows, tmp, runs, say)
 
-        say("\n## 1. send days, as a user runs them")
-        say(f"#   ours: dagster asset materialize -m spotler_pipeline --select {ASSETS} "
-            "--partition DAY (the project's defaults)")  # fmt: skip
-        for size, day in days.items():
-            say(f"\n### {size}: send day {day}")
-            for i in range(args.repeat):
-                floor_run = measure("floor", day, [*base, "--worker", "floor", "--day", day], env)
-                _check(floor_run)
-                say(line(floor_run))
-                _rows_note(say, floor_run, warm_rows[day])
-                runs.append(floor_run)
-                work = Path(tmp) / f"ours-{size}-{i}"
-                ours_run = ours(sim.env, day, work)
-                _check(ours_run)
-                say(line(ours_run))
-                say(breakdown(ours_run))
-                _rows_note(say, ours_run, warm_rows[day])
-                runs.append(ours_run)
-                shutil.rmtree(work, ignore_errors=True)
-            if size == "1M" and not args.skip_dlt:
-                work = Path(tmp) / "dlt"
-                work.mkdir()
-                dlt_args = ["--worker", "dlt", "--day", day, "--work", str(work)]
-                dlt_result = measure("dlt", day, [*base, *dlt_args], env)
-                _check(dlt_result)
-                say(line(dlt_result))
-                _rows_note(say, dlt_result, warm_rows[day])
-                runs.append(dlt_result)
-                shutil.rmtree(work, ignore_errors=True)
-
-        if not args.skip_refresh:
+        if 2 in args.items:
             results["refresh"], results["large"] = refresh_and_large(args, sim.env, tmp, say)
             runs.extend(results["refresh"].pop("runs") + results["large"].pop("runs"))
 
-    work = Path(tempfile.mkdtemp(prefix="spotler-bench-snapshot-"))
-    say(f"\n## 4. statistics snapshot of {args.snapshot_mailings:,} mailings")
-    say(
-        f"#   a stand-in server lists them and answers each statistics request after "
-        f"{args.snapshot_latency_ms:g} ms; dagster asset materialize --select "
-        "spotler/mailing_stats_snapshots --partition TODAY"
-    )
-    snap = snapshots(args.snapshot_mailings, args.snapshot_latency_ms, work)
-    shutil.rmtree(work, ignore_errors=True)
-    _check(snap)
-    say(line(snap))
-    say(
-        f"           command {snap.wall_s:.2f} s, the asset's step {snap.report['seconds']:.2f} s "
-        f"for {snap.report['requests']:,} requests at {CONCURRENCY} at once "
-        f"(bound: {args.snapshot_mailings:,} x {args.snapshot_latency_ms:g} ms / {CONCURRENCY} "
-        f"= {args.snapshot_mailings * args.snapshot_latency_ms / 1000 / CONCURRENCY:.1f} s)"
-    )
-    runs.append(snap)
+    if 4 in args.items:
+        runs.append(snapshot_item(args, say))
+    results["runs"] = [asdict(r) | {"output_tail": r.output_tail[-500:]} for r in runs]
+    json_path = out / f"bench-{stamp}.json"
+    if 1 not in args.items:
+        json_path.write_text(json.dumps(results, indent=2, default=str))
+        say(f"# results: {json_path}")
+        return 0
 
     summary = summarise(runs, days)
-    results["runs"] = [asdict(r) | {"output_tail": r.output_tail[-500:]} for r in runs]
     results["summary"] = summary
     say("\n## ratios (the 4M day as a user runs it)")
     big = summary["4M"]
@@ -939,7 +912,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"command) / dlt = {summary['vs_dlt']:.1f}x"
             + (" (>= 30x)" if summary["vs_dlt"] >= 30 else " (NOT >= 30x)")
         )
-    json_path = out / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(results, indent=2, default=str))
     shutil.copyfile(json_path, out / "latest.json")
     say(f"# results: {json_path}")
@@ -949,6 +921,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"vs_dlt={vs_dlt} peak_rss_mb={big['ours_peak_rss_mb']:.0f}"
     )
     return 0
+
+
+def send_days(
+    args: argparse.Namespace,
+    sim_env: dict[str, str],
+    env: dict[str, str],
+    base: list[str],
+    days: dict[str, str],
+    warm_rows: dict[str, int],
+    tmp: str,
+    runs: list[Run],
+    say: Callable[[str], None],
+) -> None:
+    """Item 1: each send day as the floor, as a user runs it, and (the 1M day) with dlt."""
+    say("\n## 1. send days, as a user runs them")
+    say(f"#   ours: dagster asset materialize -m spotler_pipeline --select {ASSETS} "
+        "--partition DAY (the project's defaults)")  # fmt: skip
+    for size, day in days.items():
+        say(f"\n### {size}: send day {day}")
+        for i in range(args.repeat):
+            floor_run = measure("floor", day, [*base, "--worker", "floor", "--day", day], env)
+            _check(floor_run)
+            say(line(floor_run))
+            _rows_note(say, floor_run, warm_rows[day])
+            runs.append(floor_run)
+            work = Path(tmp) / f"ours-{size}-{i}"
+            ours_run = ours(sim_env, day, work)
+            _check(ours_run)
+            say(line(ours_run))
+            say(breakdown(ours_run))
+            _rows_note(say, ours_run, warm_rows[day])
+            runs.append(ours_run)
+            shutil.rmtree(work, ignore_errors=True)
+        if size == "1M" and not args.skip_dlt:
+            work = Path(tmp) / "dlt"
+            work.mkdir()
+            dlt_args = ["--worker", "dlt", "--day", day, "--work", str(work)]
+            dlt_result = measure("dlt", day, [*base, *dlt_args], env)
+            _check(dlt_result)
+            say(line(dlt_result))
+            _rows_note(say, dlt_result, warm_rows[day])
+            runs.append(dlt_result)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def snapshot_item(args: argparse.Namespace, say: Callable[[str], None]) -> Run:
+    """Item 4: a statistics snapshot of ``--snapshot-mailings`` mailings."""
+    work = Path(tempfile.mkdtemp(prefix="spotler-bench-snapshot-"))
+    say(f"\n## 4. statistics snapshot of {args.snapshot_mailings:,} mailings")
+    say(
+        f"#   a stand-in server lists them and answers each statistics request after "
+        f"{args.snapshot_latency_ms:g} ms; dagster asset materialize --select "
+        "spotler/mailing_stats_snapshots --partition TODAY"
+    )
+    snap = snapshots(args.snapshot_mailings, args.snapshot_latency_ms, work)
+    shutil.rmtree(work, ignore_errors=True)
+    _check(snap)
+    say(line(snap))
+    say(
+        f"           command {snap.wall_s:.2f} s, the asset's step {snap.report['seconds']:.2f} s "
+        f"for {snap.report['requests']:,} requests at {CONCURRENCY} at once "
+        f"(bound: {args.snapshot_mailings:,} x {args.snapshot_latency_ms:g} ms / {CONCURRENCY} "
+        f"= {args.snapshot_mailings * args.snapshot_latency_ms / 1000 / CONCURRENCY:.1f} s)"
+    )
+    return snap
 
 
 def refresh_and_large(
@@ -988,6 +1025,8 @@ def refresh_and_large(
             )
         runs.append(run)
     refreshed = {"runs": runs[:], "load": runs[0].report, "refresh": runs[1].report}
+    if 3 not in args.items:
+        return refreshed, {"runs": []}
 
     say(f"\n## 3. checks after a one-day write into a warehouse of >= {args.large_rows:,} rows")
     database = work / "spotler.duckdb"
@@ -1041,6 +1080,16 @@ def _rows_note(say: Callable[[str], None], run: Run, expected: int) -> None:
     got = run.report.get("rows")
     if got != expected:
         say(f"  ! {run.name}: {got:,} rows, but the warm-up read {expected:,} from the simulator")
+
+
+def _items(text: str) -> set[int]:
+    try:
+        items = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of 1-4, got {text!r}") from None
+    if not items or not items <= {1, 2, 3, 4}:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of 1-4, got {text!r}")
+    return items
 
 
 def _positive(text: str) -> int:
