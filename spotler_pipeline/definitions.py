@@ -30,6 +30,7 @@ from spotler_pipeline.defs.schedules import (
     automation_sensor,
     freshness_checks,
     freshness_sensor,
+    job_selection,
     refresh_schedule,
     today_schedule,
 )
@@ -74,14 +75,15 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     first_day = date.fromisoformat(settings.partitions_start)
     mailings, snapshots, interactions = build_mailing_assets(settings)
 
+    freshness = freshness_checks([mailings, interactions, snapshots], tz)
     mailing_refresh = dg.define_asset_job(
         "spotler_mailings_refresh",
-        selection=dg.AssetSelection.assets(mailings, interactions),
+        selection=job_selection([mailings, interactions], freshness),
         description="Mailings, links and their interactions for a range of send days.",
     )
     snapshot_job = dg.define_asset_job(
         "spotler_statistics_snapshot",
-        selection=dg.AssetSelection.assets(snapshots),
+        selection=job_selection([snapshots], freshness),
         description="Today's snapshot of every recent mailing's statistics.",
     )
     schedules = [
@@ -109,7 +111,6 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
             ),
         ),
     ]
-    freshness = freshness_checks([mailings, interactions, snapshots], tz)
     mailing_defs = dg.Definitions(
         assets=[mailings, snapshots, interactions],
         asset_checks=[nightly_checks("spotler_mailings_all_days", mailing_checks()), *freshness],

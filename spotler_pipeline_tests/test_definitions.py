@@ -109,3 +109,35 @@ def test_snapshot_schedule_requests_today(harness: Harness) -> None:
     ) as context:
         request = schedule.evaluate_tick(context).run_requests[0]
     assert request.partition_key == "2026-06-15"
+
+
+def test_jobs_leave_freshness_to_its_sensor_and_keep_the_write_checks(harness: Harness) -> None:
+    """A scheduled or hand-launched job runs its assets and the checks of its writing steps;
+    the time-partition freshness checks are evaluated by their sensor alone."""
+    repo = harness.defs.get_repository_def()
+    freshness = {
+        k
+        for c in harness.defs.asset_checks or []
+        if isinstance(c, dg.AssetChecksDefinition)
+        for k in c.check_keys
+        if k.name == "freshness_check"
+    }
+    partitioned = {
+        key(t)
+        for t in TABLES
+        if repo.asset_graph.get(key(t)).partitions_def is not None and not t.startswith("contact_")
+    }
+    assert {k.asset_key for k in freshness} == partitioned
+    sensor = repo.get_sensor_def("freshness_checks_sensor")
+    assert set(sensor.asset_selection.resolve_checks(repo.asset_graph)) == freshness
+    jobs = {j.name: j for j in repo.get_all_jobs() if not j.name.startswith("__")}
+    refreshing = {
+        "spotler_mailings_refresh": "mailing_opens",
+        "spotler_statistics_snapshot": "mailing_stats_snapshots",
+        "spotler_campaign_interactions_refresh": "campaign_mailing_opens",
+        "spotler_form_results_refresh": "form_results",
+    }
+    for name, table in refreshing.items():
+        checks = set(jobs[name].asset_layer.asset_graph.asset_check_keys)
+        assert dg.AssetCheckKey(key(table), "primary_key_unique") in checks, name
+        assert not checks & freshness, name

@@ -167,6 +167,18 @@ def freshness_sensor(defs: dg.Definitions) -> dg.SensorDefinition:
     )
 
 
+def job_selection(
+    assets: Sequence[dg.AssetsDefinition], freshness: Sequence[dg.AssetChecksDefinition] = ()
+) -> dg.AssetSelection:
+    """What a job of ``assets`` runs: the assets and the checks of their writing steps, not
+    the ``freshness`` checks. Those belong to :func:`freshness_sensor`, which evaluates them on
+    its own ticks; in a scheduled run they would only add a step saying the data just written
+    is fresh. (A run launched from the UI or CLI with an asset selection still includes them:
+    Dagster adds every check of the selected assets.)"""
+    selection = dg.AssetSelection.assets(*assets)
+    return selection - dg.AssetSelection.checks(*freshness) if freshness else selection
+
+
 def automated_group(
     jobs: Mapping[str, tuple[dg.AssetsDefinition, str]],
     nightly: tuple[str, Sequence[WarehouseCheck]],
@@ -177,14 +189,12 @@ def automated_group(
     per multi-asset (``{name: (assets, description)}``) to launch or backfill it by hand, its
     checks' nightly whole-table versions (``(name, checks)``), and a deadline for each day
     partition of the ``deadline`` assets (:func:`freshness_checks`)."""
+    freshness = freshness_checks(deadline, timezone) if deadline else []
     return dg.Definitions(
         assets=[assets for assets, _ in jobs.values()],
-        asset_checks=[
-            nightly_checks(*nightly),
-            *(freshness_checks(deadline, timezone) if deadline else []),
-        ],
+        asset_checks=[nightly_checks(*nightly), *freshness],
         jobs=[
-            dg.define_asset_job(name, selection=dg.AssetSelection.assets(assets), description=d)
+            dg.define_asset_job(name, selection=job_selection([assets], freshness), description=d)
             for name, (assets, d) in jobs.items()
         ],
     )
