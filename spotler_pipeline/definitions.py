@@ -76,14 +76,16 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     mailings, snapshots, interactions = build_mailing_assets(settings)
 
     freshness = freshness_checks([mailings, interactions, snapshots], tz)
+    nightly = nightly_checks("spotler_mailings_all_days", mailing_checks())
+    elsewhere = [nightly, *freshness]
     mailing_refresh = dg.define_asset_job(
         "spotler_mailings_refresh",
-        selection=job_selection([mailings, interactions], freshness),
+        selection=job_selection([mailings, interactions], elsewhere),
         description="Mailings, links and their interactions for a range of send days.",
     )
     snapshot_job = dg.define_asset_job(
         "spotler_statistics_snapshot",
-        selection=job_selection([snapshots], freshness),
+        selection=job_selection([snapshots], elsewhere),
         description="Today's snapshot of every recent mailing's statistics.",
     )
     schedules = [
@@ -113,7 +115,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     ]
     mailing_defs = dg.Definitions(
         assets=[mailings, snapshots, interactions],
-        asset_checks=[nightly_checks("spotler_mailings_all_days", mailing_checks()), *freshness],
+        asset_checks=elsewhere,
         jobs=[mailing_refresh, snapshot_job],
         schedules=schedules,
         resources=default_resources(settings),

@@ -111,9 +111,12 @@ def test_snapshot_schedule_requests_today(harness: Harness) -> None:
     assert request.partition_key == "2026-06-15"
 
 
-def test_jobs_leave_freshness_to_its_sensor_and_keep_the_write_checks(harness: Harness) -> None:
+def test_jobs_leave_freshness_to_its_sensor_and_whole_tables_to_the_night(
+    harness: Harness,
+) -> None:
     """A scheduled or hand-launched job runs its assets and the checks of its writing steps;
-    the time-partition freshness checks are evaluated by their sensor alone."""
+    the time-partition freshness checks are evaluated by their sensor alone, and the
+    whole-table ``*_all_days`` checks by the nightly job alone."""
     repo = harness.defs.get_repository_def()
     freshness = {
         k
@@ -141,3 +144,6 @@ def test_jobs_leave_freshness_to_its_sensor_and_keep_the_write_checks(harness: H
         checks = set(jobs[name].asset_layer.asset_graph.asset_check_keys)
         assert dg.AssetCheckKey(key(table), "primary_key_unique") in checks, name
         assert not checks & freshness, name
+        assert not {k for k in checks if k.name.endswith("_all_days")}, name
+    nightly = set(jobs["spotler_nightly_checks"].asset_layer.asset_graph.asset_check_keys)
+    assert nightly and all(k.name.endswith("_all_days") for k in nightly)

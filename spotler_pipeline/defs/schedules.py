@@ -168,15 +168,17 @@ def freshness_sensor(defs: dg.Definitions) -> dg.SensorDefinition:
 
 
 def job_selection(
-    assets: Sequence[dg.AssetsDefinition], freshness: Sequence[dg.AssetChecksDefinition] = ()
+    assets: Sequence[dg.AssetsDefinition], elsewhere: Sequence[dg.AssetChecksDefinition] = ()
 ) -> dg.AssetSelection:
     """What a job of ``assets`` runs: the assets and the checks of their writing steps, not
-    the ``freshness`` checks. Those belong to :func:`freshness_sensor`, which evaluates them on
-    its own ticks; in a scheduled run they would only add a step saying the data just written
-    is fresh. (A run launched from the UI or CLI with an asset selection still includes them:
-    Dagster adds every check of the selected assets.)"""
+    the checks evaluated ``elsewhere``: the time-partition freshness checks belong to
+    :func:`freshness_sensor`, which evaluates them on its own ticks (in a scheduled run they
+    would only add a step saying the data just written is fresh), and the whole-table
+    ``*_all_days`` checks to the nightly job (a refresh checks the days it wrote, inline).
+    A run launched from the UI or CLI with an asset selection still gets both steps, because
+    Dagster adds every check of the selected assets; the nightly one then skips itself."""
     selection = dg.AssetSelection.assets(*assets)
-    return selection - dg.AssetSelection.checks(*freshness) if freshness else selection
+    return selection - dg.AssetSelection.checks(*elsewhere) if elsewhere else selection
 
 
 def automated_group(
@@ -189,12 +191,12 @@ def automated_group(
     per multi-asset (``{name: (assets, description)}``) to launch or backfill it by hand, its
     checks' nightly whole-table versions (``(name, checks)``), and a deadline for each day
     partition of the ``deadline`` assets (:func:`freshness_checks`)."""
-    freshness = freshness_checks(deadline, timezone) if deadline else []
+    checks = [nightly_checks(*nightly), *(freshness_checks(deadline, timezone) if deadline else [])]
     return dg.Definitions(
         assets=[assets for assets, _ in jobs.values()],
-        asset_checks=[nightly_checks(*nightly), *freshness],
+        asset_checks=checks,
         jobs=[
-            dg.define_asset_job(name, selection=job_selection([assets], freshness), description=d)
+            dg.define_asset_job(name, selection=job_selection([assets], checks), description=d)
             for name, (assets, d) in jobs.items()
         ],
     )
