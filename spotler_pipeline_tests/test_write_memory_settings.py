@@ -82,3 +82,24 @@ def test_the_insert_cap_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert 200 * MB <= larger < 232 * MB
     with pytest.raises(Exception, match="not a memory size"):
         WarehouseResource(database=database, write_memory_limit="lots")
+
+
+def test_checks_read_under_the_users_memory_limit_when_one_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotler_pipeline.defs import checks as checks_module
+
+    def limit_in_checks(warehouse: WarehouseResource) -> int:
+        _write(warehouse, monkeypatch)
+        with checks_module._check_connection(warehouse) as conn:
+            (limit,) = conn.execute("SELECT current_setting('memory_limit')").fetchone()
+        return writes_module.memory_bytes(limit)
+
+    mine = WarehouseResource(
+        database=str(tmp_path / "mine.duckdb"), connection_config={"memory_limit": "300MB"}
+    )
+    assert limit_in_checks(mine) == pytest.approx(300 * MB, rel=0.01)
+    default = WarehouseResource(database=str(tmp_path / "default.duckdb"))
+    assert limit_in_checks(default) == pytest.approx(
+        writes_module.memory_bytes(checks_module.CHECK_MEMORY_LIMIT), rel=0.01
+    )

@@ -16,6 +16,7 @@ they need no slot of the DuckDB pool and never hold up a writer.
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -184,6 +185,16 @@ def written_window(start: datetime | date, end: datetime | date) -> Window:
     return Window(as_day(start), as_day(end))
 
 
+@contextmanager
+def _check_connection(warehouse: WarehouseResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read connection for checks: :data:`CHECK_MEMORY_LIMIT`, unless the user set a
+    ``memory_limit`` of their own in the warehouse's ``connection_config`` (theirs wins)."""
+    with warehouse.read() as conn:
+        if "memory_limit" not in warehouse.connection_config:
+            conn.execute(f"SET memory_limit = '{CHECK_MEMORY_LIMIT}'")
+        yield conn
+
+
 def inline_results(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -199,8 +210,7 @@ def inline_results(
     if not todo:
         return
     started = time.monotonic()
-    with warehouse.read() as conn:
-        conn.execute(f"SET memory_limit = '{CHECK_MEMORY_LIMIT}'")
+    with _check_connection(warehouse) as conn:
         results = [c.evaluate(conn, (written or {}).get(c.table.name, window)) for c in todo]
     failed = [r.check_name for r in results if not r.passed]
     context.log.info(
@@ -248,8 +258,7 @@ def nightly_checks(name: str, checks: Sequence[WarehouseCheck]) -> dg.AssetCheck
         if not todo:
             return
         started = time.monotonic()
-        with warehouse.read() as conn:
-            conn.execute(f"SET memory_limit = '{CHECK_MEMORY_LIMIT}'")
+        with _check_connection(warehouse) as conn:
             for check in todo:
                 yield check.evaluate(conn, None, check.nightly_key)
         context.log.info(f"{len(todo)} whole-table checks in {time.monotonic() - started:.1f}s")
