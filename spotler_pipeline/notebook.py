@@ -47,7 +47,11 @@ def connect(
     lake = LakeSettings.from_env()
     if lake is not None and database is None:
         conn = open_lake(
-            lake, read_only=True, snapshot_version=snapshot_version, snapshot_time=snapshot_time
+            lake,
+            read_only=True,
+            snapshot_version=snapshot_version,
+            snapshot_time=snapshot_time,
+            config=_analysis_memory(),
         )
         return _for_analysis(conn)
     if snapshot_version is not None or snapshot_time is not None:
@@ -62,12 +66,19 @@ def connect(
             f"No published Spotler data at {path}: it appears after the first successful "
             f"materialisation into {db} (run `make demo`, or materialise an asset in the UI)."
         )
-    return _for_analysis(open_warehouse(path, read_only=True))
+    return _for_analysis(open_warehouse(path, read_only=True, config=_analysis_memory()))
+
+
+def _analysis_memory() -> dict[str, str | int | bool]:
+    """DuckDB's own default memory limit (80% of this machine's memory), given explicitly:
+    the pipeline caps its connections to stay small beside Dagster, and an analyst's query
+    should not be. (``RESET memory_limit`` after connecting is not enough in DuckDB 1.5.5:
+    ``current_setting`` then reports the default, but the cap stays in force.)"""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"memory_limit": f"{int(total * 0.8) // 2**20}MiB"}
 
 
 def _for_analysis(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    # The pipeline's own cap keeps runs small beside Dagster; analysis gets DuckDB's default.
-    conn.execute("RESET memory_limit")
     conn.execute("SET TimeZone = ?", [os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)])
     return conn
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import nbclient
 import nbformat
 import pytest
@@ -287,3 +288,24 @@ def test_connect_finds_the_projects_data_from_the_notebooks_folder(
     monkeypatch.chdir(tmp_path.parent)
     with pytest.raises(FileNotFoundError, match="No published Spotler data"):
         connect()
+
+
+def test_a_notebook_query_is_not_held_to_the_pipelines_memory_cap(tmp_path: Path) -> None:
+    """The pipeline's connections are capped (96 MB) to stay small beside Dagster; an
+    analyst's is not: a query holding ~240 MB that cannot spill runs."""
+    database = tmp_path / "spotler.duckdb"
+    writer = open_warehouse(database)
+    try:
+        writer.execute("CREATE SCHEMA spotler")
+        writer.execute("CREATE TABLE spotler.t AS SELECT 1 AS i")
+        publish_snapshot(writer, database)
+    finally:
+        writer.close()
+    big = "SELECT len(list(i)) FROM range(30000000) t(i)"
+    capped = open_warehouse(published_path(database), read_only=True)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        capped.execute(big).fetchone()
+    capped.close()
+    con = connect(database)
+    assert con.execute(big).fetchone() == (30_000_000,)
+    con.close()
