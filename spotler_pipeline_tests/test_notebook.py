@@ -267,11 +267,8 @@ def test_publishing_swaps_in_a_whole_copy_and_clears_what_a_killed_run_left(
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
-def test_connect_finds_the_projects_data_from_the_notebooks_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Jupyter runs a kernel in the notebook's folder; the default path is the project's."""
-    database = tmp_path / "data" / "spotler.duckdb"
+def _published_one_row(database: Path) -> Path:
+    """A warehouse ``database`` with one table of one row, published for readers."""
     writer = open_warehouse(database)
     try:
         writer.execute("CREATE SCHEMA spotler")
@@ -279,6 +276,14 @@ def test_connect_finds_the_projects_data_from_the_notebooks_folder(
         publish_snapshot(writer, database)
     finally:
         writer.close()
+    return database
+
+
+def test_connect_finds_the_projects_data_from_the_notebooks_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jupyter runs a kernel in the notebook's folder; the default path is the project's."""
+    _published_one_row(tmp_path / "data" / "spotler.duckdb")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     monkeypatch.delenv("SPOTLER_DUCKDB_PATH", raising=False)
@@ -293,14 +298,7 @@ def test_connect_finds_the_projects_data_from_the_notebooks_folder(
 def test_a_notebook_query_is_not_held_to_the_pipelines_memory_cap(tmp_path: Path) -> None:
     """The pipeline's connections are capped (96 MB) to stay small beside Dagster; an
     analyst's is not: a query holding ~240 MB that cannot spill runs."""
-    database = tmp_path / "spotler.duckdb"
-    writer = open_warehouse(database)
-    try:
-        writer.execute("CREATE SCHEMA spotler")
-        writer.execute("CREATE TABLE spotler.t AS SELECT 1 AS i")
-        publish_snapshot(writer, database)
-    finally:
-        writer.close()
+    database = _published_one_row(tmp_path / "spotler.duckdb")
     big = "SELECT len(list(i)) FROM range(30000000) t(i)"
     capped = open_warehouse(published_path(database), read_only=True)
     with pytest.raises(duckdb.OutOfMemoryException):

@@ -20,9 +20,10 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import time
 import weakref
 from pathlib import Path
+
+from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
 
 __all__ = ["SpillFolder", "remove_abandoned_spill"]
 
@@ -93,29 +94,11 @@ def remove_abandoned_spill(base: Path) -> list[Path]:
     if not base.is_dir():
         return []
     names = {e.name.removesuffix(_LOCK_SUFFIX) for e in base.iterdir()}
-    removed = []
-    for name in sorted(names):
-        folder, lock = base / name, base / (name + _LOCK_SUFFIX)
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except FileNotFoundError:
-            if folder.is_dir() and _age(folder) > 60:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
-            continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue  # a living connection holds it
-        if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-        lock.unlink(missing_ok=True)
-        os.close(fd)
-    return removed
+    return [
+        base / name
+        for name in sorted(names)
+        if remove_if_abandoned(base / name, base / (name + _LOCK_SUFFIX))
+    ]
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -123,10 +106,3 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.path.samestat(os.fstat(fd), path.stat())
     except OSError:
         return False
-
-
-def _age(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0

@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
 from spotler_pipeline.warehouse.model import Table
 from spotler_pipeline.warehouse.sql import sql_string
 
@@ -39,36 +39,11 @@ PREFIX = "spotler-stage-"
 
 def remove_abandoned(directory: Path) -> list[Path]:
     """Remove the run folders in ``directory`` that no living process holds; return them."""
-    removed = []
-    for folder in directory.glob(f"{PREFIX}*"):
-        lock = folder / ".lock"
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except FileNotFoundError:
-            # a folder being created this instant has no lock yet; one without a lock for a
-            # minute was left by a crash between mkdtemp and open
-            if folder.is_dir() and _age(folder) > 60:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
-            continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a living run holds it
-        finally:
-            os.close(fd)
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _age(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
+    return [
+        folder
+        for folder in directory.glob(f"{PREFIX}*")
+        if remove_if_abandoned(folder, folder / ".lock")
+    ]
 
 
 #: Pages conformed and waiting for the writer thread at most (a page is ~1 MB): fetch
