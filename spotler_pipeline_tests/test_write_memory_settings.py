@@ -91,7 +91,7 @@ def test_checks_read_under_the_users_memory_limit_when_one_is_set(
 
     def limit_in_checks(warehouse: WarehouseResource) -> int:
         _write(warehouse, monkeypatch)
-        with checks_module._check_connection(warehouse) as conn:
+        with checks_module._check_connection(warehouse, checks_module.CHECK_MEMORY_LIMIT) as conn:
             (limit,) = conn.execute("SELECT current_setting('memory_limit')").fetchone()
         return writes_module.memory_bytes(limit)
 
