@@ -57,7 +57,7 @@ sys.path.insert(0, str(PROJECT))  # the test helpers (dagster dev, PostgreSQL) l
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from spotler_pipeline.devserver import SimulatorProcess  # noqa: E402
+from spotler_pipeline.devserver import SimulatorProcess, start_simulator_process  # noqa: E402
 from spotler_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path  # noqa: E402
 from spotler_pipeline_tests.e2e_dagster import DagsterDev  # noqa: E402
@@ -91,32 +91,6 @@ WRITING_STEPS = ("spotler_mailings", "spotler_mailing_interactions")
 
 
 # -- the shared simulator ----------------------------------------------------------------------
-
-
-def start_prewarmed_simulator(seed: int, scale: float, days: int) -> SimulatorProcess:
-    """``spotler-pipeline simulate --prewarm``: every row rendered before it prints its URL."""
-    cmd = [
-        *(sys.executable, "-m", "spotler_pipeline.cli", "simulate", "--prewarm"),
-        *(f"--seed={seed}", f"--scale={scale}", f"--days={days}"),
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=PROJECT,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    env: dict[str, str] = {}
-    while len(env) < 3:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the simulator exited with status {proc.wait()}")
-        name, sep, value = line.strip().removeprefix("export ").partition("=")
-        if sep and name.startswith("SPOTLER_"):
-            env[name] = value.strip("'")
-    return SimulatorProcess(proc, env)
 
 
 class _SharedSimulator:
@@ -485,7 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="spotler-bench-backfill-"))
     say(f"simulator: seed {args.seed}, scale {args.scale}, {args.days + 1} days, pre-rendering")
     t = time.monotonic()
-    sim = start_prewarmed_simulator(args.seed, args.scale, args.days + 1)
+    sim = start_simulator_process(
+        seed=args.seed, scale=args.scale, days=args.days + 1, prewarm=True
+    )
     say(f"simulator ready in {time.monotonic() - t:.0f} s ({sim.base_url})")
     if args.latency_ms > 0:
         slow = {

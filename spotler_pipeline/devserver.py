@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -70,13 +71,15 @@ class SimulatorProcess:
 
 
 def start_simulator_process(
-    *, seed: int, scale: float, days: int | None = None, port: int = 0
+    *, seed: int, scale: float, days: int | None = None, port: int = 0, prewarm: bool = False
 ) -> SimulatorProcess:
-    """Start the simulator CLI and return once it printed its ``SPOTLER_*`` variables."""
+    """Start the simulator CLI and return once it printed its ``SPOTLER_*`` variables
+    (with ``prewarm``, once it rendered every row first)."""
     cmd = [
         *(sys.executable, "-m", "spotler_pipeline.cli", "simulate"),
         *(f"--port={port}", f"--seed={seed}", f"--scale={scale}"),
         *([f"--days={days}"] if days is not None else []),
+        *(["--prewarm"] if prewarm else []),
     ]
     proc = subprocess.Popen(
         cmd,
@@ -94,7 +97,7 @@ def start_simulator_process(
             raise RuntimeError(f"the simulator exited with status {proc.wait()}")
         name, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and name in _SIMULATOR_VARS:
-            env[name] = value
+            env[name] = shlex.split(value)[0]  # the CLI prints shell-quoted values
     return SimulatorProcess(proc, env)
 
 
