@@ -114,13 +114,29 @@ class Run:
     started_at: float = 0.0  # epoch seconds when the process was started
 
 
+def tree_rss(pid: int) -> tuple[int, int]:
+    """Resident memory (bytes, summed) of process ``pid`` and all its descendants, and how
+    many processes that is; (0, 0) once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total, len(procs)
+
+
 def measure(name: str, day: str, argv: Sequence[str], env: dict[str, str]) -> Run:
     """Run ``argv`` and poll the resident memory of its whole process tree every 20 ms.
 
     The command's stdout is expected to end with one JSON line (its own report), unless
     it is the Dagster CLI, whose output is kept for the error message only.
     """
-    import psutil
 
     started = time.perf_counter()
     started_at = time.time()
@@ -131,16 +147,8 @@ def measure(name: str, day: str, argv: Sequence[str], env: dict[str, str]) -> Ru
     out: list[bytes] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
-    root = psutil.Process(proc.pid)
     while proc.poll() is None:
-        try:
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += p.memory_info().rss
+        total, _ = tree_rss(proc.pid)
         peak = max(peak, total)
         time.sleep(0.02)
     proc.wait()

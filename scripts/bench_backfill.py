@@ -36,7 +36,6 @@ Results: ``bench_results/bench_backfill.json`` and ``.txt``; the last line is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -56,6 +55,7 @@ sys.path.insert(0, str(PROJECT))  # the test helpers (dagster dev, PostgreSQL) l
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+from bench import tree_rss  # noqa: E402  (scripts/bench.py, beside this script)
 
 from spotler_pipeline.devserver import SimulatorProcess, start_simulator_process  # noqa: E402
 from spotler_pipeline.warehouse.connection import open_warehouse  # noqa: E402
@@ -125,17 +125,9 @@ class TreeMemory(threading.Thread):
         self._halt = threading.Event()
 
     def sample(self) -> None:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
+        total, processes = tree_rss(self.pid)
         if total > self.peak:
-            self.peak, self.peak_processes = total, len(procs)
+            self.peak, self.peak_processes = total, processes
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
