@@ -23,9 +23,8 @@ from pathlib import Path
 import duckdb
 
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DEFAULT_TIMEZONE
-from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
-from spotler_pipeline.warehouse.publish import published_path
+from spotler_pipeline.warehouse.publish import open_published, published_path
 
 
 def connect(
@@ -66,7 +65,7 @@ def connect(
             f"No published Spotler data at {path}: it appears after the first successful "
             f"materialisation into {db} (run `make demo`, or materialise an asset in the UI)."
         )
-    return _for_analysis(open_warehouse(path, read_only=True, config=_analysis_memory()))
+    return _for_analysis(open_published(db, config=_analysis_memory()))
 
 
 def _analysis_memory() -> dict[str, str | int | bool]:

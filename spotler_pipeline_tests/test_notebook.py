@@ -25,7 +25,7 @@ import pytest
 from spotler_pipeline.defs import resources as resources_module
 from spotler_pipeline.notebook import connect
 from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.warehouse.connection import SPILL_FOLDER, open_warehouse
+from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
 from spotler_pipeline_tests.notebook_data import (
     INTERACTIONS,
@@ -264,13 +264,7 @@ def test_publishing_swaps_in_a_whole_copy_and_clears_what_a_killed_run_left(
     assert reader.execute("SELECT count(*) FROM spotler.t").fetchall() == [(1000,)]
     reader.close()
     assert connect(database).execute("SELECT count(*) FROM spotler.t").fetchall() == [(1005,)]
-    # Only the whole copy is left of the publishes; beside it lives the readers' spill folder
-    # (each reader spills into a folder of its own inside it, removed when it closes).
-    assert sorted(p.name for p in target.parent.iterdir()) in (
-        [target.name],
-        sorted([target.name, SPILL_FOLDER]),
-    )
-    assert not [p for p in target.parent.rglob("*") if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
 def _published_one_row(database: Path) -> Path:

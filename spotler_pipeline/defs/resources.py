@@ -32,7 +32,7 @@ from spotler_pipeline.warehouse.lake import (
     retry_on_conflict,
     spill_directory,
 )
-from spotler_pipeline.warehouse.publish import publish_snapshot, published_path
+from spotler_pipeline.warehouse.publish import open_published, publish_snapshot, published_path
 from spotler_pipeline.warehouse.quality import Window
 from spotler_pipeline.warehouse.writes import (
     DEFAULT_INSERT_MEMORY_LIMIT,
@@ -249,11 +249,8 @@ class WarehouseResource(DuckDBResource):
                 ensure_schema(conn)
                 yield conn
             return
-        conn = open_warehouse(
-            published,
-            read_only=True,
-            lock_timeout=self.lock_timeout_seconds,
-            config=self.duckdb_config(),
+        conn = open_published(
+            self.database, lock_timeout=self.lock_timeout_seconds, config=self.duckdb_config()
         )
         try:
             yield conn

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.warehouse.connection import SPILL_FOLDER, open_warehouse
+
 try:
     import fcntl
 except ImportError:  # Windows: no ioctl, always a plain copy
@@ -32,6 +34,21 @@ def published_path(database: str | os.PathLike[str]) -> Path:
     """Where the read-only copy of ``database`` is published."""
     db = Path(database)
     return db.parent / "published" / db.name
+
+
+def open_published(
+    database: str | os.PathLike[str],
+    *,
+    lock_timeout: float = 120.0,
+    config: dict[str, str | int | bool] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published copy of ``database``. It spills beside the
+    warehouse (its ``.duckdb-spill``) unless ``config`` names a ``temp_directory``: the
+    published folder holds the copy alone."""
+    settings = {"temp_directory": str(Path(database).parent / SPILL_FOLDER), **(config or {})}
+    return open_warehouse(
+        published_path(database), read_only=True, lock_timeout=lock_timeout, config=settings
+    )
 
 
 def publish_snapshot(conn: duckdb.DuckDBPyConnection, database: Path) -> Path:
