@@ -141,6 +141,10 @@ def test_asset_graph_groups_and_an_asset_page(dagster: DagsterDev, page: Any) ->
     )
     _shot(page, "02_group_mailings_graph")
     # The graph draws only the nodes in view; the List tab names every asset of the group.
+    # A dialog Dagster sometimes opens over a fresh page (its backdrop took the click in one
+    # clean-clone run) is closed first; Escape does nothing when none is open.
+    page.keyboard.press("Escape")
+    page.locator(".bp5-overlay-backdrop").wait_for(state="detached")
     page.get_by_text("List", exact=True).first.click()
     page.get_by_text(mailing_assets[-1], exact=True).first.wait_for()
     body = page.inner_text("body")
