@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 PG_BIN   ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+# Test processes (pytest-xdist): most tests wait on a simulator, a Dagster process or
+# PostgreSQL, so two workers keep two cores busy. `make test WORKERS=0` runs in one process.
+WORKERS  ?= 2
 
 .PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean
 
@@ -31,11 +34,11 @@ dev: $(STAMP)
 test: $(STAMP) chromium postgresql
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 	$(BIN)/dg check defs
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 ## Only the end-to-end tests: dagster dev + UI backfill, and the browser (screenshots in test-artifacts/).
 test-e2e: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile
 
 ## Debian's headless Chromium for the browser test (Playwright drives it; never `playwright install`).
 ## Installed with apt-get when missing and we are root; otherwise the browser test skips, saying why.
