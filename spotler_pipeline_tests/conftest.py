@@ -80,3 +80,10 @@ def full_harness(
     return harness_with_all_groups(
         simulator, tmp_path / "warehouse" / "spotler.duckdb", warehouse_backend
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first (in file order otherwise): with two worker processes
+    (``make test``) their files start at once and the short ones fill in behind them,
+    instead of one worker running a five-minute file alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
