@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ import pytest
 
 from spotler_pipeline.warehouse import lake
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
+from spotler_pipeline.warehouse.writes import transaction
 from spotler_pipeline_tests.postgres import PostgresServer
 
 DAY = date(2026, 6, 1)
@@ -33,6 +35,29 @@ def _replace_day(conn: duckdb.DuckDBPyConnection, day: date, rows: int, tag: int
     conn.execute(
         "INSERT INTO spotler.events SELECT ?, 'e' || i, ? FROM range(?) r(i)", [day, tag, rows]
     )
+
+
+def _replace_day_committed(conn: duckdb.DuckDBPyConnection, day: date, rows: int, tag: int) -> None:
+    """The partition write as one whole transaction, for :func:`lake.retry_on_conflict`, in
+    the warehouse writes' own transaction wrapper (no account to check here)."""
+    with transaction(conn, None):
+        _replace_day(conn, day, rows=rows, tag=tag)
+
+
+def _two_writers_mid_transaction(
+    lake_settings: LakeSettings, *, other_table: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
+    """Two writers of one lake holding spotler.events (and, with ``other_table``, a copy of it,
+    spotler.other), each in an open transaction; the first has replaced ``DAY`` with 7 rows
+    (tag 1) and not committed yet."""
+    first, second = open_lake(lake_settings), open_lake(lake_settings)
+    _make_table(first)
+    if other_table:
+        first.execute("CREATE TABLE spotler.other AS SELECT * FROM spotler.events")
+    first.execute("BEGIN")
+    second.execute("BEGIN")
+    _replace_day(first, DAY, rows=7, tag=1)
+    return first, second
 
 
 def test_write_then_read_from_a_second_read_only_connection(lake_settings: LakeSettings) -> None:
@@ -92,11 +117,7 @@ def test_time_travel(lake_settings: LakeSettings) -> None:
 
 def test_concurrent_writers_of_one_table_conflict_at_commit(lake_settings: LakeSettings) -> None:
     """Different days of one table still conflict: DuckLake checks per table, at COMMIT."""
-    first, second = open_lake(lake_settings), open_lake(lake_settings)
-    _make_table(first)
-    first.execute("BEGIN")
-    second.execute("BEGIN")
-    _replace_day(first, DAY, rows=7, tag=1)
+    first, second = _two_writers_mid_transaction(lake_settings)
     _replace_day(second, DAY + timedelta(days=1), rows=9, tag=2)  # another day
     first.execute("COMMIT")
     with pytest.raises(duckdb.TransactionException, match="Transaction conflict") as caught:
@@ -107,16 +128,9 @@ def test_concurrent_writers_of_one_table_conflict_at_commit(lake_settings: LakeS
         second.execute("ROLLBACK")
 
     # Re-running the whole transaction succeeds.
-    def attempt() -> None:
-        second.execute("BEGIN")
-        try:
-            _replace_day(second, DAY + timedelta(days=1), rows=9, tag=2)
-        except BaseException:
-            second.execute("ROLLBACK")
-            raise
-        second.execute("COMMIT")
-
-    lake.retry_on_conflict(attempt)
+    lake.retry_on_conflict(
+        partial(_replace_day_committed, second, DAY + timedelta(days=1), rows=9, tag=2)
+    )
     counts = dict(
         first.execute("SELECT send_day, count(*) FROM spotler.events GROUP BY ALL").fetchall()
     )
@@ -126,12 +140,7 @@ def test_concurrent_writers_of_one_table_conflict_at_commit(lake_settings: LakeS
 
 
 def test_writers_of_different_tables_do_not_conflict(lake_settings: LakeSettings) -> None:
-    first, second = open_lake(lake_settings), open_lake(lake_settings)
-    _make_table(first)
-    first.execute("CREATE TABLE spotler.other AS SELECT * FROM spotler.events")
-    first.execute("BEGIN")
-    second.execute("BEGIN")
-    _replace_day(first, DAY, rows=7, tag=1)
+    first, second = _two_writers_mid_transaction(lake_settings, other_table=True)
     second.execute("DELETE FROM spotler.other WHERE send_day = ?", [DAY])
     second.execute("INSERT INTO spotler.other VALUES (?, 'x', 2)", [DAY])
     first.execute("COMMIT")
@@ -155,18 +164,11 @@ def test_retry_lets_concurrent_partition_writers_all_land(lake_settings: LakeSet
         try:
             start.wait()
             for round_ in range(3):
-
-                def attempt(rows: int = 20 + index, tag: int = round_) -> None:
-                    conn.execute("BEGIN")
-                    try:
-                        _replace_day(conn, day, rows=rows, tag=tag)
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-
                 lake.retry_on_conflict(
-                    attempt, attempts=30, base_delay=0.02, on_retry=lambda n, e: retries.append(n)
+                    partial(_replace_day_committed, conn, day, rows=20 + index, tag=round_),
+                    attempts=30,
+                    base_delay=0.02,
+                    on_retry=lambda n, e: retries.append(n),
                 )
         except BaseException as exc:  # reported below
             errors.append(exc)
