@@ -75,6 +75,14 @@ def assert_error_masked(error: SpotlerError, address: str) -> None:
     assert contact_tag(address) in str(error)
 
 
+def history_error(client: SpotlerClient, address: str, raises: type[SpotlerError]) -> SpotlerError:
+    """The ``raises`` error reading ``address``'s mailing history gives, checked to be masked."""
+    with pytest.raises(raises) as info:
+        list(client.iter_contact_mailing_history(address))
+    assert_error_masked(info.value, address)
+    return info.value
+
+
 ContactCall = Callable[[SpotlerClient, str, str], list[Any]]
 CALLS: dict[str, ContactCall] = {
     "6-opens": lambda c, m, a: list(c.iter_mailing_contact_opens(m, a)),
@@ -119,11 +127,10 @@ def test_persistent_failure_masks_the_contact_in_logs_and_error(
 
 def test_unknown_contact_echoed_by_the_server_is_masked(sim: Simulator) -> None:
     address = "nobody+news999999@example.nl"  # the simulator's 404 message repeats the id
-    with client_for(sim) as client, pytest.raises(SpotlerNotFoundError) as info:
-        list(client.iter_contact_mailing_history(address))
-    assert info.value.error_type == "CONTACT_NOT_FOUND" and info.value.status == 404
-    assert_error_masked(info.value, address)
-    assert "not found" in str(info.value)
+    with client_for(sim) as client:
+        error = history_error(client, address, SpotlerNotFoundError)
+    assert error.error_type == "CONTACT_NOT_FOUND" and error.status == 404
+    assert "not found" in str(error)
 
 
 @pytest.mark.parametrize("kind", ["not_json", "truncated_body"])
@@ -133,9 +140,8 @@ def test_unusable_bodies_mask_the_contact(
     _, address = known
     sim.inject(Fault(kind, path_pattern=re.escape(quote(address, safe="")), times=None))
     caplog.set_level(logging.WARNING, logger="spotler_pipeline.client")
-    with client_for(sim) as client, pytest.raises(SpotlerResponseError) as info:
-        list(client.iter_contact_mailing_history(address))
-    assert_error_masked(info.value, address)
+    with client_for(sim) as client:
+        history_error(client, address, SpotlerResponseError)
     assert caplog.records
     for record in caplog.records:
         assert_masked(record.getMessage(), address)
@@ -146,10 +152,9 @@ def test_repeated_page_description_masks_the_contact(
 ) -> None:
     _, address = known
     sim.inject(Fault("repeat_page", path_pattern=re.escape(quote(address, safe="")), times=None))
-    with client_for(sim, page_size=1) as client, pytest.raises(SpotlerResponseError) as info:
-        list(client.iter_contact_mailing_history(address))
-    assert "repeated page 1 of /contact/" in str(info.value)
-    assert_error_masked(info.value, address)
+    with client_for(sim, page_size=1) as client:
+        error = history_error(client, address, SpotlerResponseError)
+    assert "repeated page 1 of /contact/" in str(error)
 
 
 def test_a_body_value_in_a_parse_error_is_masked() -> None:
@@ -157,10 +162,8 @@ def test_a_body_value_in_a_parse_error_is_masked() -> None:
     path = f"/contact/{quote(address, safe='')}/mailings"
     bad = json_response({"mailingHistories": [{"opened": address}], "paging": {}})
     client, _ = make_client({path: [bad]})
-    with pytest.raises(SpotlerResponseError) as info:
-        list(client.iter_contact_mailing_history(address))
-    assert "expected a boolean" in str(info.value)
-    assert_error_masked(info.value, address)
+    error = history_error(client, address, SpotlerResponseError)
+    assert "expected a boolean" in str(error)
 
 
 def test_a_non_address_id_is_masked_in_the_path_and_in_the_servers_message() -> None:
