@@ -30,21 +30,29 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # the default data/spotler.duckdb is the test's own
 
 
-def _file(path: Path, account: str | None) -> Path:
-    conn = open_warehouse(path)
+def _set_up(conn: duckdb.DuckDBPyConnection, account: str | None) -> None:
+    """Give a new warehouse (file or lake) its schema and, unless None, an account; closes it."""
     ensure_schema(conn)
     if account is not None:
         claim_account(conn, account)
     conn.close()
-    return path
 
 
-def _recorded(path: Path) -> str | None:
-    conn = open_warehouse(path, read_only=True)
+def _account_of(conn: duckdb.DuckDBPyConnection) -> str | None:
+    """The account the warehouse (file or lake) records; closes it."""
     try:
         return recorded_account(conn)
     finally:
         conn.close()
+
+
+def _file(path: Path, account: str | None) -> Path:
+    _set_up(open_warehouse(path), account)
+    return path
+
+
+def _recorded(path: Path) -> str | None:
+    return _account_of(open_warehouse(path, read_only=True))
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -127,19 +135,12 @@ def test_database_and_catalog_together_are_refused(tmp_path, capsys) -> None:
 def _lake(tmp_path: Path, account: str) -> LakeSettings:
     """A DuckLake whose catalog is a DuckDB file (no PostgreSQL needed)."""
     settings = LakeSettings(str(tmp_path / "catalog.ducklake"), str(tmp_path / "lake-data"))
-    conn = open_lake(settings)
-    ensure_schema(conn)
-    claim_account(conn, account)
-    conn.close()
+    _set_up(open_lake(settings), account)
     return settings
 
 
 def _lake_account(settings: LakeSettings) -> str | None:
-    conn = open_lake(settings, read_only=True)
-    try:
-        return recorded_account(conn)
-    finally:
-        conn.close()
+    return _account_of(open_lake(settings, read_only=True))
 
 
 @pytest.mark.parametrize("named_by", ["argument", "environment"])
