@@ -60,20 +60,9 @@ from bench import tree_rss  # noqa: E402  (scripts/bench.py, beside this script)
 from spotler_pipeline.devserver import SimulatorProcess, start_simulator_process  # noqa: E402
 from spotler_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 from spotler_pipeline.warehouse.publish import publish_snapshot, published_path  # noqa: E402
+from spotler_pipeline_tests import team_deployment as td  # noqa: E402
 from spotler_pipeline_tests.e2e_dagster import DagsterDev  # noqa: E402
 from spotler_pipeline_tests.postgres import start_postgres  # noqa: E402
-from spotler_pipeline_tests.team_deployment import (  # noqa: E402
-    MAILING_INTERACTIONS,
-    MAILINGS_GROUP,
-    TeamDagster,
-    backfill_runs,
-    failures,
-    launch_backfills,
-    max_overlap,
-    past_days,
-    run_span,
-    wait_for_backfills,
-)
 
 RESULTS = PROJECT / "bench_results"
 STEP_STATS = """
@@ -107,7 +96,7 @@ class FileDagster(_SharedSimulator, DagsterDev):
     pass
 
 
-class LakeDagster(_SharedSimulator, TeamDagster):
+class LakeDagster(_SharedSimulator, td.TeamDagster):
     pass
 
 
@@ -241,7 +230,7 @@ def seconds_overlapping(spans: Sequence[dict[str, Any]], at_least: int = 2) -> f
 
 def stored_by_day(con: Any, days: Sequence[str]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for table in MAILING_INTERACTIONS:
+    for table in td.MAILING_INTERACTIONS:
         rows = con.execute(
             f"SELECT strftime(send_day, '%Y-%m-%d'), count(*) FROM spotler.{table} GROUP BY ALL"
         ).fetchall()
@@ -253,7 +242,7 @@ def compare(
     served: dict[str, dict[str, int]], stored: dict[str, dict[str, int]], days: Sequence[str]
 ) -> tuple[int, bool]:
     total, same = 0, True
-    for table in MAILING_INTERACTIONS:
+    for table in td.MAILING_INTERACTIONS:
         for d in days:
             want, got = served.get(d, {}).get(table, 0), stored[table].get(d, 0)
             total += got
@@ -280,28 +269,28 @@ def run_backend(
     memory.start()
     watch = PublishWatch(published_path(dagster.database))
     watch.start()
-    days = past_days(dagster, days_count)
+    days = td.past_days(dagster, days_count)
     say(f"[{name}] {parts} backfills over {days[0]}..{days[-1]}")
     cpu_before = psutil.cpu_times()
     started = time.monotonic()
-    ids = launch_backfills(dagster, MAILINGS_GROUP, days, parts)
-    wait_for_backfills(dagster, ids, timeout=timeout)
+    ids = td.launch_backfills(dagster, td.MAILINGS_GROUP, days, parts)
+    td.wait_for_backfills(dagster, ids, timeout=timeout)
     result.wall_s = round(time.monotonic() - started, 1)
     result.machine_cpu_busy_pct = cpu_busy_pct(cpu_before, psutil.cpu_times())
     memory.stop()
     watch.stop()
-    runs = backfill_runs(dagster, ids)
+    runs = td.backfill_runs(dagster, ids)
     result.runs = len(runs)
     result.statuses = sorted(r["status"] for r in runs)
-    result.failures = failures(dagster, [r["runId"] for r in runs if r["status"] != "SUCCESS"])
+    result.failures = td.failures(dagster, [r["runId"] for r in runs if r["status"] != "SUCCESS"])
     for run_id, errors in result.failures.items():
         say(f"[{name}] run {run_id} FAILED: " + " | ".join(errors))
         RESULTS.mkdir(exist_ok=True)
         shutil.copy(dagster.log_path, RESULTS / f"bench_backfill_{name}_dagster_dev.log")
-    result.runs_at_once = max_overlap(runs)
-    result.run_span_s = round(run_span(runs), 1)
+    result.runs_at_once = td.max_overlap(runs)
+    result.run_span_s = round(td.run_span(runs), 1)
     spans = step_spans(dagster, runs)
-    result.steps_at_once = max_overlap(spans)
+    result.steps_at_once = td.max_overlap(spans)
     result.steps_overlapping_s = round(seconds_overlapping(spans), 1)
     result.steps = spans
     result.peak_rss_mb = round(memory.peak / MB)

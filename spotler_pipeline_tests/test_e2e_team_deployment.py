@@ -21,19 +21,8 @@ import pytest
 
 from spotler_pipeline.notebook import connect
 from spotler_pipeline.warehouse.publish import published_path
+from spotler_pipeline_tests import team_deployment as td
 from spotler_pipeline_tests.postgres import PostgresServer
-from spotler_pipeline_tests.team_deployment import (
-    MAILING_INTERACTIONS,
-    MAILINGS_GROUP,
-    TeamDagster,
-    backfill_runs,
-    failures,
-    launch_backfills,
-    max_overlap,
-    past_days,
-    run_span,
-    wait_for_backfills,
-)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -43,10 +32,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture
-def team(ducklake_extensions: None, postgres_server: PostgresServer) -> Iterator[TeamDagster]:
+def team(ducklake_extensions: None, postgres_server: PostgresServer) -> Iterator[td.TeamDagster]:
     # Not under pytest's tmp folder: the Parquet files and the logs are looked at after a failure.
     root = Path(tempfile.mkdtemp(prefix="spotler-team-"))
-    dagster = TeamDagster(root, postgres_server, scale=0.02, seed=5).start()
+    dagster = td.TeamDagster(root, postgres_server, scale=0.02, seed=5).start()
     try:
         yield dagster
     finally:
@@ -55,24 +44,24 @@ def team(ducklake_extensions: None, postgres_server: PostgresServer) -> Iterator
 
 
 def test_team_deployment_backfills_30_days_with_runs_writing_the_lake_at_once(
-    team: TeamDagster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    team: td.TeamDagster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nodes = team.asset_nodes()
     group = sorted(k.split("/", 1)[1] for k, n in nodes.items() if n["groupName"] == "mailings")
-    assert group == sorted(MAILINGS_GROUP), group
+    assert group == sorted(td.MAILINGS_GROUP), group
 
-    days = past_days(team, BACKFILL_DAYS)
+    days = td.past_days(team, BACKFILL_DAYS)
     started = time.monotonic()
-    backfill_ids = launch_backfills(team, MAILINGS_GROUP, days, BACKFILLS)
-    states = wait_for_backfills(team, backfill_ids, timeout=420)
+    backfill_ids = td.launch_backfills(team, td.MAILINGS_GROUP, days, BACKFILLS)
+    states = td.wait_for_backfills(team, backfill_ids, timeout=420)
     wall = time.monotonic() - started
-    runs = backfill_runs(team, backfill_ids)
-    overlap = max_overlap(runs)
+    runs = td.backfill_runs(team, backfill_ids)
+    overlap = td.max_overlap(runs)
     report = {
         "backfills": {b: s["status"] for b, s in states.items()},
         "partitions": f"{days[0]}..{days[-1]} ({len(days)} days, {BACKFILLS} backfills)",
         "wall_seconds": round(wall, 1),
-        "run_span_seconds": round(run_span(runs), 1),
+        "run_span_seconds": round(td.run_span(runs), 1),
         "runs": [
             {"status": r["status"], "start": r["startTime"], "end": r["endTime"]} for r in runs
         ],
@@ -90,9 +79,9 @@ def test_team_deployment_backfills_30_days_with_runs_writing_the_lake_at_once(
     )
     assert len(runs) >= BACKFILLS, runs
     failed = [r["runId"] for r in runs if r["status"] != "SUCCESS"]
-    assert not failed, f"runs did not succeed: {failures(team, failed)}"
+    assert not failed, f"runs did not succeed: {td.failures(team, failed)}"
     assert overlap >= 2, f"no two runs were STARTED at once: {report['runs']}"
-    for asset in MAILINGS_GROUP:
+    for asset in td.MAILINGS_GROUP:
         missing = set(days) - team.materialized_partitions(asset)
         assert not missing, f"{asset}: not materialised {sorted(missing)}"
 
@@ -111,7 +100,7 @@ def test_team_deployment_backfills_30_days_with_runs_writing_the_lake_at_once(
             monkeypatch.setenv(name, value)
     con = connect()
     try:
-        for asset in MAILINGS_GROUP:
+        for asset in td.MAILINGS_GROUP:
             stored = dict(
                 con.execute(
                     f"SELECT strftime(send_day, '%Y-%m-%d'), count(*) FROM spotler.{asset} "
@@ -121,7 +110,7 @@ def test_team_deployment_backfills_30_days_with_runs_writing_the_lake_at_once(
             expected = {d: served.get(d, {}).get(asset, 0) for d in days}
             assert {d: stored.get(d, 0) for d in days} == expected, asset
             assert set(stored) <= set(days), f"{asset}: rows outside the backfilled days"
-            if asset in MAILING_INTERACTIONS and asset != "mailing_bounces":
+            if asset in td.MAILING_INTERACTIONS and asset != "mailing_bounces":
                 assert sum(expected.values()) > 0, asset
         (snapshots,) = con.execute("SELECT count(*) FROM lake.snapshots()").fetchone()
         assert snapshots > len(runs)
