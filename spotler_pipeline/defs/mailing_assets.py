@@ -40,7 +40,7 @@ from spotler_pipeline.defs.metadata import (
 )
 from spotler_pipeline.defs.partitions import daily_partitions, run_days
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
-from spotler_pipeline.defs.writing import ItemScope, staged_rows, write_staged
+from spotler_pipeline.defs.writing import ItemScope, write_rows
 from spotler_pipeline.warehouse import Table, WriteResult
 from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_BOUNCES,
@@ -161,18 +161,16 @@ def _write_for_mailings(
     and what was kept as metadata (said in the log too)."""
     ids = [m.encrypted_id for m in mailings]
     missing = {i for i, answer in zip(ids, answers, strict=True) if answer is None}
-    with staged_rows(warehouse, rows) as stage:
-        results = write_staged(
-            warehouse,
-            stage,
-            list(rows),
-            days,
-            scope=ItemScope("mailing_id", ids, MAILINGS),
-            missing=missing,
-            account=account,
-            log=log,
-            requests=requests,
-        )
+    results = write_rows(
+        warehouse,
+        rows,
+        days,
+        scope=ItemScope("mailing_id", ids, MAILINGS),
+        missing=missing,
+        account=account,
+        log=log,
+        requests=requests,
+    )
     return results, report_kept(log, results, missing, "mailings")
 
 

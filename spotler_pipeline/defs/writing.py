@@ -4,7 +4,7 @@ Every asset writes through :func:`write_staged`: the staged rows of each table r
 run's days for the items it fetched, or, for an unpartitioned catalogue, are merged as its
 complete listing (:func:`merge_listing`); all in one transaction, after which the copy for
 readers is published (``WarehouseResource.write``). Rows built in memory are staged first
-by :func:`staged_rows`. :class:`ItemScope` says which items a write replaces, and which
+by :func:`write_rows`. :class:`ItemScope` says which items a write replaces, and which
 catalogue flags the items that answered 404 (nothing Spotler forgets is deleted).
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -139,16 +138,34 @@ def write_staged(
     return [replace(r, rows_kept=max(0, r.rows_kept - unchanged.get(r.table, 0))) for r in results]
 
 
-@contextmanager
-def staged_rows(
-    warehouse: WarehouseResource, rows: Mapping[Table, list[dict[str, Any]]]
-) -> Iterator[StagingArea]:
-    """A staging area holding rows built in memory (dicts by column name, per table), for
-    :func:`write_staged`."""
+def write_rows(
+    warehouse: WarehouseResource,
+    rows: Mapping[Table, list[dict[str, Any]]],
+    days: Window | None,
+    *,
+    scope: ItemScope | None = None,
+    missing: Collection[str] = frozenset(),
+    account: str | None,
+    log: logging.Logger | Any,
+    requests: int | None = None,
+) -> list[WriteResult]:
+    """Write rows built in memory (dicts by column name, per table) as :func:`write_staged`
+    writes staged ones, the other arguments meaning the same: each table of ``rows`` is
+    staged, then all are written in one transaction."""
     with warehouse.staging() as stage:
         for table, table_rows in rows.items():
             stage.append(table, rows_table(table, table_rows))
-        yield stage
+        return write_staged(
+            warehouse,
+            stage,
+            list(rows),
+            days,
+            scope=scope,
+            missing=missing,
+            account=account,
+            log=log,
+            requests=requests,
+        )
 
 
 def merge_listing(
@@ -166,15 +183,8 @@ def merge_listing(
     table and evaluate its ``checks`` on the whole table."""
     seen = {"present": True, "first_seen_at": seen_at, "last_seen_at": seen_at}
     listing = {table: [{**row, **seen} for row in table_rows] for table, table_rows in rows.items()}
-    with staged_rows(warehouse, listing) as stage:
-        results = write_staged(
-            warehouse,
-            stage,
-            list(rows),
-            None,
-            account=account,
-            log=context.log,
-            requests=requests,
-        )
+    results = write_rows(
+        warehouse, listing, None, account=account, log=context.log, requests=requests
+    )
     yield from presence_results(context.log, results, rows, api_requests=requests)
     yield from inline_results(context, warehouse, checks, None)
