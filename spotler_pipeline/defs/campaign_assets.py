@@ -27,6 +27,7 @@ from spotler_pipeline.defs.checks import checks_for
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import each_or_none
 from spotler_pipeline.defs.interactions import Interactions, Item, Report, interaction_assets
+from spotler_pipeline.defs.message_columns import message_columns
 from spotler_pipeline.defs.metadata import table_spec, writing_step
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
@@ -91,7 +92,6 @@ def _catalog_rows(
             detail = details.get(step.encrypted_id or "")
             if detail is None:  # deleted after the listing: not listed any more
                 continue
-            msg = detail.message
             rows[CAMPAIGN_MAILINGS].append(
                 {
                     "encrypted_id": step.encrypted_id,
@@ -99,11 +99,7 @@ def _catalog_rows(
                     "position": position,
                     "name": detail.name or step.name,
                     "type": detail.type or step.type,
-                    "message_name": msg.name if msg else None,
-                    "message_author": msg.author if msg else None,
-                    "subject": msg.subject if msg else None,
-                    "from_name": msg.from_name if msg else None,
-                    "from_email": msg.from_email if msg else None,
+                    **message_columns(detail.message),
                     "link_count": len(detail.links),
                 }
             )

@@ -27,6 +27,7 @@ from spotler_pipeline.defs.interactions import (
     interaction_assets,
 )
 from spotler_pipeline.defs.mailing_checks import mailing_checks
+from spotler_pipeline.defs.message_columns import message_columns
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
     asset_key,
@@ -96,7 +97,6 @@ def statistics_of(
 
 
 def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
-    msg = details.message
     return {
         "send_day": send_day,
         "encrypted_id": details.encrypted_id,
@@ -107,11 +107,7 @@ def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
         "sent_count": details.sent_count,
         "sender": details.sender,
         "target_group": details.target_group,
-        "message_name": msg.name if msg else None,
-        "message_author": msg.author if msg else None,
-        "subject": msg.subject if msg else None,
-        "from_name": msg.from_name if msg else None,
-        "from_email": msg.from_email if msg else None,
+        **message_columns(details.message),
         "link_count": len(details.links),
         "present": True,
     }
