@@ -34,11 +34,11 @@ dev: $(STAMP)
 test: $(STAMP) chromium postgresql
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
 	$(BIN)/dg check defs
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Only the end-to-end tests: dagster dev + UI backfill, and the browser (screenshots in test-artifacts/).
 test-e2e: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Debian's headless Chromium for the browser test (Playwright drives it; never `playwright install`).
 ## Installed with apt-get when missing and we are root; otherwise the browser test skips, saying why.
