@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from spotler_pipeline.warehouse.model import SCHEMA, Table
+from spotler_pipeline.warehouse.writes import memory_limit_bytes
 
 SAMPLE = 10
 
@@ -82,7 +83,6 @@ SLICE_ROWS = 4_000_000
 #: rows with two 24-character keys: 4M-row slices ran out of memory at 64 MB, 2M-row ones
 #: passed).
 SLICE_ROW_BYTES = 32
-_UNITS = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def _execute(
@@ -153,21 +153,8 @@ def _finding(
 
 def _slices(conn: duckdb.DuckDBPyConnection, rows: int) -> int:
     """How many slices ``rows`` rows are grouped in, given the connection's memory limit."""
-    per_slice = SLICE_ROWS
-    limit = memory_limit_bytes(conn)
-    if limit is not None:
-        per_slice = max(100_000, min(SLICE_ROWS, limit // SLICE_ROW_BYTES))
+    per_slice = max(100_000, min(SLICE_ROWS, memory_limit_bytes(conn) // SLICE_ROW_BYTES))
     return max(1, -(-rows // per_slice))
-
-
-def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int | None:
-    """The connection's DuckDB ``memory_limit`` in bytes (``None`` if it cannot be read)."""
-    row = conn.execute("SELECT current_setting('memory_limit')").fetchone()
-    try:
-        number, unit = str(row[0]).split() if row else ("", "")
-        return int(float(number) * _UNITS[unit.lower()])
-    except (ValueError, KeyError):
-        return None
 
 
 def duplicate_keys(

@@ -74,7 +74,7 @@ class WriteMemory:
             return
         row = conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         used = int(row[0] or 0) if row else 0
-        limit = min(used + memory_bytes(self.insert), memory_bytes(_current_memory_limit(conn)))
+        limit = min(used + memory_bytes(self.insert), memory_limit_bytes(conn))
         _set_memory_limit(conn, f"{limit}B")
 
 
@@ -100,6 +100,11 @@ def memory_bytes(text: str) -> int:
 
 def _current_memory_limit(conn: duckdb.DuckDBPyConnection) -> str:
     return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+
+
+def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int:
+    """The connection's DuckDB ``memory_limit`` in bytes."""
+    return memory_bytes(_current_memory_limit(conn))
 
 
 def _set_memory_limit(conn: duckdb.DuckDBPyConnection, value: str) -> None:
