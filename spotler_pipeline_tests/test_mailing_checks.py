@@ -11,11 +11,17 @@ import dagster as dg
 import duckdb
 import pytest
 
-from spotler_pipeline.defs.checks import ALL_DAYS
+from spotler_pipeline.defs.checks import ALL_DAYS, WarehouseCheck, evaluated
+from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import ensure_schema
 from spotler_pipeline.warehouse.connection import open_warehouse
-from spotler_pipeline.warehouse.mailing_tables import MAILING_RECIPIENTS
-from spotler_pipeline.warehouse.quality import Window, duplicate_keys
+from spotler_pipeline.warehouse.mailing_tables import MAILING_RECIPIENTS, MAILINGS
+from spotler_pipeline.warehouse.quality import (
+    Finding,
+    Window,
+    duplicate_keys,
+    recipients_vs_sent_count,
+)
 from spotler_pipeline_tests.pipeline_harness import MAILING_ASSETS, Harness
 
 CHECKS = [
@@ -157,3 +163,62 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(tmp_path: Path
     assert sorted(r["contact_encrypted_id"] for r in finding.sample) == sorted(
         hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(3)
     )
+
+
+def test_the_recipients_check_is_evaluated_every_time(tmp_path: Path) -> None:
+    """DuckDB 1.5.5's window operator fails now and then on several threads ("INTERNAL
+    Error: Attempted to access index 0 within vector of size 0"), so a finding's count must
+    not come from ``count(*) OVER ()``: it failed about 1 evaluation in 40 at 32 threads (1 in
+    200 at 2), and took every later check of its connection down with it. Here the rule runs
+    300 times, each on a new connection, and finds its one short mailing every time."""
+    path = tmp_path / "w.duckdb"
+    with open_warehouse(path) as conn:
+        ensure_schema(conn)
+        values = {
+            "encrypted_id": "'mailing-' || i",
+            "send_day": "DATE '2026-06-01' + (i % 3)::INT",
+            "sent_count": "30",
+        }
+        select = ", ".join(values.get(c.name, "NULL") for c in MAILINGS.columns)
+        conn.execute(f"INSERT INTO {MAILINGS.qualified_name} SELECT {select} FROM range(35) t(i)")
+        values = {
+            "send_day": "DATE '2026-06-01' + ((i // 30) % 3)::INT",
+            "mailing_id": "'mailing-' || (i // 30)",
+            "contact_encrypted_id": "'contact-' || i",
+        }
+        select = ", ".join(values.get(c.name, "NULL") for c in MAILING_RECIPIENTS.columns)
+        # every mailing's 30 recipients but the last one's last
+        table = MAILING_RECIPIENTS.qualified_name
+        conn.execute(f"INSERT INTO {table} SELECT {select} FROM range(35 * 30 - 1) t(i)")
+    for _ in range(300):
+        with duckdb.connect(str(path), read_only=True) as conn:
+            conn.execute("SET threads = 32")
+            finding = recipients_vs_sent_count(conn)
+        assert (finding.checked, finding.problems) == (35, 1)
+        assert finding.sample[0]["mailing_id"] == "mailing-34"
+
+
+def test_a_check_that_breaks_its_connection_leaves_the_others_evaluated(tmp_path: Path) -> None:
+    """An internal error in DuckDB invalidates the database the check's connection is on:
+    the check reports it, and the checks after it are evaluated on a new connection instead
+    of all failing with "database has been invalidated"."""
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    with warehouse.get_connection() as conn:
+        ensure_schema(conn)
+        conn.execute(
+            f"INSERT INTO {MAILINGS.qualified_name} (encrypted_id, send_day) "
+            "VALUES ('m1', DATE '2026-06-01'), ('m1', DATE '2026-06-01')"
+        )
+
+    def breaks(conn: duckdb.DuckDBPyConnection, window: Window | None) -> Finding:
+        conn.close()  # as unusable as an invalidated database
+        raise duckdb.InternalException("INTERNAL Error: Attempted to access index 0")
+
+    keys = WarehouseCheck(MAILINGS, "keys", "", lambda c, w: duplicate_keys(c, MAILINGS, w), "")
+    broken = WarehouseCheck(MAILINGS, "broken", "", breaks, "")
+    results = list(evaluated(warehouse, "64MB", [(keys, None, None), (broken, None, None)] * 2))
+    assert [r.check_name for r in results] == ["keys", "broken", "keys", "broken"]
+    assert [r.metadata["problems"].value for r in results[::2]] == [1, 1]
+    assert [r.metadata["error"].value for r in results[1::2]] == [
+        "InternalException: INTERNAL Error: Attempted to access index 0"
+    ] * 2

@@ -203,6 +203,39 @@ def _check_connection(
         yield conn
 
 
+def _usable(conn: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        conn.execute("SELECT 1").fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def evaluated(
+    warehouse: WarehouseResource,
+    memory_limit: str,
+    todo: Iterable[tuple[WarehouseCheck, Window | None, dg.AssetCheckKey | None]],
+) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate each ``(check, window, key)`` of ``todo`` on a read connection under
+    ``memory_limit``, in order.
+
+    One connection serves them all, unless a check's query leaves it unusable: an internal
+    error in DuckDB invalidates the database it was opened on ("database has been
+    invalidated because of a previous fatal error"). That check reports its error, and the
+    next ones are evaluated on a new connection instead of all failing with the first one's
+    error.
+    """
+    pending = list(todo)
+    while pending:
+        with _check_connection(warehouse, memory_limit) as conn:
+            while pending:
+                check, window, key = pending.pop(0)
+                result = check.evaluate(conn, window, key)
+                yield result
+                if "error" in result.metadata and pending and not _usable(conn):
+                    break
+
+
 def inline_results(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -218,8 +251,13 @@ def inline_results(
     if not todo:
         return
     started = time.monotonic()
-    with _check_connection(warehouse, INLINE_CHECK_MEMORY_LIMIT) as conn:
-        results = [c.evaluate(conn, (written or {}).get(c.table.name, window)) for c in todo]
+    results = list(
+        evaluated(
+            warehouse,
+            INLINE_CHECK_MEMORY_LIMIT,
+            [(c, (written or {}).get(c.table.name, window), None) for c in todo],
+        )
+    )
     failed = [r.check_name for r in results if not r.passed]
     context.log.info(
         f"{len(todo)} checks on "
@@ -266,9 +304,9 @@ def nightly_checks(name: str, checks: Sequence[WarehouseCheck]) -> dg.AssetCheck
         if not todo:
             return
         started = time.monotonic()
-        with _check_connection(warehouse, CHECK_MEMORY_LIMIT) as conn:
-            for check in todo:
-                yield check.evaluate(conn, None, check.nightly_key)
+        yield from evaluated(
+            warehouse, CHECK_MEMORY_LIMIT, [(c, None, c.nightly_key) for c in todo]
+        )
         context.log.info(f"{len(todo)} whole-table checks in {time.monotonic() - started:.1f}s")
 
     return _nightly
