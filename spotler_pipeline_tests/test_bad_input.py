@@ -45,6 +45,10 @@ def one_line(text: str) -> str:
         ("SPOTLER_PARTITIONS_START", "20250101"),
         ("SPOTLER_PARTITIONS_START", "2025-13-01"),
         ("SPOTLER_PARTITIONS_START", "last year"),
+        ("SPOTLER_INTERACTION_REFRESH_DAYS", "0"),
+        ("SPOTLER_CAMPAIGN_REFRESH_DAYS", "three"),
+        ("SPOTLER_SNAPSHOT_LOOKBACK_DAYS", "-5"),
+        ("SPOTLER_SNAPSHOT_LOOKBACK_DAYS", "1.5"),
     ],
 )
 def test_bad_setting_is_one_line_naming_variable_and_value(

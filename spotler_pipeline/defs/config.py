@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spotler_pipeline.client.settings import DEFAULT_BASE_URL as DEFAULT_BASE_URL
@@ -32,6 +34,8 @@ FILE_POOL = "spotler_duckdb"
 LAKE_POOL = "spotler_api"
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -58,11 +62,21 @@ class DeploymentSettings:
     @classmethod
     def from_env(cls) -> DeploymentSettings:
         return cls(
-            timezone=_timezone(TIMEZONE_ENV_VAR, DEFAULT_TIMEZONE),
-            partitions_start=_day(PARTITIONS_START_ENV_VAR, DEFAULT_PARTITIONS_START),
-            interaction_refresh_days=_int("SPOTLER_INTERACTION_REFRESH_DAYS", 30),
-            campaign_refresh_days=_int("SPOTLER_CAMPAIGN_REFRESH_DAYS", 3),
-            snapshot_lookback_days=_int("SPOTLER_SNAPSHOT_LOOKBACK_DAYS", 60),
+            timezone=_setting(
+                TIMEZONE_ENV_VAR,
+                DEFAULT_TIMEZONE,
+                _zone,
+                f"is not a known time zone: use an IANA name such as {DEFAULT_TIMEZONE!r}",
+            ),
+            partitions_start=_setting(
+                PARTITIONS_START_ENV_VAR,
+                DEFAULT_PARTITIONS_START,
+                _iso_day,
+                f"is not a day in the form YYYY-MM-DD (e.g. {DEFAULT_PARTITIONS_START})",
+            ),
+            interaction_refresh_days=_setting("SPOTLER_INTERACTION_REFRESH_DAYS", 30, *_DAYS),
+            campaign_refresh_days=_setting("SPOTLER_CAMPAIGN_REFRESH_DAYS", 3, *_DAYS),
+            snapshot_lookback_days=_setting("SPOTLER_SNAPSHOT_LOOKBACK_DAYS", 60, *_DAYS),
             lake=_raw(DUCKLAKE_CATALOG_ENV_VAR) is not None,
         )
 
@@ -73,44 +87,41 @@ def _raw(name: str) -> str | None:
     return raw or None
 
 
-def _timezone(name: str, default: str) -> str:
+def _setting(name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+    """The variable read by ``parse``, or ``default`` when it is unset. A value ``parse``
+    refuses (``ValueError``) stops start-up with one line: the variable, its value and
+    ``expected``."""
     raw = _raw(name)
     if raw is None:
         return default
+    try:
+        return parse(raw)
+    except ValueError:
+        # ``from None``: the one line says it all; the parser's traceback would only bury it.
+        raise SettingsError(f"{name}={raw!r} {expected}") from None
+
+
+def _zone(raw: str) -> str:
     try:
         ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # ``from None``: the one line says it all; zoneinfo's traceback would only bury it.
-        raise SettingsError(
-            f"{name}={raw!r} is not a known time zone: use an IANA name such as "
-            f"{DEFAULT_TIMEZONE!r}"
-        ) from None
+    except (ZoneInfoNotFoundError, OSError) as exc:
+        raise ValueError(raw) from exc
     return raw
 
 
-def _day(name: str, default: str) -> str:
-    raw = _raw(name)
-    if raw is None:
-        return default
-    try:
-        if not _DAY.fullmatch(raw):
-            raise ValueError
-        date.fromisoformat(raw)
-    except ValueError:
-        raise SettingsError(
-            f"{name}={raw!r} is not a day in the form YYYY-MM-DD (e.g. {default})"
-        ) from None
+def _iso_day(raw: str) -> str:
+    if not _DAY.fullmatch(raw):
+        raise ValueError(raw)
+    date.fromisoformat(raw)
     return raw
 
 
-def _int(name: str, default: int) -> int:
-    raw = _raw(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number of days") from None
+def _whole_days(raw: str) -> int:
+    value = int(raw)
     if value < 1:
-        raise SettingsError(f"{name}={raw!r} must be at least 1 (days)")
+        raise ValueError(raw)
     return value
+
+
+#: How a number of days is read, and what its error says.
+_DAYS = (_whole_days, "is not a whole number of days, at least 1")
