@@ -13,7 +13,7 @@ import pytest
 
 from spotler_pipeline.defs.checks import ALL_DAYS, WarehouseCheck, evaluated
 from spotler_pipeline.defs.resources import WarehouseResource
-from spotler_pipeline.warehouse import ensure_schema
+from spotler_pipeline.warehouse import Table, ensure_schema
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.mailing_tables import MAILING_RECIPIENTS, MAILINGS
 from spotler_pipeline.warehouse.quality import (
@@ -134,6 +134,15 @@ def test_check_fails_on_corrupted_data(
     assert inline.metadata["problems"].value == expected
 
 
+def _generate(
+    conn: duckdb.DuckDBPyConnection, table: Table, values: dict[str, str], rows: int
+) -> None:
+    """Insert ``rows`` rows into ``table``: each column named in ``values`` is that SQL
+    expression of the row number ``i``, the others NULL."""
+    select = ", ".join(values.get(c.name, "NULL") for c in table.columns)
+    conn.execute(f"INSERT INTO {table.qualified_name} SELECT {select} FROM range({rows}) t(i)")
+
+
 def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(tmp_path: Path) -> None:
     """A first load writes 30 days at once, and its inline key check reads them under the
     checks' small memory limit: the slices shrink with the limit, so the check is evaluated
@@ -142,17 +151,15 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(tmp_path: Path
     ``scripts/bench.py --items 2``); here the same at a smaller scale: 6M rows under 48 MB."""
     path = tmp_path / "w.duckdb"
     table = MAILING_RECIPIENTS
+    values = {
+        "send_day": "DATE '2025-05-01' + (i % 30)::INT",
+        "mailing_id": "'mailing-' || lpad((i % 41)::VARCHAR, 16, '0')",
+        "contact_encrypted_id": "md5(i::VARCHAR)[1:24]",
+    }
     with open_warehouse(path) as conn:
         ensure_schema(conn)
-        values = {
-            "send_day": "DATE '2025-05-01' + (i % 30)::INT",
-            "mailing_id": "'mailing-' || lpad((i % 41)::VARCHAR, 16, '0')",
-            "contact_encrypted_id": "md5(i::VARCHAR)[1:24]",
-        }
-        select = ", ".join(values.get(c.name, "NULL") for c in table.columns)
-        conn.execute(f"INSERT INTO {table.qualified_name} SELECT {select} FROM range(6000000) t(i)")
-        # three keys twice: rows 0, 1 and 2 again
-        conn.execute(f"INSERT INTO {table.qualified_name} SELECT {select} FROM range(3) t(i)")
+        _generate(conn, table, values, 6_000_000)
+        _generate(conn, table, values, 3)  # three keys twice: rows 0, 1 and 2 again
     window = Window(date(2025, 5, 1), date(2025, 5, 31))
     with duckdb.connect(str(path), read_only=True) as conn:
         conn.execute("SET threads = 2")
@@ -174,22 +181,19 @@ def test_the_recipients_check_is_evaluated_every_time(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     with open_warehouse(path) as conn:
         ensure_schema(conn)
-        values = {
+        mailing = {
             "encrypted_id": "'mailing-' || i",
             "send_day": "DATE '2026-06-01' + (i % 3)::INT",
             "sent_count": "30",
         }
-        select = ", ".join(values.get(c.name, "NULL") for c in MAILINGS.columns)
-        conn.execute(f"INSERT INTO {MAILINGS.qualified_name} SELECT {select} FROM range(35) t(i)")
-        values = {
+        _generate(conn, MAILINGS, mailing, 35)
+        recipient = {
             "send_day": "DATE '2026-06-01' + ((i // 30) % 3)::INT",
             "mailing_id": "'mailing-' || (i // 30)",
             "contact_encrypted_id": "'contact-' || i",
         }
-        select = ", ".join(values.get(c.name, "NULL") for c in MAILING_RECIPIENTS.columns)
         # every mailing's 30 recipients but the last one's last
-        table = MAILING_RECIPIENTS.qualified_name
-        conn.execute(f"INSERT INTO {table} SELECT {select} FROM range(35 * 30 - 1) t(i)")
+        _generate(conn, MAILING_RECIPIENTS, recipient, 35 * 30 - 1)
     for _ in range(300):
         with duckdb.connect(str(path), read_only=True) as conn:
             conn.execute("SET threads = 32")
