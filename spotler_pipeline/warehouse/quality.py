@@ -124,7 +124,8 @@ def _finding(
         # The count rides along as a scalar subquery of the materialised problem rows, not
         # as ``count(*) OVER ()``: DuckDB 1.5.5's window operator fails about one query in
         # 200 on two threads ("INTERNAL Error: Attempted to access index 0 within vector of
-        # size 0" in WindowLocalSourceState::Finalize), which also invalidates the database.
+        # size 0" in WindowLocalSourceState::Finalize), which also invalidates the database
+        # (duckdb/duckdb#22846, said fixed in 1.5.4; still seen on 1.5.5 in #25713).
         cur = _execute(
             conn,
             f"WITH problems AS MATERIALIZED ({problems_sql.replace('{slice}', condition)}) "
