@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -13,7 +14,7 @@ import pytest
 
 from spotler_pipeline.defs.checks import ALL_DAYS, WarehouseCheck, evaluated
 from spotler_pipeline.defs.resources import WarehouseResource
-from spotler_pipeline.warehouse import Table, ensure_schema
+from spotler_pipeline.warehouse import Table, ensure_schema, quality
 from spotler_pipeline.warehouse.connection import open_warehouse
 from spotler_pipeline.warehouse.mailing_tables import MAILING_RECIPIENTS, MAILINGS
 from spotler_pipeline.warehouse.quality import (
@@ -143,12 +144,18 @@ def _generate(
     conn.execute(f"INSERT INTO {table.qualified_name} SELECT {select} FROM range({rows}) t(i)")
 
 
-def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(tmp_path: Path) -> None:
+def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A first load writes 30 days at once, and its inline key check reads them under the
     checks' small memory limit: the slices shrink with the limit, so the check is evaluated
     (and still finds every duplicate) instead of failing with "Out of Memory". With fixed
     4M-row slices this failed at 64 MB on 28M recipients (the 30-day first load of
-    ``scripts/bench.py --items 2``); here the same at a smaller scale: 6M rows under 48 MB."""
+    ``scripts/bench.py --items 2``); here the same at a smaller scale: 6M rows under 48 MB.
+
+    Whether a slice fits also depends on the threads (1 run in 10 ran out of memory at the
+    computed size): a slice that does not fit is tried again as two. Forced here by sizing
+    the first attempt at all 6M rows in one slice, which never fits in 48 MB."""
     path = tmp_path / "w.duckdb"
     table = MAILING_RECIPIENTS
     values = {
@@ -161,15 +168,30 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(tmp_path: Path
         _generate(conn, table, values, 6_000_000)
         _generate(conn, table, values, 3)  # three keys twice: rows 0, 1 and 2 again
     window = Window(date(2025, 5, 1), date(2025, 5, 31))
+    duplicates = sorted(hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(3))
+    tried: list[int] = []
+    finding_of = quality._finding
+
+    def recording(*args: Any, **kwargs: Any) -> Finding:
+        tried.append(kwargs["slices"])
+        return finding_of(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "_finding", recording)
     with duckdb.connect(str(path), read_only=True) as conn:
         conn.execute("SET threads = 2")
         conn.execute("SET memory_limit = '48MB'")
         conn.execute(f"SET temp_directory = '{tmp_path / 'spill'}'")
-        finding = duplicate_keys(conn, table, window)
-    assert (finding.checked, finding.problems) == (6_000_003, 3)
-    assert sorted(r["contact_encrypted_id"] for r in finding.sample) == sorted(
-        hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(3)
-    )
+        for slice_rows in (None, 10_000_000):  # as computed; then all rows in one slice
+            if slice_rows is not None:
+                monkeypatch.setattr(quality, "SLICE_ROWS", slice_rows)
+                monkeypatch.setattr(quality, "SLICE_ROW_BYTES", 1)
+            tried.clear()
+            finding = duplicate_keys(conn, table, window)
+            assert (finding.checked, finding.problems) == (6_000_003, 3)
+            assert sorted(r["contact_encrypted_id"] for r in finding.sample) == duplicates
+            # 48 MB / 32 B a row: slices of 1.5M rows, five for 6,000,003
+            assert tried[0] == (5 if slice_rows is None else 1)
+    assert tried[:2] == [1, 2] and tried == [2**n for n in range(len(tried))]
 
 
 def test_the_recipients_check_is_evaluated_every_time(tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ SLICE_ROWS = 4_000_000
 #: rows with two 24-character keys: 4M-row slices ran out of memory at 64 MB, 2M-row ones
 #: passed).
 SLICE_ROW_BYTES = 32
+#: Times a key check that ran out of memory is tried again with twice the slices.
+SLICE_RETRIES = 4
 
 
 def _execute(
@@ -170,16 +172,27 @@ def duplicate_keys(
     keys = ", ".join(f'"{k}"' for k in table.primary_key)
     where = _restrict(table, window)
     checked = f"SELECT count(*) FROM {table.qualified_name} WHERE {where}"
-    return _finding(
-        conn,
-        checked,
-        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
-        f"WHERE {where} AND {{slice}} GROUP BY ALL HAVING count(*) > 1",
-        f"copies DESC, {keys}",
-        window,
-        slices=_slices(conn, _count(conn, checked, window)),
-        slice_key=keys,
-    )
+    slices = _slices(conn, _count(conn, checked, window))
+    for attempt in range(SLICE_RETRIES + 1):
+        try:
+            return _finding(
+                conn,
+                checked,
+                f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
+                f"WHERE {where} AND {{slice}} GROUP BY ALL HAVING count(*) > 1",
+                f"copies DESC, {keys}",
+                window,
+                slices=slices,
+                slice_key=keys,
+            )
+        except duckdb.OutOfMemoryException:
+            # Whether a slice fits depends on how the threads' partial tables happen to
+            # fill: at memory_limit / SLICE_ROW_BYTES rows, about 1 key check in 10 ran out
+            # of memory under 48 MB. Smaller slices cost one more scan each, only then.
+            if attempt == SLICE_RETRIES:
+                raise
+            slices *= 2
+    raise AssertionError("unreachable")
 
 
 def clicks_without_link(
