@@ -170,13 +170,13 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(
     window = Window(date(2025, 5, 1), date(2025, 5, 31))
     duplicates = sorted(hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(3))
     tried: list[int] = []
-    finding_of = quality._finding
+    problems_of = quality._problems
 
-    def recording(*args: Any, **kwargs: Any) -> Finding:
-        tried.append(kwargs["slices"])
-        return finding_of(*args, **kwargs)
+    def recording(*args: Any) -> tuple[int, list[dict[str, Any]]]:
+        tried.append(args[4])  # slices
+        return problems_of(*args)
 
-    monkeypatch.setattr(quality, "_finding", recording)
+    monkeypatch.setattr(quality, "_problems", recording)
     with duckdb.connect(str(path), read_only=True) as conn:
         conn.execute("SET threads = 2")
         conn.execute("SET memory_limit = '48MB'")

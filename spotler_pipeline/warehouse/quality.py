@@ -83,7 +83,7 @@ SLICE_ROWS = 4_000_000
 #: rows with two 24-character keys: 4M-row slices ran out of memory at 64 MB, 2M-row ones
 #: passed).
 SLICE_ROW_BYTES = 32
-#: Times a key check that ran out of memory is tried again with twice the slices.
+#: Times a sliced check that ran out of memory is tried again with twice the slices.
 SLICE_RETRIES = 4
 
 
@@ -118,6 +118,29 @@ def _finding(
     and samples are merged (a rule grouping by ``slice_key`` sees each group whole).
     """
     checked = _count(conn, checked_sql, window)
+    # Whether a slice fits also depends on how the threads' partial tables happen to fill:
+    # at memory_limit / SLICE_ROW_BYTES rows, about 1 key check in 10 ran out of memory
+    # under 48 MB. Smaller slices cost one more scan each, only then.
+    for _ in range(SLICE_RETRIES if slice_key else 0):
+        try:
+            return Finding(
+                checked, *_problems(conn, problems_sql, order_by, window, slices, slice_key)
+            )
+        except duckdb.OutOfMemoryException:
+            slices *= 2
+    return Finding(checked, *_problems(conn, problems_sql, order_by, window, slices, slice_key))
+
+
+def _problems(
+    conn: duckdb.DuckDBPyConnection,
+    problems_sql: str,
+    order_by: str,
+    window: Window | None,
+    slices: int,
+    slice_key: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The count of ``problems_sql``'s rows and the first :data:`SAMPLE` of them by
+    ``order_by``, over ``slices`` slices (see :func:`_finding`)."""
     rows: list[tuple[Any, ...]] = []
     names: list[str] = []
     problems = 0
@@ -156,7 +179,7 @@ def _finding(
         }
         for row in rows[:SAMPLE]
     ]
-    return Finding(checked, problems, sample)
+    return problems, sample
 
 
 def _slices(conn: duckdb.DuckDBPyConnection, rows: int) -> int:
@@ -172,27 +195,16 @@ def duplicate_keys(
     keys = ", ".join(f'"{k}"' for k in table.primary_key)
     where = _restrict(table, window)
     checked = f"SELECT count(*) FROM {table.qualified_name} WHERE {where}"
-    slices = _slices(conn, _count(conn, checked, window))
-    for attempt in range(SLICE_RETRIES + 1):
-        try:
-            return _finding(
-                conn,
-                checked,
-                f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
-                f"WHERE {where} AND {{slice}} GROUP BY ALL HAVING count(*) > 1",
-                f"copies DESC, {keys}",
-                window,
-                slices=slices,
-                slice_key=keys,
-            )
-        except duckdb.OutOfMemoryException:
-            # Whether a slice fits depends on how the threads' partial tables happen to
-            # fill: at memory_limit / SLICE_ROW_BYTES rows, about 1 key check in 10 ran out
-            # of memory under 48 MB. Smaller slices cost one more scan each, only then.
-            if attempt == SLICE_RETRIES:
-                raise
-            slices *= 2
-    raise AssertionError("unreachable")
+    return _finding(
+        conn,
+        checked,
+        f"SELECT {keys}, count(*) AS copies FROM {table.qualified_name} "
+        f"WHERE {where} AND {{slice}} GROUP BY ALL HAVING count(*) > 1",
+        f"copies DESC, {keys}",
+        window,
+        slices=_slices(conn, _count(conn, checked, window)),
+        slice_key=keys,
+    )
 
 
 def clicks_without_link(
