@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from spotler_pipeline.simulator import Simulator
     from spotler_pipeline.warehouse.lake import LakeSettings
 
 
@@ -42,19 +43,42 @@ def _simulate(args: argparse.Namespace) -> int:
         heavy_days=dict(args.heavy_day),
     )
     stop = threading.Event()
+    serving = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        if not serving.is_set():
+            # Still pre-rendering (minutes at a large --scale): stop now, not after it.
+            raise _StoppedBeforeServing(signal.Signals(signum).name)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with sim:
-        if args.prewarm:
-            print(f"# pre-rendered {sim.prewarm():,} interaction rows", file=sys.stderr)
-        # `export` lines: a shell that evals them passes the settings on to its children.
-        print(f"export SPOTLER_BASE_URL={shlex.quote(sim.base_url)}")
-        print(f"export SPOTLER_CONSUMER_KEY={shlex.quote(sim.consumer_key)}")
-        print(f"export SPOTLER_CONSUMER_SECRET={shlex.quote(sim.consumer_secret)}", flush=True)
-        print(f"# clock {sim.now.isoformat()}; admin at {sim.admin_url}", file=sys.stderr)
-        while not stop.wait(0.5):
-            pass
+        signal.signal(signum, on_signal)
+    try:
+        with sim:
+            if args.prewarm:
+                print("# pre-rendering every interaction row ...", file=sys.stderr, flush=True)
+                print(f"# pre-rendered {sim.prewarm():,} interaction rows", file=sys.stderr)
+            serving.set()
+            _serve(sim, stop)
+    except _StoppedBeforeServing as stopped:
+        print(f"# stopped by {stopped} before serving", file=sys.stderr)
+        return 1
     return 0
+
+
+class _StoppedBeforeServing(Exception):
+    """A stop signal arrived while the simulator was still pre-rendering its rows."""
+
+
+def _serve(sim: Simulator, stop: threading.Event) -> None:
+    """Print the settings a client needs, then serve until ``stop`` is set."""
+    # `export` lines: a shell that evals them passes the settings on to its children.
+    print(f"export SPOTLER_BASE_URL={shlex.quote(sim.base_url)}")
+    print(f"export SPOTLER_CONSUMER_KEY={shlex.quote(sim.consumer_key)}")
+    print(f"export SPOTLER_CONSUMER_SECRET={shlex.quote(sim.consumer_secret)}", flush=True)
+    print(f"# clock {sim.now.isoformat()}; admin at {sim.admin_url}", file=sys.stderr)
+    while not stop.wait(0.5):
+        pass
 
 
 def _lake_settings(args: argparse.Namespace) -> LakeSettings | None:

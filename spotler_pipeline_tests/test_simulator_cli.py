@@ -50,3 +50,28 @@ def test_simulate_serves_until_sigterm() -> None:
         finally:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_simulate_stops_on_sigterm_while_pre_rendering() -> None:
+    """``--prewarm`` renders every row before serving (minutes at the benchmark's scale); a
+    stop signal in that time stops it then, instead of after the render."""
+    command = [sys.executable, "-m", "spotler_pipeline.cli", "simulate", "--scale", "0.001"]
+    command += ["--now", "2025-03-01T12:00:00", "--days", "5", "--prewarm"]
+    command += ["--heavy-day", "2025-03-01=50000000"]  # well over a minute to render here
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stderr is not None
+            said = ""
+            while not said.startswith("# pre-rendering"):
+                said = process.stderr.readline()
+                assert said, "the simulator ended before it said it was pre-rendering"
+            process.send_signal(signal.SIGTERM)
+            # Without the stop it renders on for minutes (and gigabytes) before it exits.
+            assert process.wait(timeout=30) == 1
+            out, err = process.communicate()
+        finally:
+            process.kill()
+    assert "export" not in out
+    assert "# stopped by SIGTERM before serving" in err
