@@ -42,24 +42,19 @@ def _simulate(args: argparse.Namespace) -> int:
         port=args.port,
         heavy_days=dict(args.heavy_day),
     )
-    stop = threading.Event()
-    serving = threading.Event()
 
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-        if not serving.is_set():
-            # Still pre-rendering (minutes at a large --scale): stop now, not after it.
-            raise _StoppedBeforeServing(signal.Signals(signum).name)
+    def stop_now(signum: int, frame: object) -> None:
+        # Pre-rendering takes minutes at a large --scale: stop now, not after it.
+        raise _StoppedBeforeServing(signal.Signals(signum).name)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
+        signal.signal(signum, stop_now)
     try:
         with sim:
             if args.prewarm:
                 print("# pre-rendering every interaction row ...", file=sys.stderr, flush=True)
                 print(f"# pre-rendered {sim.prewarm():,} interaction rows", file=sys.stderr)
-            serving.set()
-            _serve(sim, stop)
+            _serve(sim)
     except _StoppedBeforeServing as stopped:
         print(f"# stopped by {stopped} before serving", file=sys.stderr)
         return 1
@@ -70,8 +65,11 @@ class _StoppedBeforeServing(Exception):
     """A stop signal arrived while the simulator was still pre-rendering its rows."""
 
 
-def _serve(sim: Simulator, stop: threading.Event) -> None:
-    """Print the settings a client needs, then serve until ``stop`` is set."""
+def _serve(sim: Simulator) -> None:
+    """Print the settings a client needs, then serve until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     # `export` lines: a shell that evals them passes the settings on to its children.
     print(f"export SPOTLER_BASE_URL={shlex.quote(sim.base_url)}")
     print(f"export SPOTLER_CONSUMER_KEY={shlex.quote(sim.consumer_key)}")
