@@ -252,6 +252,37 @@ def test_views_are_recreated_when_their_definition_changes(
     assert conn.execute("SELECT * FROM spotler.mailing_stats_latest").fetchall() == [(42,)]
 
 
+def test_contact_tokens_are_stored_uncompressed_in_a_new_file(tmp_path: Path) -> None:
+    """The contacts' encryptedIds (random tokens) skip DuckDB's string compression, which
+    cost writes time for nothing; the e-mail addresses beside them are still compressed,
+    and the hint survives closing and reopening the file."""
+    conn = open_warehouse(tmp_path / "w.duckdb")
+    ddl.ensure_schema(conn)
+    conn.close()
+    conn = open_warehouse(tmp_path / "w.duckdb")
+    try:
+        conn.execute(
+            f"INSERT INTO {MAILING_OPENS.qualified_name} (send_day, mailing_id, "
+            "contact_external_id, contact_encrypted_id) SELECT DATE '2026-06-01', 'm1', "
+            "'contact' || i || '@example.com', md5(i::VARCHAR)[:24] FROM range(200000) t(i)"
+        )
+        conn.execute("CHECKPOINT")
+        kinds = dict(
+            conn.execute(
+                "SELECT column_name, list(DISTINCT compression) FROM pragma_storage_info(?) "
+                "WHERE segment_type = 'VARCHAR' GROUP BY ALL",
+                [
+                    f"{conn.execute('SELECT current_database()').fetchone()[0]}."
+                    f"{MAILING_OPENS.qualified_name}"
+                ],
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    assert set(kinds["contact_encrypted_id"]) <= {"Uncompressed", "Constant"}
+    assert "FSST" in kinds["contact_external_id"]
+
+
 # -- staging and locks ---------------------------------------------------------------------
 
 

@@ -135,9 +135,18 @@ def _create_missing_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def create_table(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """``CREATE TABLE`` for ``table`` with its table and column comments."""
-    conn.execute(table.create_sql())
+    """``CREATE TABLE`` for ``table`` with its table and column comments; the columns'
+    storage compression only in a DuckDB file (DuckLake writes Parquet its own way)."""
+    conn.execute(table.create_sql(compression=_database_type(conn) == "duckdb"))
     _comment(conn, table)
+
+
+def _database_type(conn: duckdb.DuckDBPyConnection) -> str | None:
+    """``duckdb`` for a DuckDB file (or memory), ``ducklake`` for a lake catalog."""
+    row = conn.execute(
+        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _comment(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
