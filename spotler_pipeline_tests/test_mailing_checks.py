@@ -194,6 +194,44 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(
     assert tried[:2] == [1, 2] and tried == [2**n for n in range(len(tried))]
 
 
+def test_the_key_check_groups_the_keys_only_when_two_rows_share_a_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without duplicates, the key check groups the keys' hashes only (cheaper than their
+    strings). Two rows with one hash make it group the keys themselves: a collision (forced
+    here) then counts no problem, real duplicates are counted and sampled."""
+    path = tmp_path / "w.duckdb"
+    table = MAILING_RECIPIENTS
+    values = {
+        "send_day": "DATE '2025-05-01' + (i % 3)::INT",
+        "mailing_id": "'mailing-' || (i % 7)::VARCHAR",
+        "contact_encrypted_id": "md5(i::VARCHAR)[1:24]",
+    }
+    with open_warehouse(path) as conn:
+        ensure_schema(conn)
+        _generate(conn, table, values, 50_000)
+    window = Window(date(2025, 5, 1), date(2025, 5, 4))
+    grouped: list[int] = []
+    problems_of = quality._problems
+
+    def recording(*args: Any) -> tuple[int, list[dict[str, Any]]]:
+        grouped.append(args[4])
+        return problems_of(*args)
+
+    monkeypatch.setattr(quality, "_problems", recording)
+    with duckdb.connect(str(path)) as conn:
+        assert (duplicate_keys(conn, table, window).problems, grouped) == (0, [])
+        with monkeypatch.context() as collide:
+            collide.setattr(quality, "_repeated_hash", lambda *args: True)
+            assert (duplicate_keys(conn, table, window).problems, grouped) == (0, [1])
+        _generate(conn, table, values, 2)  # rows 0 and 1 again
+        finding = duplicate_keys(conn, table, window)
+    assert (finding.checked, finding.problems, len(grouped)) == (50_002, 2, 2)
+    assert sorted(r["contact_encrypted_id"] for r in finding.sample) == sorted(
+        hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(2)
+    )
+
+
 def test_the_recipients_check_is_evaluated_every_time(tmp_path: Path) -> None:
     """DuckDB 1.5.5's window operator fails now and then on several threads ("INTERNAL
     Error: Attempted to access index 0 within vector of size 0"), so a finding's count must
