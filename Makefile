@@ -12,12 +12,12 @@ WORKERS  ?= 2
 
 .PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean
 
+# The package's bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set, Python
+# would otherwise compile it again in every process (~0.2 s of each Dagster command's start-up).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# The package's bytecode, compiled once: where PYTHONDONTWRITEBYTECODE is set, Python would
-	# otherwise compile it again in every process (~0.2 s of each Dagster command's start-up).
 	$(BIN)/python -m compileall -q spotler_pipeline >/dev/null
 	touch $(STAMP)
 
