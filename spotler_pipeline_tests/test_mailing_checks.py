@@ -144,6 +144,20 @@ def _generate(
     conn.execute(f"INSERT INTO {table.qualified_name} SELECT {select} FROM range({rows}) t(i)")
 
 
+def _record_key_groupings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The slices of each time a check groups its problem rows (``quality._problems``), in
+    a list that fills as the checks run."""
+    slices: list[int] = []
+    problems_of = quality._problems
+
+    def recording(*args: Any) -> tuple[int, list[dict[str, Any]]]:
+        slices.append(args[4])
+        return problems_of(*args)
+
+    monkeypatch.setattr(quality, "_problems", recording)
+    return slices
+
+
 def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,14 +183,7 @@ def test_the_key_check_of_a_long_window_fits_a_small_memory_limit(
         _generate(conn, table, values, 3)  # three keys twice: rows 0, 1 and 2 again
     window = Window(date(2025, 5, 1), date(2025, 5, 31))
     duplicates = sorted(hashlib.md5(str(i).encode()).hexdigest()[:24] for i in range(3))
-    tried: list[int] = []
-    problems_of = quality._problems
-
-    def recording(*args: Any) -> tuple[int, list[dict[str, Any]]]:
-        tried.append(args[4])  # slices
-        return problems_of(*args)
-
-    monkeypatch.setattr(quality, "_problems", recording)
+    tried = _record_key_groupings(monkeypatch)
     with duckdb.connect(str(path), read_only=True) as conn:
         conn.execute("SET threads = 2")
         conn.execute("SET memory_limit = '48MB'")
@@ -211,14 +218,7 @@ def test_the_key_check_groups_the_keys_only_when_two_rows_share_a_hash(
         ensure_schema(conn)
         _generate(conn, table, values, 50_000)
     window = Window(date(2025, 5, 1), date(2025, 5, 4))
-    grouped: list[int] = []
-    problems_of = quality._problems
-
-    def recording(*args: Any) -> tuple[int, list[dict[str, Any]]]:
-        grouped.append(args[4])
-        return problems_of(*args)
-
-    monkeypatch.setattr(quality, "_problems", recording)
+    grouped = _record_key_groupings(monkeypatch)
     with duckdb.connect(str(path)) as conn:
         assert (duplicate_keys(conn, table, window).problems, grouped) == (0, [])
         with monkeypatch.context() as collide:

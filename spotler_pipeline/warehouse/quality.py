@@ -10,10 +10,10 @@ rule needs them (the catalogue a row must belong to, a contact's history on othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -21,6 +21,8 @@ from spotler_pipeline.warehouse.model import SCHEMA, Table
 from spotler_pipeline.warehouse.writes import memory_limit_bytes
 
 SAMPLE = 10
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -118,17 +120,33 @@ def _finding(
     and samples are merged (a rule grouping by ``slice_key`` sees each group whole).
     """
     checked = _count(conn, checked_sql, window)
+    problems, sample = _smaller_slices_if_needed(
+        lambda n: _problems(conn, problems_sql, order_by, window, n, slice_key),
+        slices,
+        SLICE_RETRIES if slice_key else 0,
+    )
+    return Finding(checked, problems, sample)
+
+
+def _smaller_slices_if_needed(attempt: Callable[[int], _T], slices: int, retries: int) -> _T:
+    """``attempt(slices)``; when it runs out of memory, again with twice the slices, up to
+    ``retries`` times (then the error is raised)."""
     # Whether a slice fits also depends on how the threads' partial tables happen to fill:
     # at memory_limit / SLICE_ROW_BYTES rows, about 1 key check in 10 ran out of memory
     # under 48 MB. Smaller slices cost one more scan each, only then.
-    for _ in range(SLICE_RETRIES if slice_key else 0):
+    for _ in range(retries):
         try:
-            return Finding(
-                checked, *_problems(conn, problems_sql, order_by, window, slices, slice_key)
-            )
+            return attempt(slices)
         except duckdb.OutOfMemoryException:
             slices *= 2
-    return Finding(checked, *_problems(conn, problems_sql, order_by, window, slices, slice_key))
+    return attempt(slices)
+
+
+def _slice_conditions(expression: str, slices: int) -> list[str]:
+    """One SQL condition per slice: the rows whose ``expression`` (a hash) falls in it."""
+    if slices == 1:
+        return ["true"]
+    return [f"{expression} % {slices} = {i}" for i in range(slices)]
 
 
 def _problems(
@@ -144,8 +162,7 @@ def _problems(
     rows: list[tuple[Any, ...]] = []
     names: list[str] = []
     problems = 0
-    for i in range(slices):
-        condition = f"hash({slice_key}) % {slices} = {i}" if slices > 1 else "true"
+    for condition in _slice_conditions(f"hash({slice_key})", slices):
         # The count rides along as a scalar subquery of the materialised problem rows, not
         # as ``count(*) OVER ()``: DuckDB 1.5.5's window operator fails about one query in
         # 200 on two threads ("INTERNAL Error: Attempted to access index 0 within vector of
@@ -230,23 +247,18 @@ def _repeated_hash(
     itself (:func:`_finding`), and with as many retries with twice the slices."""
 
     def repeated(slices: int) -> bool:
-        for i in range(slices):
-            condition = f"h % {slices} = {i}" if slices > 1 else "true"
-            sql = (
+        return any(
+            _count(
+                conn,
                 f"SELECT count(*) FROM (SELECT h FROM (SELECT hash({keys}) AS h "
                 f"FROM {table.qualified_name} WHERE {where}) WHERE {condition} "
-                "GROUP BY h HAVING count(*) > 1)"
+                "GROUP BY h HAVING count(*) > 1)",
+                window,
             )
-            if _count(conn, sql, window):
-                return True
-        return False
+            for condition in _slice_conditions("h", slices)
+        )
 
-    for _ in range(SLICE_RETRIES):
-        try:
-            return repeated(slices)
-        except duckdb.OutOfMemoryException:
-            slices *= 2
-    return repeated(slices)
+    return _smaller_slices_if_needed(repeated, slices, SLICE_RETRIES)
 
 
 def clicks_without_link(
