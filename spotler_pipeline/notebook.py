@@ -25,6 +25,7 @@ import duckdb
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DEFAULT_TIMEZONE
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import open_published, published_path
+from spotler_pipeline.warehouse.sql import sql_string
 
 
 def connect(
@@ -78,7 +79,8 @@ def _analysis_memory() -> dict[str, str | int | bool]:
 
 
 def _for_analysis(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    conn.execute("SET TimeZone = ?", [os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)])
+    zone = os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)
+    conn.execute(f"SET TimeZone = {sql_string(zone)}")
     return conn
 
 

@@ -12,6 +12,8 @@ import hashlib
 
 import duckdb
 
+from spotler_pipeline.warehouse.sql import bind
+
 META_SCHEMA = "spotler_meta"
 
 
@@ -34,7 +36,7 @@ def claim_account(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
     ).fetchone()
     if row is None:
         conn.execute(
-            f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint]
+            bind(f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint])
         )
         return
     if row[0] != fingerprint:
@@ -61,7 +63,7 @@ def adopt_account(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> str | No
     try:
         conn.execute(f"DELETE FROM {META_SCHEMA}.account")
         conn.execute(
-            f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint]
+            bind(f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint])
         )
         conn.execute("COMMIT")
     except BaseException:

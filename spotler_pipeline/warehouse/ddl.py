@@ -22,7 +22,7 @@ from spotler_pipeline.warehouse.account import META_SCHEMA
 from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline.warehouse.migrations import CURRENT_VERSION, MIGRATIONS, release
 from spotler_pipeline.warehouse.model import SCHEMA, Table
-from spotler_pipeline.warehouse.sql import sql_string
+from spotler_pipeline.warehouse.sql import bind, sql_string
 from spotler_pipeline.warehouse.views import VIEWS
 
 #: The version of a warehouse written by the first release, which kept no version.
@@ -106,8 +106,10 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _record(conn: duckdb.DuckDBPyConnection, version: int, description: str) -> None:
     conn.execute(
-        f"INSERT INTO {META_SCHEMA}.schema_version VALUES (?, ?, current_timestamp, ?)",
-        [version, release(), description],
+        bind(
+            f"INSERT INTO {META_SCHEMA}.schema_version VALUES (?, ?, current_timestamp, ?)",
+            [version, release(), description],
+        )
     )
 
 
@@ -115,9 +117,11 @@ def _tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
     return {
         r[0]
         for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_catalog = current_database()",
-            [SCHEMA],
+            bind(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+                "AND table_catalog = current_database()",
+                [SCHEMA],
+            )
         ).fetchall()
     }
 
@@ -167,9 +171,11 @@ def _add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
         have = {
             r[0]
             for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-                "AND table_name = ? AND table_catalog = current_database()",
-                [SCHEMA, table.name],
+                bind(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                    "AND table_name = ? AND table_catalog = current_database()",
+                    [SCHEMA, table.name],
+                )
             ).fetchall()
         }
         for col in table.columns:
@@ -197,4 +203,5 @@ def _refresh_views(conn: duckdb.DuckDBPyConnection) -> None:
     for sql in VIEWS.values():
         conn.execute(sql)
     conn.execute(f"DELETE FROM {META_SCHEMA}.views")
-    conn.executemany(f"INSERT INTO {META_SCHEMA}.views VALUES (?, ?)", list(_view_hashes().items()))
+    rows = ", ".join(bind("(?, ?)", pair) for pair in _view_hashes().items())
+    conn.execute(f"INSERT INTO {META_SCHEMA}.views VALUES {rows}")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from spotler_pipeline.warehouse.model import SCHEMA, Table
+from spotler_pipeline.warehouse.sql import bind
 from spotler_pipeline.warehouse.writes import memory_limit_bytes
 
 SAMPLE = 10
@@ -92,9 +93,7 @@ SLICE_RETRIES = 4
 def _execute(
     conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None
 ) -> duckdb.DuckDBPyConnection:
-    # only the parameters the statement names: DuckDB refuses unused ones
-    params = {k: v for k, v in (window.params if window else {}).items() if f"${k}" in sql}
-    return conn.execute(sql, params) if params else conn.execute(sql)
+    return conn.execute(bind(sql, window.params if window else {}))
 
 
 def _count(conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None) -> int:
@@ -183,10 +182,9 @@ def _problems(
         # the first rows by order_by among every slice's first rows
         rel = conn.sql(
             "SELECT * FROM (VALUES "
-            + ", ".join("(" + ", ".join("?" for _ in names) + ")" for _ in rows)
+            + ", ".join(bind("(" + ", ".join("?" for _ in names) + ")", row) for row in rows)
             + f") AS t({', '.join(chr(34) + n + chr(34) for n in names)}) "
-            f"ORDER BY {order_by} LIMIT {SAMPLE}",
-            params=[v for row in rows for v in row],
+            f"ORDER BY {order_by} LIMIT {SAMPLE}"
         )
         rows = rel.fetchall()
     sample = [

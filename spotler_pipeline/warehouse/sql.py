@@ -1,20 +1,102 @@
-"""Quoting for the few SQL statements that cannot take parameters.
+"""How values reach SQL: quoting, and literals in place of bound parameters.
 
-DuckDB binds ``?`` parameters in queries, but not in ``ATTACH``, ``LOAD``, ``COMMENT ON``,
-``CREATE SECRET`` or as identifiers: there a path, comment or name has to be written into the
-statement. These two functions are the one way the warehouse does that.
+The warehouse writes values into its statements as SQL literals instead of binding Python
+objects as parameters. DuckDB's Python client imports pandas to bind any parameter that is
+not ``None`` (it checks the value against pandas' missing-value markers), and pandas costs a
+Dagster step process ~32 MB of memory and ~0.25 s that the pipeline has no other use for.
+Every value a statement needs is one of ours (a day, a count, a name, an item id), so
+:func:`bind` renders it with :func:`sql_literal`, the one place that quotes values, and a
+statement sees exactly what a bound parameter would have given it.
+
+Identifiers, paths and comments (``ATTACH``, ``COMMENT ON``, ``CREATE SECRET``) cannot be
+parameters anyway: :func:`sql_string` and :func:`sql_identifier` write them.
 """
 
 from __future__ import annotations
 
-__all__ = ["sql_identifier", "sql_string"]
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+__all__ = ["bind", "sql_identifier", "sql_literal", "sql_string"]
 
 
 def sql_string(text: str) -> str:
     """``text`` as a SQL string literal (``it's`` -> ``'it''s'``)."""
+    if "\x00" in text:
+        raise ValueError("a SQL string literal cannot hold a NUL character")
     return "'" + text.replace("'", "''") + "'"
 
 
 def sql_identifier(name: str) -> str:
     """``name`` as a quoted SQL identifier (``a"b`` -> ``"a""b"``)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as a DuckDB literal of the type a bound parameter would have had.
+
+    ``None`` -> ``NULL``; ``bool``; ``int``; ``float`` (``DOUBLE``, not DuckDB's default
+    ``DECIMAL`` for ``1.5``; NaN and infinities included); ``str``; ``datetime`` (with a
+    time zone -> ``TIMESTAMPTZ``, without -> ``TIMESTAMP``); ``date``; a list or tuple of
+    these -> a list literal. Anything else raises ``TypeError``.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value) if math.isfinite(value) else sql_string(str(value))
+        return f"CAST({text} AS DOUBLE)"
+    if isinstance(value, str):
+        return sql_string(value)
+    if isinstance(value, datetime):  # before date: a datetime is a date too
+        kind = "TIMESTAMPTZ" if value.utcoffset() is not None else "TIMESTAMP"
+        return f"{kind} {sql_string(value.isoformat(sep=' '))}"
+    if isinstance(value, date):
+        return f"DATE {sql_string(value.isoformat())}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    raise TypeError(f"no SQL literal for a {type(value).__name__}")
+
+
+# String literals, quoted identifiers and comments are copied as they are; only a ``?`` or
+# a ``$name`` outside them is a parameter.
+_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|(?P<mark>\?|\$(?P<name>[A-Za-z_]\w*))""",
+    re.DOTALL,
+)
+
+
+def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> str:
+    """``sql`` with its parameters replaced by literals of ``params``: ``?`` in order from a
+    sequence, ``$name`` from a mapping. A parameter without a value, or a value left over
+    (positional), raises ``ValueError``, as DuckDB would on binding."""
+    positional = list(params.values() if isinstance(params, Mapping) else params)
+    named = params if isinstance(params, Mapping) else {}
+    used = 0
+
+    def literal(match: re.Match[str]) -> str:
+        nonlocal used
+        if match.group("mark") is None:
+            return match.group(0)
+        name = match.group("name")
+        if name is not None:
+            if name not in named:
+                raise ValueError(f"no value for parameter ${name}")
+            return sql_literal(named[name])
+        if isinstance(params, Mapping):
+            raise ValueError("a '?' parameter needs a sequence of values, not a mapping")
+        if used >= len(positional):
+            raise ValueError(f"more '?' parameters than the {len(positional)} values given")
+        used += 1
+        return sql_literal(positional[used - 1])
+
+    text = _TOKENS.sub(literal, sql)
+    if not isinstance(params, Mapping) and used != len(positional):
+        raise ValueError(f"{len(positional)} values for {used} '?' parameters")
+    return text

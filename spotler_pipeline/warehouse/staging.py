@@ -17,7 +17,6 @@ whose lock nobody holds any more (the kernel drops a dead process's locks).
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
+from spotler_pipeline.warehouse.arrow_values import arrow_scalar
 from spotler_pipeline.warehouse.model import Table
 from spotler_pipeline.warehouse.sql import sql_string
 
@@ -209,7 +209,7 @@ def conform(
     """Arrange ``batch`` as ``table``'s columns, in order and type, adding constant columns."""
     if isinstance(batch, pa.Table):
         combined = batch.combine_chunks().to_batches()
-        batch = combined[0] if combined else pa.RecordBatch.from_pylist([], schema=batch.schema)
+        batch = combined[0] if combined else _empty_batch(batch.schema)
     n = batch.num_rows
     arrays = []
     for col in table.columns:
@@ -229,13 +229,10 @@ def conform(
 
 def _constant(value: Any, kind: pa.DataType) -> pa.Scalar:
     try:
-        return _scalar(value, kind)
-    except TypeError:  # unhashable: convert every time
-        return pa.scalar(value, kind)
+        return arrow_scalar(value, kind)
+    except TypeError:  # unhashable (a list): not remembered
+        return arrow_scalar.__wrapped__(value, kind)
 
 
-@functools.lru_cache(maxsize=256)
-def _scalar(value: Any, kind: pa.DataType) -> pa.Scalar:
-    """``pa.scalar(value, kind)``, remembered: a task adds the same constants to every page,
-    and converting a ``date`` costs ~0.1 ms under the GIL (an import lookup each time)."""
-    return pa.scalar(value, kind)
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)

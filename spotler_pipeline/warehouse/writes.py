@@ -20,7 +20,7 @@ import duckdb
 from spotler_pipeline.warehouse.account import claim_account
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import Table
-from spotler_pipeline.warehouse.sql import sql_string
+from spotler_pipeline.warehouse.sql import bind, sql_string
 from spotler_pipeline.warehouse.staging import staged_scan
 
 #: DuckDB settings while a bulk write runs (restored afterwards). The rows of a partition have
@@ -116,7 +116,7 @@ def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Apply :data:`BULK_WRITE_SETTINGS` on ``conn`` for the duration of the block; the
     connection's ``memory_limit`` (which :class:`WriteMemory` changes) is restored too."""
     previous = {
-        name: conn.execute("SELECT current_setting(?)", [name]).fetchone()[0]  # type: ignore[index]
+        name: conn.execute(f"SELECT current_setting({sql_string(name)})").fetchone()[0]  # type: ignore[index]
         for name in (*BULK_WRITE_SETTINGS, "memory_limit")
     }
     for name, value in BULK_WRITE_SETTINGS.items():
@@ -151,9 +151,8 @@ def insert_staged(
         if scope is None
         else (f" WHERE {_in(scope.column)}", [[str(v) for v in scope.values]])
     )
-    row = conn.execute(
-        f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged_scan(files)}{where}", params
-    ).fetchone()
+    insert = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged_scan(files)}{where}"
+    row = conn.execute(bind(insert, params)).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -318,7 +317,7 @@ def _flag_absent(conn: duckdb.DuckDBPyConnection, absent: Absent) -> int:
 
 
 def _count(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> int:
-    row = conn.execute(sql, list(params)).fetchone()
+    row = conn.execute(bind(sql, list(params))).fetchone()
     return int(row[0]) if row else 0
 
 
