@@ -26,7 +26,7 @@ import duckdb
 from spotler_pipeline.defs.metadata import asset_key
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import Table
-from spotler_pipeline.warehouse.quality import Finding, Window, duplicate_keys
+from spotler_pipeline.warehouse.quality import Finding, Window, duplicate_keys, single_threaded
 
 Query = Callable[[duckdb.DuckDBPyConnection, Window | None], Finding]
 
@@ -153,7 +153,12 @@ class WarehouseCheck:
             "days_checked": dg.MetadataValue.text("all" if window is None else _days_text(window))
         }
         try:
-            finding = self.query(conn, window)
+            try:
+                finding = self.query(conn, window)
+            except duckdb.OutOfMemoryException:
+                with single_threaded(conn):
+                    finding = self.query(conn, window)
+                extra["evaluated_on_one_thread"] = dg.MetadataValue.bool(True)
         except duckdb.Error as exc:
             # The write this check follows is committed: a query that cannot run (out of
             # memory, say) is a failed check a person sees, not a failed step that hides

@@ -28,8 +28,8 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
     does not fit its column raises ``pa.ArrowInvalid`` (a ``TypeError`` if it is no JSON
     value at all)."""
     body = b"\n".join(orjson.dumps(row) for row in rows)
-    if not body:
-        return schema.empty_table()
+    if not body:  # (schema.empty_table() would import pandas)
+        return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
     table = pj.read_json(
         io.BytesIO(body),
         read_options=pj.ReadOptions(block_size=len(body) + 1, use_threads=False),
