@@ -313,8 +313,8 @@ def _build(new: Path, export: Path, manifest: dict) -> None:
             name = f"{sql_identifier(t['schema'])}.{sql_identifier(t['name'])}"
             conn.execute(t["sql"])
             conn.execute(
-                f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet(?)",
-                [str(export / t["file"])],
+                f"INSERT INTO {name} BY NAME "
+                f"SELECT * FROM read_parquet({sql_string(str(export / t['file']))})"
             )
             if t["comment"] is not None:
                 conn.execute(f"COMMENT ON TABLE {name} IS {sql_string(t['comment'])}")
