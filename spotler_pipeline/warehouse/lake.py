@@ -45,9 +45,9 @@ What DuckLake (extension ``d8a1881e``, format 1.0, DuckDB 1.5.5) does, found wit
   Writes to different tables never conflict. Deletes matching no rows do not count.
 - **Supported as the warehouse code uses them**: ``COMMENT ON TABLE/COLUMN/VIEW`` (read back
   through ``duckdb_tables()``/``duckdb_columns()``), ``CREATE OR REPLACE VIEW`` (stored in the
-  catalog, bound on use), ``DELETE … WHERE`` with ``IN (SELECT unnest(?::VARCHAR[]))``,
-  ``DELETE … t WHERE EXISTS (…)``, ``INSERT … SELECT`` from a registered Arrow
-  ``RecordBatchReader``, ``CREATE OR REPLACE TEMP TABLE`` (lives in DuckDB's ``temp``
+  catalog, bound on use), ``DELETE … WHERE`` with ``IN (SELECT unnest(['…']::VARCHAR[]))``,
+  ``DELETE … t WHERE EXISTS (…)``, ``INSERT … SELECT`` from ``read_parquet`` of the staged
+  files, ``CREATE OR REPLACE TEMP TABLE`` (lives in DuckDB's ``temp``
   catalog, not the lake), ``UPDATE temp_t SET … FROM lake_t`` and ``UPDATE lake_t SET … FROM
   temp_t``, ``ALTER TABLE … ADD COLUMN / RENAME COLUMN``, ``NOT NULL`` and ``DEFAULT``,
   ``VARCHAR[]``, ``JSON`` and ``TIMESTAMPTZ`` columns, ``BEGIN``/``COMMIT``/``ROLLBACK``,
