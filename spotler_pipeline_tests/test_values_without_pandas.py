@@ -36,6 +36,11 @@ SCALARS = st.one_of(
     TEXT,
     st.dates(min_value=date(1971, 1, 1), max_value=date(2099, 12, 31)),
     DATETIMES,
+    st.times(),
+    st.timedeltas(min_value=timedelta(days=-10_000), max_value=timedelta(days=10_000)),
+    st.decimals(min_value=-(10**12), max_value=10**12, places=3),
+    st.uuids(),
+    st.binary(max_size=16),
 )
 
 

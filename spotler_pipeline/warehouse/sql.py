@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 __all__ = ["bind", "sql_identifier", "sql_literal", "sql_string"]
 
@@ -40,8 +42,10 @@ def sql_literal(value: Any) -> str:
 
     ``None`` -> ``NULL``; ``bool``; ``int``; ``float`` (``DOUBLE``, not DuckDB's default
     ``DECIMAL`` for ``1.5``; NaN and infinities included); ``str``; ``datetime`` (with a
-    time zone -> ``TIMESTAMPTZ``, without -> ``TIMESTAMP``); ``date``; a list or tuple of
-    these -> a list literal. Anything else raises ``TypeError``.
+    time zone -> ``TIMESTAMPTZ``, without -> ``TIMESTAMP``); ``date``; ``time``;
+    ``timedelta`` (``INTERVAL``); ``Decimal``; ``UUID``; ``bytes`` (``BLOB``); a list or
+    tuple of these -> a list literal: the types a query of ours hands back, so a sample
+    row can be written into the next query. Anything else raises ``TypeError``.
     """
     if value is None:
         return "NULL"
@@ -59,6 +63,18 @@ def sql_literal(value: Any) -> str:
         return f"{kind} {sql_string(value.isoformat(sep=' '))}"
     if isinstance(value, date):
         return f"DATE {sql_string(value.isoformat())}"
+    if isinstance(value, time):
+        kind = "TIMETZ" if value.utcoffset() is not None else "TIME"
+        return f"{kind} {sql_string(value.isoformat())}"
+    if isinstance(value, timedelta):
+        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+        return f"to_microseconds({micros})"
+    if isinstance(value, Decimal):
+        return str(value) if value.is_finite() else f"CAST({sql_string(str(value))} AS DOUBLE)"
+    if isinstance(value, UUID):
+        return f"CAST({sql_string(str(value))} AS UUID)"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"unhex({sql_string(bytes(value).hex())})"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(sql_literal(v) for v in value) + "]"
     raise TypeError(f"no SQL literal for a {type(value).__name__}")
