@@ -22,7 +22,7 @@ from spotler_pipeline.warehouse.account import META_SCHEMA
 from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline.warehouse.migrations import CURRENT_VERSION, MIGRATIONS, release
 from spotler_pipeline.warehouse.model import SCHEMA, Table
-from spotler_pipeline.warehouse.sql import bind, sql_string
+from spotler_pipeline.warehouse.sql import bind, sql_row, sql_string
 from spotler_pipeline.warehouse.views import VIEWS
 
 #: The version of a warehouse written by the first release, which kept no version.
@@ -203,5 +203,5 @@ def _refresh_views(conn: duckdb.DuckDBPyConnection) -> None:
     for sql in VIEWS.values():
         conn.execute(sql)
     conn.execute(f"DELETE FROM {META_SCHEMA}.views")
-    rows = ", ".join(bind("(?, ?)", pair) for pair in _view_hashes().items())
+    rows = ", ".join(sql_row(pair) for pair in _view_hashes().items())
     conn.execute(f"INSERT INTO {META_SCHEMA}.views VALUES {rows}")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from spotler_pipeline.warehouse.model import SCHEMA, Table
-from spotler_pipeline.warehouse.sql import bind
+from spotler_pipeline.warehouse.sql import bind, sql_row
 from spotler_pipeline.warehouse.writes import memory_limit_bytes
 
 SAMPLE = 10
@@ -200,7 +200,7 @@ def _problems(
         # the first rows by order_by among every slice's first rows
         rel = conn.sql(
             "SELECT * FROM (VALUES "
-            + ", ".join(bind("(" + ", ".join("?" for _ in names) + ")", row) for row in rows)
+            + ", ".join(sql_row(row) for row in rows)
             + f") AS t({', '.join(chr(34) + n + chr(34) for n in names)}) "
             f"ORDER BY {order_by} LIMIT {SAMPLE}"
         )

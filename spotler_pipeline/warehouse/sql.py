@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-__all__ = ["bind", "sql_identifier", "sql_literal", "sql_string"]
+__all__ = ["bind", "sql_identifier", "sql_literal", "sql_row", "sql_string"]
 
 
 def sql_string(text: str) -> str:
@@ -80,6 +80,11 @@ def sql_literal(value: Any) -> str:
     raise TypeError(f"no SQL literal for a {type(value).__name__}")
 
 
+def sql_row(values: Sequence[Any]) -> str:
+    """``values`` as one row of a ``VALUES`` list: ``(1, 'a', DATE '2025-04-09')``."""
+    return "(" + ", ".join(sql_literal(v) for v in values) + ")"
+
+
 # String literals, quoted identifiers and comments are copied as they are; only a ``?`` or
 # a ``$name`` outside them is a parameter.
 _TOKENS = re.compile(
@@ -92,8 +97,8 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> str:
     """``sql`` with its parameters replaced by literals of ``params``: ``?`` in order from a
     sequence, ``$name`` from a mapping. A parameter without a value, or a value left over
     (positional), raises ``ValueError``, as DuckDB would on binding."""
-    positional = list(params.values() if isinstance(params, Mapping) else params)
-    named = params if isinstance(params, Mapping) else {}
+    named = params if isinstance(params, Mapping) else None
+    positional = [] if named is not None else list(params)
     used = 0
 
     def literal(match: re.Match[str]) -> str:
@@ -102,10 +107,10 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> str:
             return match.group(0)
         name = match.group("name")
         if name is not None:
-            if name not in named:
+            if named is None or name not in named:
                 raise ValueError(f"no value for parameter ${name}")
             return sql_literal(named[name])
-        if isinstance(params, Mapping):
+        if named is not None:
             raise ValueError("a '?' parameter needs a sequence of values, not a mapping")
         if used >= len(positional):
             raise ValueError(f"more '?' parameters than the {len(positional)} values given")
@@ -113,6 +118,6 @@ def bind(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> str:
         return sql_literal(positional[used - 1])
 
     text = _TOKENS.sub(literal, sql)
-    if not isinstance(params, Mapping) and used != len(positional):
+    if named is None and used != len(positional):
         raise ValueError(f"{len(positional)} values for {used} '?' parameters")
     return text
