@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-__all__ = ["arrow_scalar", "rows_to_arrow"]
+__all__ = ["arrow_scalar", "empty_batch", "rows_to_arrow"]
 
 
 def rows_to_arrow(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -28,8 +28,8 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
     does not fit its column raises ``pa.ArrowInvalid`` (a ``TypeError`` if it is no JSON
     value at all)."""
     body = b"\n".join(orjson.dumps(row) for row in rows)
-    if not body:  # (schema.empty_table() would import pandas)
-        return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+    if not body:
+        return pa.Table.from_batches([empty_batch(schema)])
     table = pj.read_json(
         io.BytesIO(body),
         read_options=pj.ReadOptions(block_size=len(body) + 1, use_threads=False),
@@ -38,6 +38,11 @@ def rows_to_arrow(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Ta
         ),
     )
     return table.cast(schema)
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of ``schema`` with no rows (``schema.empty_table()`` would import pandas)."""
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 @functools.lru_cache(maxsize=256)

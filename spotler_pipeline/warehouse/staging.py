@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
-from spotler_pipeline.warehouse.arrow_values import arrow_scalar
+from spotler_pipeline.warehouse.arrow_values import arrow_scalar, empty_batch
 from spotler_pipeline.warehouse.model import Table
 from spotler_pipeline.warehouse.sql import sql_string
 
@@ -209,7 +209,7 @@ def conform(
     """Arrange ``batch`` as ``table``'s columns, in order and type, adding constant columns."""
     if isinstance(batch, pa.Table):
         combined = batch.combine_chunks().to_batches()
-        batch = combined[0] if combined else _empty_batch(batch.schema)
+        batch = combined[0] if combined else empty_batch(batch.schema)
     n = batch.num_rows
     arrays = []
     for col in table.columns:
@@ -232,7 +232,3 @@ def _constant(value: Any, kind: pa.DataType) -> pa.Scalar:
         return arrow_scalar(value, kind)
     except TypeError:  # unhashable (a list): not remembered
         return arrow_scalar.__wrapped__(value, kind)
-
-
-def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
