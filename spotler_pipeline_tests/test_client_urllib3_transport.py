@@ -143,13 +143,8 @@ def test_the_path_and_query_are_sent_exactly_as_signed(serve) -> None:
         with httpx.Client(transport=transport) as client:
             client.get(url + path, params=params, headers={"Authorization": "OAuth x"})
     ours, theirs = (r.split(b"\r\n")[0] for r in seen)
-    assert (
-        ours
-        == theirs
-        == (
-            b"GET /contact/jan%2Bnews%40example.nl/mailings?after=0&pageSize=10000&q=a+b%2Fc HTTP/1.1"
-        )
-    )
+    line = b"GET /contact/jan%2Bnews%40example.nl/mailings?after=0&pageSize=10000&q=a+b%2Fc"
+    assert ours == theirs == line + b" HTTP/1.1"
     # The same headers too (the signature, httpx's Accept-Encoding and User-Agent…).
     assert sorted(seen[0].split(b"\r\n")) == sorted(seen[1].split(b"\r\n"))
     assert b"Authorization: OAuth x" in seen[0]
