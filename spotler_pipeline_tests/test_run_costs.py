@@ -5,6 +5,7 @@ request cap."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -16,8 +17,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 
+from spotler_pipeline.client.settings import ClientSettings
+from spotler_pipeline.client.transport import Requester
 from spotler_pipeline.defs.checks import ALL_DAYS, NIGHTLY_JOB
 from spotler_pipeline.defs.mailing_assets import statistics_of
 from spotler_pipeline.simulator import Simulator
@@ -312,3 +316,21 @@ def test_a_run_never_imports_pandas(tmp_path: Path) -> None:
     assert report["succeeded"] and report["checks"] > 20 and report["checks_failed"] == []
     assert report["pandas_before"] is False
     assert report["pandas_after"] is False
+
+
+def test_a_page_body_is_freed_once_parsed_without_waiting_for_the_collector() -> None:
+    """httpx 0.28 keeps each response and its body stream in a reference cycle; the client
+    breaks it, so a fetch holds only the pages in flight (it held ~24 MB of 1 MB bodies more,
+    and peaked ~50 MB higher, while the cycles waited for Python's collector)."""
+    body = b'{"sentCount": 10}' * 1000
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    requester = Requester(ClientSettings("key-1234", "secret-1234"), transport)
+    gc.collect()
+    gc.disable()  # what is left now is only freed by reference counting
+    try:
+        sizes = [requester.get("/mailing/M1/statistics", None, len) for _ in range(5)]
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert sizes == [len(body)] * 5
+    assert alive == []
