@@ -9,7 +9,10 @@ message) must be the same. That is what keeps the retry loop and the error messa
 from __future__ import annotations
 
 import gzip
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -195,3 +198,55 @@ def test_a_proxy_from_the_environment_keeps_httpx_own_transport(
 def test_large_freed_blocks_go_back_to_the_system_here() -> None:
     """glibc's mmap threshold is fixed on this (Linux, glibc) machine; see tune_allocators."""
     assert _fix_mmap_threshold() is True
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate: (base URL, its PEM)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def run() -> None:
+        while True:
+            try:
+                raw, _ = server.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(raw, server_side=True) as conn:
+                    conn.recv(65536)
+                    BEHAVIOURS["json"](conn, b"")
+            except (ssl.SSLError, OSError):
+                pass  # a client that refused our certificate
+
+    threading.Thread(target=run, daemon=True).start()
+    yield f"https://127.0.0.1:{server.getsockname()[1]}", str(cert)
+    server.close()
+
+
+def test_tls_is_verified_against_the_ca_httpx_would_use(tls_server, monkeypatch) -> None:
+    """An unknown certificate is refused (as httpx refuses it); the same server is trusted
+    once its CA is named in ``SSL_CERT_FILE``."""
+    url, cert = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    refused = _outcome(Urllib3Transport(max_connections=1), url + "/x")
+    assert refused[0] is httpx.ConnectError
+    assert "CERTIFICATE_VERIFY_FAILED" in refused[1]
+    assert _outcome(None, url + "/x")[0] is httpx.ConnectError
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    trusted = _outcome(Urllib3Transport(max_connections=1), url + "/x")
+    assert trusted[:3] == (200, "OK", b'{"sentCount": 10}')
