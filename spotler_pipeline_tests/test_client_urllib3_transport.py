@@ -71,11 +71,12 @@ BEHAVIOURS: dict[str, Behaviour] = {
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Behaviour], tuple[str, list[bytes]]]]:
-    """``serve(behaviour)`` -> (base URL, raw requests received) of a one-thread server
-    that treats every connection with ``behaviour`` and closes it."""
+    """``serve(behaviour, tls=None)`` -> (base URL, raw requests received) of a one-thread
+    server that treats every connection with ``behaviour`` and closes it (HTTPS with the
+    server context ``tls``)."""
     sockets: list[socket.socket] = []
 
-    def start(behaviour: Behaviour) -> tuple[str, list[bytes]]:
+    def start(behaviour: Behaviour, tls: ssl.SSLContext | None = None) -> tuple[str, list[bytes]]:
         server = socket.socket()
         server.bind(("127.0.0.1", 0))
         server.listen(8)
@@ -87,14 +88,21 @@ def serve() -> Iterator[Callable[[Behaviour], tuple[str, list[bytes]]]]:
                 try:
                     conn, _ = server.accept()
                 except OSError:
-                    return
+                    return  # the test is over
+                if tls is not None:
+                    try:
+                        conn = tls.wrap_socket(conn, server_side=True)
+                    except OSError:  # SSLError too: a client that refused our certificate
+                        conn.close()
+                        continue
                 with conn:
                     request = conn.recv(65536)
                     seen.append(request)
                     behaviour(conn, request)
 
         threading.Thread(target=run, daemon=True).start()
-        return f"http://127.0.0.1:{server.getsockname()[1]}", seen
+        scheme = "https" if tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{server.getsockname()[1]}", seen
 
     yield start
     for s in sockets:
@@ -201,7 +209,7 @@ def test_large_freed_blocks_go_back_to_the_system_here() -> None:
 
 
 @pytest.fixture
-def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
+def tls_server(tmp_path, serve) -> tuple[str, str]:
     """An HTTPS server on 127.0.0.1 with a self-signed certificate: (base URL, its PEM)."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
@@ -215,26 +223,8 @@ def tls_server(tmp_path) -> Iterator[tuple[str, str]]:
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-
-    def run() -> None:
-        while True:
-            try:
-                raw, _ = server.accept()
-            except OSError:
-                return
-            try:
-                with context.wrap_socket(raw, server_side=True) as conn:
-                    conn.recv(65536)
-                    BEHAVIOURS["json"](conn, b"")
-            except (ssl.SSLError, OSError):
-                pass  # a client that refused our certificate
-
-    threading.Thread(target=run, daemon=True).start()
-    yield f"https://127.0.0.1:{server.getsockname()[1]}", str(cert)
-    server.close()
+    url, _ = serve(BEHAVIOURS["json"], tls=context)
+    return url, str(cert)
 
 
 def test_tls_is_verified_against_the_ca_httpx_would_use(tls_server, monkeypatch) -> None:
