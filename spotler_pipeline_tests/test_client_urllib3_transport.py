@@ -70,7 +70,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Behaviour], tuple[str, list[bytes]]]]:
+def serve() -> Iterator[Callable[..., tuple[str, list[bytes]]]]:
     """``serve(behaviour, tls=None)`` -> (base URL, raw requests received) of a one-thread
     server that treats every connection with ``behaviour`` and closes it (HTTPS with the
     server context ``tls``)."""

@@ -125,9 +125,9 @@ def tune_allocators() -> None:
     - glibc's ``malloc`` maps each block above its threshold (128 KB) separately and unmaps
       it on free, but raises that threshold to the size of every such block freed, up to
       32 MB; after the first pages, each 1 MB response body and Arrow buffer came from the
-      heap, which fragmented: +20 to +45 MB of peak memory over the 4M-row day's fetch
-      (measured with the benchmark's fetch alone). Setting the threshold fixes it at its
-      start value. Elsewhere (musl, macOS) there is nothing to set.
+      heap, which fragmented. Fixing the threshold at its start value took 15-25 MB off the
+      4M-row day's fetch peak with httpx's transport, 40-70 MB with urllib3's (the fetch
+      alone, README "Benchmark"). Elsewhere (musl, macOS) there is nothing to set.
     """
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
