@@ -102,7 +102,8 @@ LARGE_ROWS = 50_000_000  # interaction rows the large warehouse holds at least
 
 @dataclass
 class Run:
-    """One measured process: wall time, peak RSS of its tree, and what it reported."""
+    """One measured process: wall time, peak RSS and CPU time of its tree, and what it
+    reported."""
 
     name: str
     day: str
@@ -112,6 +113,8 @@ class Run:
     report: dict[str, Any] = field(default_factory=dict)
     output_tail: str = ""
     started_at: float = 0.0  # epoch seconds when the process was started
+    #: user + system CPU seconds of the process and the descendants it waited for
+    cpu_s: float = 0.0
 
 
 def tree_rss(pid: int) -> tuple[int, int]:
@@ -132,7 +135,8 @@ def tree_rss(pid: int) -> tuple[int, int]:
 
 
 def measure(name: str, day: str, argv: Sequence[str], env: dict[str, str]) -> Run:
-    """Run ``argv`` and poll the resident memory of its whole process tree every 20 ms.
+    """Run ``argv`` and poll the resident memory of its whole process tree every 20 ms; its
+    CPU time is the kernel's account when it exits (``wait4``).
 
     The command's stdout is expected to end with one JSON line (its own report), unless
     it is the Dagster CLI, whose output is kept for the error message only.
@@ -147,12 +151,15 @@ def measure(name: str, day: str, argv: Sequence[str], env: dict[str, str]) -> Ru
     out: list[bytes] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         total, _ = tree_rss(proc.pid)
         peak = max(peak, total)
         time.sleep(0.02)
-    proc.wait()
     wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join()
     text = b"".join(out).decode(errors="replace")
     report: dict[str, Any] = {}
@@ -163,7 +170,10 @@ def measure(name: str, day: str, argv: Sequence[str], env: dict[str, str]) -> Ru
             except json.JSONDecodeError:
                 continue
             break
-    return Run(name, day, wall, peak / 2**20, proc.returncode, report, text[-3000:], started_at)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(
+        name, day, wall, peak / 2**20, proc.returncode, report, text[-3000:], started_at, cpu
+    )
 
 
 # -- the simulator ----------------------------------------------------------------------
@@ -768,13 +778,15 @@ def rate(rows: int, seconds: float) -> float:
 
 def line(run: Run) -> str:
     """One contender's numbers: rows, its own time (the floor's and dlt's fetch, our whole
-    command), rows/s, peak memory of the process tree, requests."""
+    command), rows/s, peak memory of the process tree, requests, and the CPU time of the
+    whole process (start-up included) with the cores it kept busy on average."""
     r = run.report
     own = run.wall_s if run.name.startswith("ours") else r.get("seconds", float("nan"))
+    busy = run.cpu_s / run.wall_s if run.wall_s > 0 else 0.0
     return (
         f"  {run.name:8} {r.get('rows', 0):>11,} rows  {own:7.2f} s  "
         f"{rate(r.get('rows', 0), own):>9,.0f} rows/s  peak RSS {run.peak_rss_mb:5.0f} MB  "
-        f"{r.get('requests')} requests"
+        f"{r.get('requests')} requests  CPU {run.cpu_s:.1f} s ({busy:.1f} cores)"
     )
 
 
@@ -913,6 +925,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             + ("met" if s["ours_seconds"] <= target else "NOT met")
             + f"; peak RSS {s['ours_peak_rss_mb']:.0f} MB"
             + (" (< 400 MB)" if s["ours_peak_rss_mb"] < 400 else " (NOT < 400 MB)")
+            + f"; CPU {s['ours_cpu_seconds']:.1f} s, "
+            f"{s['ours_cpu_seconds'] / s['ours_seconds']:.1f} of the {os.cpu_count()} cores busy"
         )
     if summary.get("dlt_rows_per_s"):
         say(
@@ -1143,6 +1157,7 @@ def summarise(runs: list[Run], days: dict[str, str]) -> dict[str, Any]:
             "ours_rows_per_s": rate(r["rows"], us.wall_s),
             "ours_vs_floor": us.wall_s / fl.report["seconds"],
             "ours_peak_rss_mb": us.peak_rss_mb,
+            "ours_cpu_seconds": us.cpu_s,
             "floor_peak_rss_mb": fl.peak_rss_mb,
             "ours_requests": r.get("requests"),
             "floor_requests": fl.report.get("requests"),

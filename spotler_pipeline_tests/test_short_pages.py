@@ -9,6 +9,7 @@ Expected counts come from the simulator's own account (its truth), not from our 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -393,3 +394,21 @@ def test_bench_floor_reads_every_row_of_short_pages(simulator: Simulator) -> Non
     assert report["rows"] == expected
     # every page of every report: the listing, then ceil(rows / max_rows) pages per report
     assert report["requests"] == 1 + fault.fired >= 1 + -(-expected // max_rows)
+
+
+def test_bench_measures_a_process_trees_cpu_time_and_exit_code() -> None:
+    """The CPU seconds the benchmark prints beside each contender are the kernel's account
+    of the whole process, children it waited for included; the exit code is kept."""
+    bench = load_bench()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    child = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])\n"
+    run = bench.measure(
+        "probe",
+        "2025-01-01",
+        [sys.executable, "-c", child + burn + "print('{\"rows\": 1}')\nsys.exit(3)"],
+        dict(os.environ),
+    )
+    assert run.returncode == 3
+    assert run.report == {"rows": 1}
+    assert 0.6 <= run.cpu_s < 0.6 + run.wall_s  # both 0.3 s loops, plus two start-ups
+    assert "CPU" in bench.line(run) and "cores)" in bench.line(run)
