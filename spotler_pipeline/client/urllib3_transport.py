@@ -7,7 +7,7 @@ because httpx's own (httpcore + h11) parses every response in Python, 64 KB at a
 the GIL held: ~4 ms of CPU for a 1 MB page of 10,000 rows, on top of the ~7 ms it takes to
 decode it. urllib3 reads a body of known length with one C-level read (``http.client``):
 ~2 ms. With eight pages in flight on two cores, the 4M-row day's fetch took 0.3-0.7 s
-less (README "Benchmark").
+less (docs/benchmark-log.md, "Lighter pages").
 
 urllib3 is already installed with Dagster (through ``requests``); its errors are raised as
 the httpx errors httpx's own transport raises for the same failure, so what is retried and

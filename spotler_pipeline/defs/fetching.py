@@ -127,7 +127,7 @@ def tune_allocators() -> None:
       32 MB; after the first pages, each 1 MB response body and Arrow buffer came from the
       heap, which fragmented. Fixing the threshold at its start value took 15-25 MB off the
       4M-row day's fetch peak with httpx's transport, 40-70 MB with urllib3's (the fetch
-      alone, README "Benchmark"). Elsewhere (musl, macOS) there is nothing to set.
+      alone, docs/benchmark-log.md). Elsewhere (musl, macOS) there is nothing to set.
     """
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
