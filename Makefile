@@ -38,7 +38,7 @@ dev: compile
 
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
 test: $(STAMP) chromium postgresql
-	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
+	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 	$(BIN)/dg check defs
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
@@ -70,8 +70,8 @@ postgresql:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
-	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts)
+	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
+	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 
 ## Throughput and memory benchmark against the simulator (ours vs. the JSON floor vs. dlt).
 ## Then a 30-day backfill through dagster dev on both backends (scripts/bench_backfill.py).
