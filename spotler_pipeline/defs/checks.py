@@ -10,8 +10,10 @@ A :class:`WarehouseCheck` is one rule about one table, declared once and evaluat
   own schedule. It sees what a window cannot: a key repeated across days, rows changed
   outside any write.
 
-Both read the published copy that every write refreshes (``WarehouseResource.read``), so
-they need no slot of the DuckDB pool and never hold up a writer.
+Both read through ``WarehouseResource.read``: the inline ones, in a run that has written and
+not yet published, the file itself (what the run wrote; their writing step holds the DuckDB
+pool's slot); the nightly ones the published copy, so they need no slot and never hold up a
+writer.
 """
 
 import time
@@ -198,11 +200,12 @@ def written_window(start: datetime | date, end: datetime | date) -> Window:
 
 @contextmanager
 def _check_connection(
-    warehouse: WarehouseResource, memory_limit: str
+    warehouse: WarehouseResource, memory_limit: str, own_writes: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read connection for checks under ``memory_limit``, unless the user set a
-    ``memory_limit`` of their own in the warehouse's ``connection_config`` (theirs wins)."""
-    with warehouse.read() as conn:
+    ``memory_limit`` of their own in the warehouse's ``connection_config`` (theirs wins);
+    ``own_writes`` as :meth:`WarehouseResource.read` takes it."""
+    with warehouse.read(own_writes=own_writes) as conn:
         if "memory_limit" not in warehouse.connection_config:
             conn.execute(f"SET memory_limit = '{memory_limit}'")
         yield conn
@@ -220,9 +223,11 @@ def evaluated(
     warehouse: WarehouseResource,
     memory_limit: str,
     todo: Iterable[tuple[WarehouseCheck, Window | None, dg.AssetCheckKey | None]],
+    *,
+    own_writes: bool = True,
 ) -> Iterator[dg.AssetCheckResult]:
     """Evaluate each ``(check, window, key)`` of ``todo`` on a read connection under
-    ``memory_limit``, in order.
+    ``memory_limit``, in order (``own_writes``: see :meth:`WarehouseResource.read`).
 
     One connection serves them all, unless a check's query leaves it unusable: an internal
     error in DuckDB invalidates the database it was opened on ("database has been
@@ -232,7 +237,7 @@ def evaluated(
     """
     pending = list(todo)
     while pending:
-        with _check_connection(warehouse, memory_limit) as conn:
+        with _check_connection(warehouse, memory_limit, own_writes) as conn:
             while pending:
                 check, window, key = pending.pop(0)
                 result = check.evaluate(conn, window, key)
@@ -310,7 +315,10 @@ def nightly_checks(name: str, checks: Sequence[WarehouseCheck]) -> dg.AssetCheck
             return
         started = time.monotonic()
         yield from evaluated(
-            warehouse, CHECK_MEMORY_LIMIT, [(c, None, c.nightly_key) for c in todo]
+            warehouse,
+            CHECK_MEMORY_LIMIT,
+            [(c, None, c.nightly_key) for c in todo],
+            own_writes=False,
         )
         context.log.info(f"{len(todo)} whole-table checks in {time.monotonic() - started:.1f}s")
 

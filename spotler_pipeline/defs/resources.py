@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.defs.config import CREDENTIAL_ENV_VARS, DEFAULT_BASE_URL, DEFAULT_TIMEZONE
@@ -117,17 +118,20 @@ class WarehouseResource(DuckDBResource):
     or, when ``ducklake_catalog`` is set, a DuckLake (catalog in PostgreSQL, Parquet files
     under ``ducklake_data_path``). Asset code does not know which.
 
-    File: runs open it only for their short final write; after each successful write a
-    read-only copy is published for notebooks (see :mod:`spotler_pipeline.notebook`).
+    File: runs open it only for their short final write; a read-only copy is published for
+    notebooks (see :mod:`spotler_pipeline.notebook`) once a run's steps are done, so a run
+    that writes in several steps (a catalogue, then its interactions) copies the file once
+    and readers see its tables change together. Used outside a run, each write publishes.
     Lake: runs write concurrently (a conflicting commit is retried), readers attach the lake
     read-only and see the latest committed snapshot; nothing is copied.
 
     Every write goes through :meth:`write`: it upgrades an older warehouse first, checks the
-    Spotler account, writes in one transaction and publishes.
+    Spotler account and writes in one transaction.
     """
 
     publish: bool = Field(
-        default=True, description="Publish a read-only copy for notebooks after each write."
+        default=True,
+        description="Publish a read-only copy for notebooks once a run that wrote is done.",
     )
     lock_timeout_seconds: float = Field(
         default=120.0,
@@ -166,6 +170,11 @@ class WarehouseResource(DuckDBResource):
         ),
     )
 
+    #: Set for the length of a run: the copy for readers is published when it ends.
+    _publish_at_teardown: bool = PrivateAttr(default=False)
+    #: A write committed since the copy was last published.
+    _unpublished: bool = PrivateAttr(default=False)
+
     @field_validator("write_memory_limit")
     @classmethod
     def _a_memory_size(cls, value: str | None) -> str | None:
@@ -198,6 +207,25 @@ class WarehouseResource(DuckDBResource):
 
     connect = get_connection
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._publish_at_teardown = True
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Publish what the run's steps wrote (also when a later step failed: what was
+        committed is published)."""
+        self._publish_at_teardown = False
+        if not self._unpublished:
+            return
+        try:
+            with self.connect() as conn:
+                self._publish(conn, context.log)
+        except Exception as exc:  # the file held by another run for longer than the timeout
+            context.log.warning(
+                f"The run's writes are committed, but publishing the read-only copy for "
+                f"notebooks failed ({type(exc).__name__}: {exc}); readers see the previous "
+                "copy until the next run that writes publishes."
+            )
+
     def duckdb_config(self) -> dict[str, Any]:
         """DuckDB settings for every connection: ``connection_config`` (``memory_limit``,
         ``threads``, ``temp_directory``, ...) over the warehouse's defaults. Each connection
@@ -222,12 +250,16 @@ class WarehouseResource(DuckDBResource):
         return LakeSettings(self.ducklake_catalog, self.ducklake_data_path or None)
 
     @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection to the published copy (what checks and readers see).
+    def read(self, *, own_writes: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to what readers see: the published copy, or the lake.
 
-        It never waits on or blocks a writer, so steps that only read need no slot of the
-        DuckDB pool. Before anything has been published (or with ``publish`` off) it falls
-        back to the file itself.
+        The published copy never waits on or blocks a writer, so steps that only read need no
+        slot of the DuckDB pool. Before anything has been published (or with ``publish`` off)
+        it falls back to the file itself. So does a run that wrote and publishes when it ends,
+        for its own steps (``own_writes``): its checks and the steps after its writes read
+        what it wrote, from the file, inside writing steps that hold the pool's slot. With
+        ``own_writes=False`` (the nightly whole-table checks) the published copy is read all
+        the same, so a long scan never holds the file.
         """
         lake = self.lake
         if lake is not None:
@@ -238,6 +270,19 @@ class WarehouseResource(DuckDBResource):
                     ensure_schema(conn)
                     yield conn
                 return
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
+        if self._unpublished and own_writes:
+            conn = open_warehouse(
+                self.database,
+                read_only=True,
+                lock_timeout=self.lock_timeout_seconds,
+                config=self.duckdb_config(),
+                on_wait=dg.get_dagster_logger().warning,
+            )
             try:
                 yield conn
             finally:
@@ -321,18 +366,31 @@ class WarehouseResource(DuckDBResource):
         with self.connect() as conn:
             results = write(conn)
             if self.publish:
-                # The write is committed: a failed copy for readers must not turn it into a
-                # failed run (a retry would fetch everything again for nothing). Readers keep
-                # the previous copy until the next write publishes.
-                try:
-                    publish_snapshot(conn, Path(self.database))
-                except Exception as exc:
-                    dg.get_dagster_logger().warning(
-                        f"The write is committed, but publishing the read-only copy for "
-                        f"notebooks failed ({type(exc).__name__}: {exc}); readers see the "
-                        "previous copy until the next write publishes."
-                    )
+                self._unpublished = True
+                if not self._publish_at_teardown:
+                    self._publish(conn, dg.get_dagster_logger())
         return results
+
+    def _publish(self, conn: duckdb.DuckDBPyConnection, log: Any) -> None:
+        """Copy the committed warehouse for readers (``conn`` holds the file)."""
+        self._unpublished = False
+        started = time.monotonic()
+        # The write is committed: a failed copy for readers must not turn it into a failed
+        # run (a retry would fetch everything again for nothing). Readers keep the previous
+        # copy until the next write publishes.
+        try:
+            target = publish_snapshot(conn, Path(self.database))
+        except Exception as exc:
+            log.warning(
+                f"The write is committed, but publishing the read-only copy for notebooks "
+                f"failed ({type(exc).__name__}: {exc}); readers see the previous copy until "
+                "the next write publishes."
+            )
+            return
+        log.info(
+            f"Published the copy for readers ({target.stat().st_size / 2**20:,.0f} MB) in "
+            f"{time.monotonic() - started:.1f}s"
+        )
 
     def _write_lake(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
         """One transaction on the lake, re-run when another writer committed a conflicting

@@ -2,9 +2,9 @@
 
 Every asset writes through :func:`write_staged`: the staged rows of each table replace the
 run's days for the items it fetched, or, for an unpartitioned catalogue, are merged as its
-complete listing (:func:`merge_listing`); all in one transaction, after which the copy for
-readers is published (``WarehouseResource.write``). Rows built in memory are staged first
-by :func:`write_rows`. :class:`ItemScope` says which items a write replaces, and which
+complete listing (:func:`merge_listing`); all in one transaction. The copy for readers is
+published when the run ends (``WarehouseResource``). Rows built in memory are staged first by
+:func:`write_rows`. :class:`ItemScope` says which items a write replaces, and which
 catalogue flags the items that answered 404 (nothing Spotler forgets is deleted).
 """
 
@@ -130,8 +130,7 @@ def write_staged(
     started = time.monotonic()
     results = warehouse.write(replacements, days, absent=absent, account=account)
     log.info(
-        f"Wrote {sum(r.rows_inserted for r in results):,} rows in "
-        f"{time.monotonic() - started:.1f}s (transaction and the copy published for readers)"
+        f"Wrote {sum(r.rows_inserted for r in results):,} rows in {time.monotonic() - started:.1f}s"
     )
     if scope is None:
         return results

@@ -2,11 +2,12 @@
 
 DuckDB allows one writing process or many reading ones, never both; a notebook holding a
 connection for hours would make every run fail. So readers never open the pipeline's file:
-after each committed write the pipeline checkpoints and copies it to ``published/`` next to
-it, swapping the copy in with an atomic rename. A reader keeps the snapshot it opened (the
-old file stays valid until it closes) and sees only committed, complete partitions.
+once a run's committed writes are done, the pipeline checkpoints the file and copies it to
+``published/`` next to it, swapping the copy in with an atomic rename
+(``WarehouseResource``). A reader keeps the snapshot it opened (the old file stays valid
+until it closes) and sees only committed, complete partitions.
 
-Cost: one file copy per write, made while the writer still holds the file (so the copy is
+Cost: one file copy per run that wrote, made while the writer holds the file (so the copy is
 consistent). Measured by the tests: ~20 ms for a 1 MB warehouse, ~0.3 s for 440 MB. Where
 the file system can clone (btrfs, XFS with reflink), the copy is a constant-time clone.
 """
