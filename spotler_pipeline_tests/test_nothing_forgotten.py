@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse.publish import published_path
 from spotler_pipeline_tests.conftest import FIXED_NOW
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
@@ -210,6 +211,7 @@ def test_a_publish_failure_after_the_commit_does_not_fail_the_run(
         m.audience for m in harness.sent_mailings(day, day)
     )
     assert "publishing the read-only copy for notebooks failed" in logs
+    assert not published_path(harness.database).exists()
 
 
 KILLED_RUN = textwrap.dedent(

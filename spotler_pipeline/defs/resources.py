@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -220,11 +220,7 @@ class WarehouseResource(DuckDBResource):
             with self.connect() as conn:
                 self._publish(conn, context.log)
         except Exception as exc:  # the file held by another run for longer than the timeout
-            context.log.warning(
-                f"The run's writes are committed, but publishing the read-only copy for "
-                f"notebooks failed ({type(exc).__name__}: {exc}); readers see the previous "
-                "copy until the next run that writes publishes."
-            )
+            _unpublished_warning(context.log, exc)
 
     def duckdb_config(self) -> dict[str, Any]:
         """DuckDB settings for every connection: ``connection_config`` (``memory_limit``,
@@ -261,21 +257,12 @@ class WarehouseResource(DuckDBResource):
         ``own_writes=False`` (the nightly whole-table checks) the published copy is read all
         the same, so a long scan never holds the file.
         """
+        conn: duckdb.DuckDBPyConnection | None = None
         lake = self.lake
         if lake is not None:
-            try:
+            with suppress(duckdb.Error):  # no lake in the catalog yet
                 conn = open_lake(lake, read_only=True, config=self.duckdb_config())
-            except duckdb.Error:  # no lake in the catalog yet: create it, as a write would
-                with self.get_connection() as conn:
-                    ensure_schema(conn)
-                    yield conn
-                return
-            try:
-                yield conn
-            finally:
-                conn.close()
-            return
-        if self._unpublished and own_writes:
+        elif self._unpublished and own_writes:
             conn = open_warehouse(
                 self.database,
                 read_only=True,
@@ -283,24 +270,17 @@ class WarehouseResource(DuckDBResource):
                 config=self.duckdb_config(),
                 on_wait=dg.get_dagster_logger().warning,
             )
-            try:
-                yield conn
-            finally:
-                conn.close()
+        elif self.publish and published_path(self.database).exists():
+            conn = open_published(
+                self.database, lock_timeout=self.lock_timeout_seconds, config=self.duckdb_config()
+            )
+        if conn is None:  # nothing to read yet: create the schema (or lake), as a write would
+            with self.get_connection() as new:
+                ensure_schema(new)
+                yield new
             return
-        published = published_path(self.database)
-        if not (self.publish and published.exists()):
-            with self.get_connection() as conn:
-                ensure_schema(conn)
-                yield conn
-            return
-        conn = open_published(
-            self.database, lock_timeout=self.lock_timeout_seconds, config=self.duckdb_config()
-        )
-        try:
+        with closing(conn):
             yield conn
-        finally:
-            conn.close()
 
     def staging(self) -> StagingArea:
         """A staging area for one run's pages in the staging directory (what killed runs
@@ -381,11 +361,7 @@ class WarehouseResource(DuckDBResource):
         try:
             target = publish_snapshot(conn, Path(self.database))
         except Exception as exc:
-            log.warning(
-                f"The write is committed, but publishing the read-only copy for notebooks "
-                f"failed ({type(exc).__name__}: {exc}); readers see the previous copy until "
-                "the next write publishes."
-            )
+            _unpublished_warning(log, exc)
             return
         log.info(
             f"Published the copy for readers ({target.stat().st_size / 2**20:,.0f} MB) in "
@@ -411,6 +387,14 @@ class WarehouseResource(DuckDBResource):
                 max_delay=10.0,
                 on_retry=on_retry,
             )
+
+
+def _unpublished_warning(log: Any, exc: Exception) -> None:
+    log.warning(
+        f"The write is committed, but publishing the read-only copy for notebooks failed "
+        f"({type(exc).__name__}: {exc}); readers see the previous copy until the next write "
+        "publishes."
+    )
 
 
 #: How often a write to the lake is tried when concurrent runs keep committing first.
