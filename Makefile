@@ -10,7 +10,7 @@ PG_BIN   ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 # PostgreSQL, so two workers keep two cores busy. `make test WORKERS=0` runs in one process.
 WORKERS  ?= 2
 
-.PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean compile
+.PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,22 +18,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The package's bytecode, compiled where it changed: where PYTHONDONTWRITEBYTECODE is set,
-# Python would otherwise compile every edited module again in every process (~0.2 s of each
-# Dagster command's start-up). Checking the timestamps takes ~0.1 s.
-compile: $(STAMP)
-	@$(BIN)/python -m compileall -q spotler_pipeline >/dev/null
-
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 ## Fill data/spotler.duckdb from the bundled simulator and print a summary.
-demo: compile
+demo: $(STAMP)
 	$(BIN)/python -m spotler_pipeline.demo
 
 ## Open the Dagster UI (webserver + daemon) against the bundled simulator.
-dev: compile
+dev: $(STAMP)
 	$(BIN)/python -m spotler_pipeline.devserver
 
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
@@ -75,13 +69,13 @@ lint: $(STAMP)
 
 ## Throughput and memory benchmark against the simulator (ours vs. the JSON floor vs. dlt).
 ## Then a 30-day backfill through dagster dev on both backends (scripts/bench_backfill.py).
-bench: $(VENV)/.bench-installed compile postgresql
+bench: $(VENV)/.bench-installed postgresql
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_backfill.py
 
 ## Only the 30-day backfill, DuckDB file vs DuckLake on PostgreSQL (~10.8M interaction rows;
 ## README "Benchmark"). Arguments: make bench-backfill ARGS='--scale 1'
-bench-backfill: $(VENV)/.bench-installed compile postgresql
+bench-backfill: $(VENV)/.bench-installed postgresql
 	$(BIN)/python scripts/bench_backfill.py $(ARGS)
 
 clean:

@@ -29,13 +29,6 @@ __all__ = ["defs"]
 
 def __getattr__(name: str) -> Any:
     if name == "defs":
-        import gc
-
-        # What the host process loaded so far (Dagster itself, ~200,000 objects) stays for
-        # its lifetime: frozen, the collections while the code location is imported and
-        # built skip it (the last one took ~0.14 s instead of ~0.02 s). definitions.py
-        # freezes what it built as well.
-        gc.freeze()
         from spotler_pipeline.definitions import defs
 
         # Importing the definitions imports the subpackage ``spotler_pipeline.defs``, which

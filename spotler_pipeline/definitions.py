@@ -6,7 +6,6 @@ and a run without them fails with a message naming the missing variables.
 
 from __future__ import annotations
 
-import gc
 import os
 import warnings
 from datetime import date
@@ -141,9 +140,3 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
 
 
 defs = build_definitions()
-
-# What Dagster and this code location built lives as long as the process. Frozen, the
-# cyclic garbage collector no longer walks it: not in each full collection during a run,
-# nor in the one the interpreter makes on exit, which took ~0.9 s of every
-# `dagster asset materialize` (0.2 s frozen; issue 10, scripts/bench.py).
-gc.freeze()

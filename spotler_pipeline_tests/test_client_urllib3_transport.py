@@ -23,7 +23,6 @@ import pytest
 from spotler_pipeline.client.settings import ClientSettings
 from spotler_pipeline.client.transport import Requester
 from spotler_pipeline.client.urllib3_transport import Urllib3Transport, default_transport
-from spotler_pipeline.defs.fetching import _fix_mmap_threshold
 
 Behaviour = Callable[[socket.socket, bytes], None]
 
@@ -201,11 +200,6 @@ def test_a_proxy_from_the_environment_keeps_httpx_own_transport(
         monkeypatch.setenv(name, value)
     transport = default_transport("https://api.example.com/integrationservice-1.1.0", 4)
     assert isinstance(transport, Urllib3Transport) is urllib3
-
-
-def test_large_freed_blocks_go_back_to_the_system_here() -> None:
-    """glibc's mmap threshold is fixed on this (Linux, glibc) machine; see tune_allocators."""
-    assert _fix_mmap_threshold() is True
 
 
 @pytest.fixture

@@ -15,10 +15,7 @@ statistics).
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -114,44 +111,6 @@ def _longest_first(tasks: list[FetchTask]) -> list[FetchTask]:
     return sorted(tasks, key=lambda t: order[t.table.name])
 
 
-def tune_allocators() -> None:
-    """Make the page buffers of a fetch go back to the system once freed (process-wide,
-    idempotent).
-
-    - Arrow allocates with the C library's ``malloc``: its default (mimalloc) keeps a heap
-      per thread, and with a pool of fetch threads each parsing 10,000-row pages that
-      retained ~25 MB per thread, so a run's peak memory grew with its concurrency.
-      Decoding speed is the same (measured with the benchmark, ``make bench``).
-    - glibc's ``malloc`` maps each block above its threshold (128 KB) separately and unmaps
-      it on free, but raises that threshold to the size of every such block freed, up to
-      32 MB; after the first pages, each 1 MB response body and Arrow buffer came from the
-      heap, which fragmented. Fixing the threshold at its start value took 15-25 MB off the
-      4M-row day's fetch peak with httpx's transport, 40-70 MB with urllib3's (the fetch
-      alone, docs/benchmark-log.md). Elsewhere (musl, macOS) there is nothing to set.
-    """
-    if pa.default_memory_pool().backend_name != "system":
-        pa.set_memory_pool(pa.system_memory_pool())
-    _fix_mmap_threshold()
-
-
-#: ``mallopt`` parameter ``M_MMAP_THRESHOLD`` (glibc's malloc.h), and glibc's initial value.
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 128 * 1024
-
-
-@functools.cache
-def _fix_mmap_threshold() -> bool:
-    if sys.platform != "linux":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False  # not glibc
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
-
-
 @dataclass(frozen=True)
 class Fetched:
     """What :func:`fetch_into` staged: rows per table, and the items that answered 404."""
@@ -174,7 +133,6 @@ def fetch_into(
     ``Fetched.missing``; any other failure stops every task and is raised. A task whose
     report falls short of its ``expected_rows`` is logged as a warning with both numbers.
     """
-    tune_allocators()
     task_list = _longest_first(list(tasks))
     progress = _Progress(task_list)
     if not task_list:
