@@ -2,11 +2,10 @@
 
 Our own messages are masked where they are made (:func:`~.errors.mask_personal_data`). The
 libraries underneath log on their own: httpx writes every request's full URL at INFO
-(``HTTP Request: GET https://…/contact/a%40b.nl/mailings "HTTP/1.1 200 OK"``), urllib3 its
-request line at DEBUG, and oauthlib writes the URL, the consumer key and the signature base
-string at DEBUG. None of that shows by default, but it reaches a Dagster run's log the moment
-someone routes these loggers there (``python_logs: managed_python_loggers`` in
-``dagster.yaml``) or turns on DEBUG logging.
+(``HTTP Request: GET https://…/contact/a%40b.nl/mailings "HTTP/1.1 200 OK"``), and oauthlib
+writes the URL, the consumer key and the signature base string at DEBUG. None of that shows
+by default, but it reaches a Dagster run's log the moment someone routes these loggers there
+(``python_logs: managed_python_loggers`` in ``dagster.yaml``) or turns on DEBUG logging.
 
 :func:`protect` puts a filter on those loggers that rewrites each record before any handler
 sees it: contact ids in paths and e-mail addresses become their ``<contact:…>`` tags, and the
@@ -27,13 +26,6 @@ __all__ = ["LIBRARY_LOGGERS", "protect"]
 #: only to records made by that very logger (not to its children), so each is named.
 LIBRARY_LOGGERS = (
     "httpx",
-    # urllib3 moves the bytes (urllib3_transport.py): the request line at DEBUG, a URL in
-    # its warnings about unparsable headers, retries and redirects.
-    "urllib3.connectionpool",
-    "urllib3.connection",
-    "urllib3.poolmanager",
-    "urllib3.response",
-    "urllib3.util.retry",
     "oauthlib.oauth1.rfc5849",
     "oauthlib.oauth1.rfc5849.signature",
 )

@@ -46,7 +46,6 @@ from spotler_pipeline.client.errors import (
 )
 from spotler_pipeline.client.log_masking import protect
 from spotler_pipeline.client.settings import ClientSettings
-from spotler_pipeline.client.urllib3_transport import default_transport
 
 __all__ = ["BODY_ATTEMPTS", "BodyError", "RateLimiter", "Requester"]
 
@@ -109,8 +108,6 @@ class Requester:
         self._jitter = jitter
         self._secret = settings.consumer_secret
         n = settings.max_concurrent_requests
-        if transport is None:
-            transport = default_transport(settings.base_url, n)
         self._http = httpx.Client(
             auth=OAuth1Auth(settings.consumer_key, settings.consumer_secret),
             headers={"Accept": "application/json"},
