@@ -1,11 +1,12 @@
 """``make demo``: fill ``data/spotler.duckdb`` from the bundled simulator and summarise it.
 
 A simulated month: the simulator's clock and the pipeline's clock move together, one day at a
-time, and each day only the statistics snapshot is taken (07:00, as the schedule does), so
-every mailing sent in the month is followed from its send day as its opens and clicks mature.
-On the last day everything else is loaded once, as the daily refresh would have it by then:
-the mailings of the snapshot window, the interactions of the last 30 send days, campaigns,
-forms and their events, and a sample of contact histories.
+time. Each day the mailings sent since the day before are added to the catalogue, then the
+statistics snapshot is taken (07:00, as the schedule does), so every mailing sent in the month
+is followed from its send day as its opens and clicks mature, and every mailing a snapshot
+counts is already in ``spotler.mailings`` (its check passes). On the last day everything else
+is loaded once, as the daily refresh would have it by then: the interactions of the last 30
+send days, campaigns, forms and their events, and a sample of contact histories.
 
 The runs are recorded in the Dagster instance ``make dev`` opens (``DAGSTER_HOME``, by default
 ``.dagster_home``), so its UI shows what the warehouse holds.
@@ -166,6 +167,19 @@ def summary(database: str) -> str:
         con.close()
 
 
+def failed_checks(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    """Each asset check whose latest evaluation in ``instance`` failed, with its description
+    (what the UI shows in red); checks never evaluated are not counted."""
+    keys = list(defs.resolve_asset_graph().asset_check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    failed = []
+    for key, record in sorted(latest.items(), key=lambda item: item[0].to_user_string()):
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        if evaluation is not None and not evaluation.passed:
+            failed.append(f"{key.to_user_string()}: {evaluation.description}")
+    return failed
+
+
 def demo_clocks(now: datetime, days: int) -> list[datetime]:
     """The snapshot times: 07:00 on each of the last ``days`` days, the last one no later
     than ``now`` (before 07:00 the month ends yesterday)."""
@@ -217,22 +231,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"A simulated month: a statistics snapshot at {SNAPSHOT_HOUR:02d}:00 on each of "
             f"{len(clocks)} days, {clocks[0]:%Y-%m-%d} .. {clocks[-1]:%Y-%m-%d}"
         )
-        for now in clocks:
+        for n, now in enumerate(clocks):
             sim.set_now(now)  # both clocks: the simulator's and the pipeline's (resources)
             resources = _resources(sim, args.database, now, settings.timezone)
-            day = now.date().isoformat()
-            _materialize(defs, ["mailing_stats_snapshots"], resources, instance, partition_key=day)
-            print(f"  [{now:%Y-%m-%d %H:%M}] snapshot {day}", flush=True)
+            day = now.date()
+            # The catalogue before the snapshot, as the 06:00 refresh precedes the 07:00
+            # snapshot: first every mailing the snapshot looks back on, then each day the
+            # sends since the day before.
+            since = day - timedelta(days=settings.snapshot_lookback_days if n == 0 else 1)
+            sent = _window(since, day, settings.partitions_start)
+            _materialize(defs, MAILING_ASSETS[:2], resources, instance, tags=sent)
+            _materialize(
+                defs, ["mailing_stats_snapshots"], resources, instance, partition_key=str(day)
+            )
+            print(f"  [{now:%Y-%m-%d %H:%M}] mailings sent to {day}, snapshot {day}", flush=True)
         today = now.date()
-        sent = _window(today - timedelta(days=mailing_days - 1), today, settings.partitions_start)
+        day = today.isoformat()
         recent = _window(
             today - timedelta(days=INTERACTION_DAYS - 1), today, settings.partitions_start
         )
-        print(
-            f"[{now:%Y-%m-%d %H:%M}] mailings and links sent "
-            f"{sent[RANGE_START_TAG]} .. {sent[RANGE_END_TAG]}"
-        )
-        _materialize(defs, MAILING_ASSETS[:2], resources, instance, tags=sent)
         print(
             f"[{now:%Y-%m-%d %H:%M}] interactions, campaign events and form results "
             f"{recent[RANGE_START_TAG]} .. {recent[RANGE_END_TAG]}"
@@ -252,7 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "spotler_contact_histories": {"config": {"max_contacts_per_day": DEMO_CONTACTS}}
             },
         )
+        failed = failed_checks(defs, instance)
     print(summary(args.database))
+    for line in failed:
+        print(f"FAILED CHECK {line}")
+    if failed:
+        return 1
     print(f"\nDone in {time.monotonic() - started:.0f}s: {args.database}")
     return 0
 

@@ -10,9 +10,14 @@ import dagster as dg
 import pytest
 
 from spotler_pipeline import demo
+from spotler_pipeline.definitions import build_definitions
 from spotler_pipeline.warehouse.connection import open_warehouse
 
 TZ = ZoneInfo("Europe/Amsterdam")
+
+
+def demo_definitions() -> dg.Definitions:
+    return build_definitions()
 
 
 def test_the_demo_clocks_are_07_00_on_consecutive_days_never_in_the_future() -> None:
@@ -43,3 +48,16 @@ def test_a_short_demo_snapshots_each_day_and_the_dagster_instance_shows_it(
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         key = dg.AssetKey(["spotler", "mailing_stats_snapshots"])
         assert len(instance.get_materialized_partitions(key)) == 3
+        # Every check's latest evaluation passes: the snapshots came after the catalogue.
+        checks = list(demo_definitions().resolve_asset_graph().asset_check_keys)
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+        evaluations = {
+            k: r.event.asset_check_evaluation for k, r in latest.items() if r.event is not None
+        }
+        orphans = dg.AssetCheckKey(key, "mailings_in_catalogue")
+        assert evaluations[orphans] is not None
+        failed = {
+            k.to_user_string(): e.description for k, e in evaluations.items() if e and not e.passed
+        }
+        assert failed == {}
+    assert "FAILED CHECK" not in out
