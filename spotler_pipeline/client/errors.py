@@ -17,18 +17,27 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import quote, unquote
 
 __all__ = [
+    "ERROR_TYPES",
+    "ErrorType",
     "SpotlerAuthError",
+    "SpotlerConflictError",
+    "SpotlerContactNotFoundError",
     "SpotlerError",
+    "SpotlerInvalidRequestError",
     "SpotlerNotFoundError",
     "SpotlerRequestError",
     "SpotlerResponseError",
     "SpotlerUnavailableError",
     "contact_ids_in",
+    "advice_for",
     "contact_tag",
+    "error_for",
     "mask_personal_data",
 ]
 
@@ -77,7 +86,23 @@ def mask_personal_data(text: str, contact_ids: Iterable[str] = ()) -> str:
 
 
 class SpotlerError(Exception):
-    """Base class: something went wrong talking to Spotler."""
+    """Base class: something went wrong talking to Spotler.
+
+    The hierarchy, like httpx's, sorts failures by what the caller does about them::
+
+        SpotlerError
+        ├── SpotlerAuthError          credentials rejected (401/403, AUTH_NOT_FOUND, ...)
+        ├── SpotlerRequestError       the request was refused as asked (other 4xx)
+        │   ├── SpotlerInvalidRequestError    a value Spotler does not accept (INVALID_*)
+        │   ├── SpotlerConflictError          clashes with what the account holds
+        │   └── SpotlerNotFoundError          no such item (404, *_NOT_FOUND, *_NOTFOUND)
+        │       └── SpotlerContactNotFoundError   no such contact: its history is empty
+        ├── SpotlerUnavailableError   429/5xx/network failures outlasted every retry
+        └── SpotlerResponseError      a 2xx body that is not the documented JSON
+
+    ``error_type`` is Spotler's ``errorType`` (one of :data:`ERROR_TYPES`' keys, or a value
+    this client does not know, or ``None``); ``status`` the HTTP status.
+    """
 
     def __init__(
         self,
@@ -102,15 +127,34 @@ class SpotlerError(Exception):
 
 
 class SpotlerAuthError(SpotlerError):
-    """HTTP 401/403: the consumer key/secret were rejected. Never retried."""
+    """The consumer key/secret were rejected (401/403, ``AUTH_NOT_FOUND``,
+    ``NOT_AUTHORIZED``). Never retried."""
 
 
 class SpotlerRequestError(SpotlerError):
-    """Another 4xx answer: the request itself was refused (e.g. ``INVALID_PARAMS``)."""
+    """Another 4xx answer: the request itself was refused. Retrying it unchanged will not
+    help."""
+
+
+class SpotlerInvalidRequestError(SpotlerRequestError):
+    """Spotler does not accept a value of the request (``INVALID_PARAMS``,
+    ``INVALID_PROPERTY``, ``INVALID_MAILING``, ``INVALID_STATE``)."""
+
+
+class SpotlerConflictError(SpotlerRequestError):
+    """The request clashes with what the account holds (an existing contact or name, a
+    contact who opted out, an ambiguous id)."""
 
 
 class SpotlerNotFoundError(SpotlerRequestError):
-    """HTTP 404; ``error_type`` says what was missing (``MAILING_NOTFOUND``, ...)."""
+    """No such item (HTTP 404, or an ``errorType`` saying so); ``error_type`` says which
+    kind (``MAILING_NOTFOUND``, ``FORM_NOT_FOUND``, ...). Usually deleted in Spotler since it
+    was listed."""
+
+
+class SpotlerContactNotFoundError(SpotlerNotFoundError):
+    """``CONTACT_NOT_FOUND``: the account has no contact with this external id (deleted, or
+    never a contact), so it has no history, opens or clicks to report."""
 
 
 class SpotlerUnavailableError(SpotlerError):
@@ -132,3 +176,147 @@ class SpotlerUnavailableError(SpotlerError):
 class SpotlerResponseError(SpotlerError):
     """A successful status with a body that is not the documented JSON, or a server that
     keeps repeating the same page."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorType:
+    """What the client makes of one of Spotler's ``errorType`` values: the exception it
+    raises and what the person reading it should do."""
+
+    error: type[SpotlerError]
+    advice: str
+
+
+_CREDENTIALS = "SPOTLER_CONSUMER_KEY and SPOTLER_CONSUMER_SECRET"
+
+#: Every ``errorType`` of the contract's ``ErrorType`` enum, by name.
+ERROR_TYPES: Mapping[str, ErrorType] = MappingProxyType(
+    {
+        "AUTH_NOT_FOUND": ErrorType(
+            SpotlerAuthError,
+            f"Spotler knows no API consumer with this key: check {_CREDENTIALS} (the key and "
+            "secret of a REST API consumer of this account)",
+        ),
+        "NOT_AUTHORIZED": ErrorType(
+            SpotlerAuthError,
+            f"Spotler rejected the consumer key/secret: check {_CREDENTIALS}, and that the "
+            "consumer may use this part of the API",
+        ),
+        "INVALID_PARAMS": ErrorType(
+            SpotlerInvalidRequestError,
+            "Spotler refused a parameter of the request: check the ids and dates given; if "
+            "they are right, the client sent something the contract does not allow (report it)",
+        ),
+        "INVALID_PROPERTY": ErrorType(
+            SpotlerInvalidRequestError,
+            "a contact property is unknown to the account or of the wrong type: check the "
+            "property names against the account's contact fields",
+        ),
+        "INVALID_MAILING": ErrorType(
+            SpotlerInvalidRequestError,
+            "this mailing cannot be used for the request (e.g. not sent, or of another type): "
+            "check the mailing id",
+        ),
+        "INVALID_STATE": ErrorType(
+            SpotlerInvalidRequestError,
+            "the item is not in a state that allows this request (e.g. a campaign that is not "
+            "active): retry once it is",
+        ),
+        "NAME_ALREADY_IN_USE": ErrorType(
+            SpotlerConflictError, "the account already has an item of this name: choose another"
+        ),
+        "ID_NOTUNIQUE": ErrorType(
+            SpotlerConflictError,
+            "the id matches more than one item in the account: use an id that is unique",
+        ),
+        "CONTACT_ALREADY_EXISTS": ErrorType(
+            SpotlerConflictError,
+            "a contact with this external id exists already: update it instead of adding it",
+        ),
+        "CONTACT_OPTOUT": ErrorType(
+            SpotlerConflictError,
+            "the contact opted out and Spotler will not send to it: leave it out of the action",
+        ),
+        "CONTACT_NOT_FOUND": ErrorType(
+            SpotlerContactNotFoundError,
+            "the account has no contact with this external id (deleted, or never a contact): "
+            "its history is empty",
+        ),
+        "MAILING_NOTFOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no mailing with this id: deleted in Spotler since it was listed, or a wrong id",
+        ),
+        "CAMPAIGN_NOTFOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no campaign (or campaign message) with this id: deleted in Spotler since it was "
+            "listed, or a wrong id",
+        ),
+        "TRIGGER_NOTFOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no campaign trigger with this id: check the trigger's encrypted id in the campaign",
+        ),
+        "FORM_NOT_FOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no form with this id: deleted in Spotler since it was listed, or a wrong id",
+        ),
+        "FORMRESULT_NOT_FOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no submission with this id in the form: deleted in Spotler, or a wrong id",
+        ),
+        "PRODUCT_NOTFOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no product with this id in the account's eCommerce catalogue: check the product id",
+        ),
+        "ORDER_NOTFOUND": ErrorType(
+            SpotlerNotFoundError,
+            "no eCommerce order with this id in the account: check the order id",
+        ),
+        "RESOURCE_NOT_FOUND": ErrorType(
+            SpotlerNotFoundError,
+            "Spotler has no such resource: check SPOTLER_BASE_URL (it ends in "
+            "/integrationservice-1.1.0) and the id in the request",
+        ),
+        "BACKEND_EXCEPTION": ErrorType(
+            SpotlerUnavailableError,
+            "Spotler failed internally: retry later, and ask Spotler's support if it persists",
+        ),
+    }
+)
+
+
+def advice_for(error_type: str | None) -> str:
+    """What to do about Spotler's ``error_type``: its :data:`ERROR_TYPES` advice, a plain
+    statement for a value the contract does not name, or ``""`` for none."""
+    if not error_type:
+        return ""
+    known = ERROR_TYPES.get(error_type)
+    if known is not None:
+        return known.advice
+    return (
+        f"errorType {error_type} is not in Spotler's published contract: act on the message, "
+        "and report the errorType if the message is unclear"
+    )
+
+
+def error_for(status: int, error_type: str | None, detail: str, *, endpoint: str) -> SpotlerError:
+    """The typed error for a request Spotler refused and that is not retried, its message
+    ``detail`` followed by what to do. 401/403 are always :class:`SpotlerAuthError`;
+    otherwise Spotler's ``error_type`` picks the class where :data:`ERROR_TYPES` names it,
+    else the status does (404 :class:`SpotlerNotFoundError`, other :class:`SpotlerRequestError`).
+    """
+    known = ERROR_TYPES.get(error_type or "")
+    error: type[SpotlerError]
+    if status in (401, 403):
+        error = SpotlerAuthError
+        if known is None or known.error is not SpotlerAuthError:
+            known = ERROR_TYPES["NOT_AUTHORIZED"]
+        advice = known.advice
+    elif known is not None:
+        error, advice = known.error, known.advice
+    else:
+        error = SpotlerNotFoundError if status == 404 else SpotlerRequestError
+        advice = advice_for(error_type)
+    message = f"{detail}; {advice}" if advice else detail
+    if issubclass(error, SpotlerUnavailableError):
+        return error(message, endpoint=endpoint, attempts=1, status=status, error_type=error_type)
+    return error(message, endpoint=endpoint, status=status, error_type=error_type)

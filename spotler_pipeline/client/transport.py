@@ -2,8 +2,9 @@
 
 Everything that can go wrong on the wire ends here as a :class:`SpotlerError`:
 
-- 401/403 fail at once (:class:`SpotlerAuthError`); other 4xx too (404 ->
-  :class:`SpotlerNotFoundError`, the rest :class:`SpotlerRequestError`).
+- 401/403 and other 4xx fail at once, as the typed error Spotler's ``errorType`` names
+  (:func:`~spotler_pipeline.client.errors.error_for`: credentials, not found, refused), with
+  a line saying what to do.
 - 408/429/5xx, timeouts, dropped connections and incomplete or undecodable (e.g. cut-off
   gzip) bodies are retried with capped exponential back-off and full jitter, up to
   ``max_attempts`` requests in all; then :class:`SpotlerUnavailableError` (naming the host
@@ -36,12 +37,11 @@ import orjson
 
 from spotler_pipeline.client.auth import OAuth1Auth
 from spotler_pipeline.client.errors import (
-    SpotlerAuthError,
-    SpotlerNotFoundError,
-    SpotlerRequestError,
     SpotlerResponseError,
     SpotlerUnavailableError,
+    advice_for,
     contact_ids_in,
+    error_for,
     mask_personal_data,
 )
 from spotler_pipeline.client.log_masking import protect
@@ -174,26 +174,16 @@ class Requester:
                     self._wait(call, attempt, f"unusable body: {reason}", None)
                     continue
             error_type, api_message = self._error_details(response, call)
-            if status in (401, 403):
-                raise SpotlerAuthError(
-                    f"Spotler rejected the consumer key/secret (HTTP {status}"
-                    f"{_detail(error_type, api_message)}) for GET {call.shown}; check the "
-                    "SPOTLER_CONSUMER_KEY and SPOTLER_CONSUMER_SECRET environment variables",
-                    endpoint=path,
-                    status=status,
-                    error_type=error_type,
-                )
             if status in _RETRYABLE_STATUSES or status >= 500:
                 last = f"HTTP {status}{_detail(error_type, api_message)}"
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 self._retry_or_raise(call, attempt, last, status, error_type, retry_after)
                 continue
-            error_class = SpotlerNotFoundError if status == 404 else SpotlerRequestError
-            raise error_class(
+            raise error_for(
+                status,
+                error_type,
                 f"GET {call.shown} failed: HTTP {status}{_detail(error_type, api_message)}",
                 endpoint=path,
-                status=status,
-                error_type=error_type,
             )
 
     def _send(self, url: str, params: Mapping[str, str | int] | None) -> httpx.Response:
@@ -246,8 +236,10 @@ class Requester:
                 error_type=error_type,
             )
         if attempt >= self._settings.max_attempts:
+            advice = advice_for(error_type)
             raise SpotlerUnavailableError(
-                f"GET {call.shown} still failing after {attempt} attempts; last: {last}",
+                f"GET {call.shown} still failing after {attempt} attempts; last: {last}"
+                + (f"; {advice}" if advice else ""),
                 endpoint=call.path,
                 attempts=attempt,
                 status=status,
