@@ -26,6 +26,8 @@ import httpx
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 URL_ENV_VAR = "DAGSTER_WEBSERVER_URL"
+#: The setting of the first partition day (spotler_pipeline.defs.config reads it).
+PARTITIONS_START_ENV_VAR = "SPOTLER_PARTITIONS_START"
 #: Backfill states after which nothing more happens.
 FINAL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FINISHED_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -42,6 +44,8 @@ query Assets($withStats: Boolean = true) {
     assetKey { path }
     groupName
     isPartitioned
+    firstDay: partitionKeyConnection(limit: 1, ascending: true) { results }
+    lastDay: partitionKeyConnection(limit: 1, ascending: false) { results }
     partitionStats @include(if: $withStats) {
       numMaterialized numPartitions numFailed numMaterializing
     }
@@ -138,6 +142,39 @@ class Outcome:
         )
 
 
+@dataclass(frozen=True)
+class AssetNode:
+    """An asset as the webserver describes it: its group, and its first and last partition
+    (days ``YYYY-MM-DD``; None when it is not partitioned)."""
+
+    group: str | None
+    first_day: str | None = None
+    last_day: str | None = None
+
+
+def _only(connection: dict[str, Any] | None) -> str | None:
+    results = (connection or {}).get("results") or []
+    return str(results[0]) if results else None
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The first line of what an HTTP error response says: GraphQL's ``errors[0].message``,
+    a JSON ``message``, or the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = errors[0].get("message")
+        message = message or body.get("message") or body.get("error")
+    text = str(message or response.text).strip()
+    first = text.splitlines()[0] if text else "(no message)"
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
 class DagsterWebserver:
     """The webserver's GraphQL endpoint (the one the UI uses)."""
 
@@ -150,21 +187,30 @@ class DagsterWebserver:
             response = self._http.post(
                 f"{self.url}/graphql", json={"query": query, "variables": variables or {}}
             )
-            response.raise_for_status()
         except httpx.HTTPError as exc:
             raise BackfillError(
                 f"cannot reach the Dagster webserver at {self.url} ({exc}); start it with "
                 "`make dev` or `dg dev`, or pass --url"
             ) from None
+        if response.is_error:
+            raise BackfillError(
+                f"the Dagster webserver at {self.url} answered {response.status_code} "
+                f"{response.reason_phrase}: {_error_message(response)}"
+            )
         body = response.json()
         if body.get("errors"):
             raise BackfillError(f"GraphQL error: {body['errors'][0].get('message')}")
         return dict(body["data"])
 
-    def asset_groups(self) -> dict[str, str | None]:
-        """``spotler/<table>`` -> group name, for every asset the webserver knows."""
+    def asset_nodes(self) -> dict[str, AssetNode]:
+        """``spotler/<table>`` -> its group and days, for every asset the webserver knows."""
         nodes = self.graphql(ASSET_NODES, {"withStats": False})["assetNodes"]
-        return {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
+        return {
+            "/".join(n["assetKey"]["path"]): AssetNode(
+                n["groupName"], _only(n.get("firstDay")), _only(n.get("lastDay"))
+            )
+            for n in nodes
+        }
 
     def launch(self, keys: Sequence[str], days: Sequence[str], tags: dict[str, str]) -> str:
         params = {
@@ -202,22 +248,62 @@ class DagsterWebserver:
         return messages
 
 
-def resolve_assets(groups_of: dict[str, str | None], request: BackfillRequest) -> list[str]:
+def resolve_assets(nodes: dict[str, AssetNode], request: BackfillRequest) -> list[str]:
     """The asset keys a request names: every asset of each group, and each named asset
     (``mailings`` or ``spotler/mailings``)."""
-    known_groups = sorted({g for g in groups_of.values() if g})
+    known_groups = sorted({n.group for n in nodes.values() if n.group})
     keys: list[str] = []
     for group in request.groups:
-        members = [k for k, g in groups_of.items() if g == group]
+        members = [k for k, n in nodes.items() if n.group == group]
         if not members:
             raise BackfillError(f"no asset group {group!r}; groups: {', '.join(known_groups)}")
         keys.extend(members)
     for name in request.assets:
         key = name if "/" in name else f"spotler/{name}"
-        if key not in groups_of:
+        if key not in nodes:
             raise BackfillError(f"no asset {key!r} in the code location")
         keys.append(key)
     return list(dict.fromkeys(keys))
+
+
+def days_that_exist(
+    nodes: Sequence[AssetNode], request: BackfillRequest
+) -> tuple[list[str], str | None]:
+    """The request's days that are partitions of every asset, and a line saying which days
+    were left out (None when none were). Refuses a range with no such day."""
+    firsts = [n.first_day for n in nodes if n.first_day]
+    lasts = [n.last_day for n in nodes if n.last_day]
+    if not firsts or not lasts:
+        return request.days, None
+    first, last = max(firsts), min(lasts)
+    days = [d for d in request.days if first <= d <= last]
+    exist = (
+        f"partitions are the days {first} to {last} (the first set by "
+        f"{PARTITIONS_START_ENV_VAR} on the webserver, the last today)"
+    )
+    if not days:
+        raise BackfillError(
+            f"none of the days {request.days[0]}..{request.days[-1]} exist: {exist}"
+        )
+    left_out = [
+        text
+        for text in (
+            _span([d for d in request.days if d < first]),
+            _span([d for d in request.days if d > last]),
+        )
+        if text
+    ]
+    if not left_out:
+        return days, None
+    return days, f"Skipping {' and '.join(left_out)}: {exist}"
+
+
+def _span(days: Sequence[str]) -> str:
+    if not days:
+        return ""
+    if len(days) == 1:
+        return f"{days[0]} (1 day)"
+    return f"{days[0]}..{days[-1]} ({len(days)} days)"
 
 
 def run_backfill(
@@ -234,8 +320,11 @@ def run_backfill(
     out = out or sys.stdout
     if request.last < request.first:
         raise BackfillError(f"--to {request.last} is before --from {request.first}")
-    keys = resolve_assets(server.asset_groups(), request)
-    days = request.days
+    nodes = server.asset_nodes()
+    keys = resolve_assets(nodes, request)
+    days, skipped = days_that_exist([nodes[k] for k in keys], request)
+    if skipped:
+        print(skipped, file=out, flush=True)
     backfill_id = server.launch(keys, days, {"spotler/launched_by": "spotler-pipeline backfill"})
     started = clock()
     print(

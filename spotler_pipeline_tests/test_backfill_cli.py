@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -25,12 +28,17 @@ NODES = [
     ("spotler/forms", "forms"),
 ]
 
+#: The webserver's first and last partition (SPOTLER_PARTITIONS_START, today).
+FIRST_LAST = ("2026-01-01", "2026-06-30")
+
 
 class FakeWebserver:
     """Answers the GraphQL the command sends; the backfill ends after ``ticks`` polls."""
 
-    def __init__(self, *, ticks: int = 2, fail: bool = False) -> None:
-        self.ticks, self.fail = ticks, fail
+    def __init__(
+        self, *, ticks: int = 2, fail: bool = False, days: tuple[str, str] = FIRST_LAST
+    ) -> None:
+        self.ticks, self.fail, self.days = ticks, fail, days
         self.launched: list[dict[str, Any]] = []
         self.polls = 0
 
@@ -40,7 +48,13 @@ class FakeWebserver:
         if "assetNodes" in query:
             data: dict[str, Any] = {
                 "assetNodes": [
-                    {"assetKey": {"path": k.split("/")}, "groupName": g, "isPartitioned": True}
+                    {
+                        "assetKey": {"path": k.split("/")},
+                        "groupName": g,
+                        "isPartitioned": True,
+                        "firstDay": {"results": [self.days[0]]},
+                        "lastDay": {"results": [self.days[1]]},
+                    }
                     for k, g in NODES
                 ]
             }
@@ -164,3 +178,87 @@ def test_the_command_line_exit_codes(capsys: pytest.CaptureFixture[str]) -> None
     code = cli.main(["backfill", "--from", "2026-06-01", "--to", "2026-06-02", *unreachable])
     assert code == 2
     assert "cannot reach the Dagster webserver at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "launched", "said"),
+    [
+        (
+            "2026-06-10",
+            "2026-06-13",
+            ["2026-06-12", "2026-06-13"],
+            "Skipping 2026-06-10..2026-06-11 (2 days): partitions are the days 2026-06-12 to "
+            "2026-06-14 (the first set by SPOTLER_PARTITIONS_START on the webserver, the last "
+            "today)",
+        ),
+        (
+            "2026-06-14",
+            "2026-06-15",
+            ["2026-06-14"],
+            "Skipping 2026-06-15 (1 day): partitions are the days 2026-06-12 to 2026-06-14",
+        ),
+    ],
+)
+def test_a_range_crossing_the_first_or_last_day_is_clipped_saying_which_days(
+    first: str, last: str, launched: list[str], said: str
+) -> None:
+    fake = FakeWebserver(days=("2026-06-12", "2026-06-14"))
+    request = BackfillRequest(date.fromisoformat(first), date.fromisoformat(last), ["mailings"])
+    outcome, printed = _run(fake, request)
+    assert fake.launched[0]["partitionNames"] == launched
+    assert printed.splitlines()[0].startswith(said)
+    assert f"x {len(launched)} days" in printed.splitlines()[1]
+    assert outcome.succeeded
+
+
+def test_a_range_before_the_first_day_is_refused_in_one_line() -> None:
+    fake = FakeWebserver(days=("2026-06-12", "2026-06-14"))
+    with pytest.raises(BackfillError) as refused:
+        _run(fake, BackfillRequest(date(2026, 6, 1), date(2026, 6, 2), groups=["mailings"]))
+    assert fake.launched == []
+    assert str(refused.value) == (
+        "none of the days 2026-06-01..2026-06-02 exist: partitions are the days 2026-06-12 to "
+        "2026-06-14 (the first set by SPOTLER_PARTITIONS_START on the webserver, the last today)"
+    )
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """A webserver that is up and answers every request 500, as Dagster's does on a bug."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(
+            {"errors": [{"message": "Exception: partition key out of range\n  File ..."}]}
+        ).encode()
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_webserver() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_error_says_what_the_webserver_answered_in_one_line(
+    failing_webserver: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--from", "2026-06-01", "--to", "2026-06-02", "--group", "mailings"]
+    assert cli.main(["backfill", *args, "--url", failing_webserver]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"spotler-pipeline backfill: the Dagster webserver at {failing_webserver} answered 500 "
+        "Internal Server Error: Exception: partition key out of range\n"
+    )
