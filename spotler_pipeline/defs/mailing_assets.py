@@ -328,7 +328,8 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                     f"reports statistics as they are now ({now:%Y-%m-%d %H:%M %Z}), so a "
                     f"snapshot can only be stored under today's partition {today}. Storing "
                     "today's numbers under a past day would corrupt the maturity curve."
-                )
+                ),
+                allow_retries=False,
             )
         since = now - timedelta(days=settings.snapshot_lookback_days)
         with spotler.get_client() as client:

@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.defs.config import CREDENTIAL_ENV_VARS, DEFAULT_BASE_URL, DEFAULT_TIMEZONE
+from spotler_pipeline.defs.failures import failing_plainly
 from spotler_pipeline.warehouse import (
     Absent,
     Replacement,
@@ -87,25 +88,34 @@ class SpotlerResource(dg.ConfigurableResource):
                 )
             )
         assert self.consumer_key is not None and self.consumer_secret is not None
-        return ClientSettings(
-            consumer_key=self.consumer_key,
-            consumer_secret=self.consumer_secret,
-            base_url=self.base_url,
-            timezone=self.timezone,
-            page_size=self.page_size,
-            timeout=self.timeout_seconds,
-            max_concurrent_requests=self.max_concurrent_requests,
-            max_requests_per_second=self.max_requests_per_second,
-            max_retry_after=self.max_retry_after_seconds,
-        )
+        try:
+            return ClientSettings(
+                consumer_key=self.consumer_key,
+                consumer_secret=self.consumer_secret,
+                base_url=self.base_url,
+                timezone=self.timezone,
+                page_size=self.page_size,
+                timeout=self.timeout_seconds,
+                max_concurrent_requests=self.max_concurrent_requests,
+                max_requests_per_second=self.max_requests_per_second,
+                max_retry_after=self.max_retry_after_seconds,
+            )
+        except ValueError as exc:  # the settings' own one-line message (never a secret)
+            raise dg.Failure(
+                description=f"The Spotler resource's configuration is not usable: {exc}",
+                allow_retries=False,
+            ) from None
 
     @contextmanager
     def get_client(self) -> Iterator[SpotlerClient]:
-        client = SpotlerClient(self.client_settings())
-        try:
-            yield client
-        finally:
-            client.close()
+        """A client for the step; an error the user can act on (credentials rejected,
+        Spotler unreachable) fails the step with its message (:mod:`.failures`)."""
+        with failing_plainly():
+            client = SpotlerClient(self.client_settings())
+            try:
+                yield client
+            finally:
+                client.close()
 
     def account(self) -> str:
         """The account's fingerprint (a hash of the consumer key) that every write checks,
@@ -191,19 +201,22 @@ class WarehouseResource(DuckDBResource):
         """
         config = self.duckdb_config()
         lake = self.lake
-        if lake is not None:
-            conn = open_lake(lake, config=config)
-        else:
-            conn = open_warehouse(
-                self.database,
-                lock_timeout=self.lock_timeout_seconds,
-                config=config,
-                on_wait=dg.get_dagster_logger().warning,
-            )
-        try:
-            yield conn
-        finally:
-            conn.close()
+        # An error the user can act on (the file held by another process, another account's
+        # data, a newer warehouse) fails the step with its message (see .failures).
+        with failing_plainly():
+            if lake is not None:
+                conn = open_lake(lake, config=config)
+            else:
+                conn = open_warehouse(
+                    self.database,
+                    lock_timeout=self.lock_timeout_seconds,
+                    config=config,
+                    on_wait=dg.get_dagster_logger().warning,
+                )
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     connect = get_connection
 
@@ -257,30 +270,33 @@ class WarehouseResource(DuckDBResource):
         ``own_writes=False`` (the nightly whole-table checks) the published copy is read all
         the same, so a long scan never holds the file.
         """
-        conn: duckdb.DuckDBPyConnection | None = None
-        lake = self.lake
-        if lake is not None:
-            with suppress(duckdb.Error):  # no lake in the catalog yet
-                conn = open_lake(lake, read_only=True, config=self.duckdb_config())
-        elif self._unpublished and own_writes:
-            conn = open_warehouse(
-                self.database,
-                read_only=True,
-                lock_timeout=self.lock_timeout_seconds,
-                config=self.duckdb_config(),
-                on_wait=dg.get_dagster_logger().warning,
-            )
-        elif self.publish and published_path(self.database).exists():
-            conn = open_published(
-                self.database, lock_timeout=self.lock_timeout_seconds, config=self.duckdb_config()
-            )
-        if conn is None:  # nothing to read yet: create the schema (or lake), as a write would
-            with self.get_connection() as new:
-                ensure_schema(new)
-                yield new
-            return
-        with closing(conn):
-            yield conn
+        with failing_plainly():  # the file held for too long: its one line (.failures)
+            conn: duckdb.DuckDBPyConnection | None = None
+            lake = self.lake
+            if lake is not None:
+                with suppress(duckdb.Error):  # no lake in the catalog yet
+                    conn = open_lake(lake, read_only=True, config=self.duckdb_config())
+            elif self._unpublished and own_writes:
+                conn = open_warehouse(
+                    self.database,
+                    read_only=True,
+                    lock_timeout=self.lock_timeout_seconds,
+                    config=self.duckdb_config(),
+                    on_wait=dg.get_dagster_logger().warning,
+                )
+            elif self.publish and published_path(self.database).exists():
+                conn = open_published(
+                    self.database,
+                    lock_timeout=self.lock_timeout_seconds,
+                    config=self.duckdb_config(),
+                )
+            if conn is None:  # nothing to read yet: create the schema (or lake), as a write would
+                with self.get_connection() as new:
+                    ensure_schema(new)
+                    yield new
+                return
+            with closing(conn):
+                yield conn
 
     def staging(self) -> StagingArea:
         """A staging area for one run's pages in the staging directory (what killed runs

@@ -37,7 +37,12 @@ _LOCK_ERRORS = ("lock", "Conflicting lock")
 
 
 class WarehouseLockedError(RuntimeError):
-    """Another process kept the DuckDB file for longer than the lock timeout."""
+    """Another process kept the DuckDB file for longer than the lock timeout; ``holder``
+    names it (program and PID, as DuckDB reports them)."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 #: How often a run waiting for the file says so (seconds).
@@ -106,7 +111,8 @@ def open_warehouse(
                     f"within {lock_timeout:.0f} s. Close that process (a notebook or DuckDB "
                     "shell that opened the file directly; notebooks should use "
                     "spotler_pipeline.notebook.connect(), which reads the published copy), "
-                    "then re-run. Nothing was written."
+                    "then re-run. Nothing was written.",
+                    holder,
                 ) from None
             if on_wait is not None and now >= next_report:
                 on_wait(

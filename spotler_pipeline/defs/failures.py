@@ -1,0 +1,66 @@
+"""Errors a user can act on fail the step with our one line, not a stack trace to dig in.
+
+The client and the warehouse raise typed errors whose message already says what happened and
+what to do (credentials rejected, Spotler unreachable, the file held by another process,
+another account's data, a warehouse from a newer release). :func:`failing_plainly` turns them
+into ``dg.Failure``: Dagster then shows the message as the failure's description, with the
+error's own details as metadata, and without the chained exceptions (HTTP library, DuckDB)
+behind it. Anything else is a bug and keeps its full stack trace.
+
+Dagster attaches the frames between its step executor and the ``raise`` to every failure,
+``dg.Failure`` included (no API leaves them out); what ``failing_plainly`` removes is our
+code's and the libraries' traceback, so the message is the failure's first line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from spotler_pipeline.client.errors import (
+    SpotlerAuthError,
+    SpotlerError,
+    SpotlerUnavailableError,
+)
+from spotler_pipeline.warehouse.account import AccountMismatchError
+from spotler_pipeline.warehouse.connection import WarehouseLockedError
+from spotler_pipeline.warehouse.ddl import NewerWarehouseError
+
+#: Errors whose message tells the user what to do; retrying the run unchanged cannot help.
+FIX_FIRST: tuple[type[Exception], ...] = (
+    SpotlerAuthError,
+    AccountMismatchError,
+    NewerWarehouseError,
+)
+#: Errors whose message tells the user what to do, and that may pass by themselves (a retry
+#: policy may run the step again).
+MAY_PASS: tuple[type[Exception], ...] = (SpotlerUnavailableError, WarehouseLockedError)
+
+
+def as_failure(exc: Exception, *, allow_retries: bool) -> dg.Failure:
+    """``exc``'s message as a step failure, its details (never a credential or a contact id:
+    client errors mask them) as metadata."""
+    metadata: dict[str, dg.RawMetadataValue] = {"error": type(exc).__name__}
+    if isinstance(exc, SpotlerError):
+        metadata["endpoint"] = exc.endpoint
+        if exc.status is not None:
+            metadata["http_status"] = exc.status
+        if exc.error_type:
+            metadata["spotler_error_type"] = exc.error_type
+    holder = getattr(exc, "holder", None)
+    if holder:
+        metadata["held_by"] = holder
+    return dg.Failure(description=str(exc), metadata=metadata, allow_retries=allow_retries)
+
+
+@contextmanager
+def failing_plainly() -> Iterator[None]:
+    """Inside: an error a user can act on fails the step with its message only."""
+    try:
+        yield
+    except FIX_FIRST as exc:
+        raise as_failure(exc, allow_retries=False) from None
+    except MAY_PASS as exc:
+        raise as_failure(exc, allow_retries=True) from None
