@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two installs: what running needs (`make demo`, `make dev`: the package) and, on top of it,
+# what testing needs (`make test`, `make lint`: the `dev` extra's test and browser tooling).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 CHROMIUM ?= /usr/bin/chromium
 PG_BIN   ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 # Test processes (pytest-xdist): most tests wait on a simulator, a Dagster process or
@@ -12,32 +15,36 @@ WORKERS  ?= 2
 
 .PHONY: demo dev test test-e2e chromium postgresql lint bench bench-backfill clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
-$(VENV)/.bench-installed: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.bench-installed: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 ## Fill data/spotler.duckdb from the bundled simulator and print a summary.
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python -m spotler_pipeline.demo
 
 ## Open the Dagster UI (webserver + daemon) against the bundled simulator.
-dev: $(STAMP)
+dev: $(RUN_STAMP)
 	$(BIN)/python -m spotler_pipeline.devserver
 
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
-test: $(STAMP) chromium postgresql
+test: $(DEV_STAMP) chromium postgresql
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 	$(BIN)/dg check defs
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Only the end-to-end tests: dagster dev + UI backfill, and the browser (screenshots in test-artifacts/).
-test-e2e: $(STAMP) chromium
+test-e2e: $(DEV_STAMP) chromium
 	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Debian's headless Chromium for the browser test (Playwright drives it; never `playwright install`).
@@ -63,7 +70,7 @@ postgresql:
 	  echo "note: PostgreSQL's server (initdb, pg_ctl) is missing and cannot be installed here (needs root and apt-get); the lake tests will skip"; \
 	fi
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 
