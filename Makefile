@@ -33,9 +33,10 @@ $(VENV)/.bench-installed: $(DEV_STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/python -m spotler_pipeline.demo
 
-## Open the Dagster UI (webserver + daemon) against the bundled simulator.
+## Open the Dagster UI (webserver + daemon) against the bundled simulator. Arguments:
+## make dev ARGS='--port 3001'. Ctrl-C or SIGTERM stops it all within seconds.
 dev: $(RUN_STAMP)
-	$(BIN)/python -m spotler_pipeline.devserver
+	$(BIN)/python -m spotler_pipeline.devserver $(ARGS)
 
 ## Run the test suite (offline, against the simulator), end-to-end and browser tests included.
 test: $(DEV_STAMP) chromium postgresql

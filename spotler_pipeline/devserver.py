@@ -8,8 +8,10 @@ production: the schedules and sensors are on from the start. Set real credential
 environment to skip the simulator.
 
 The UI runs through ``dg dev`` (Dagster's recommended command line; it reads ``[tool.dg]`` in
-``pyproject.toml``); ``dagster dev -m spotler_pipeline`` still works the same. Ctrl-C stops the
-webserver, daemon and simulator, and ends with status 0: stopping is not an error.
+``pyproject.toml``); ``dagster dev -m spotler_pipeline`` still works the same. Ctrl-C, SIGTERM
+or SIGHUP, to this process or to the ``make`` running it, stop the webserver, daemon, code
+server and simulator within seconds, and this process ends with status 0: stopping is not an
+error.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,44 +113,114 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.05)
     args = parser.parse_args(argv)
 
+    stop = StopRequest()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop.on_signal)
     env = dict(os.environ)
     home = prepare_dagster_home(Path(env.get("DAGSTER_HOME") or PROJECT / ".dagster_home"))
     env["DAGSTER_HOME"] = str(home)
     sim = None
-    if not (env.get("SPOTLER_CONSUMER_KEY") and env.get("SPOTLER_CONSUMER_SECRET")):
-        sim = start_simulator_process(seed=args.seed, scale=args.scale)
-        env.update(sim.env)
-        print(f"Simulator serving {sim.base_url} (admin: {sim.admin_url})", flush=True)
-    cmd = dg_dev_command(args.port)
-    print(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{args.port}", flush=True)
-    dagster = subprocess.Popen(cmd, env=env, cwd=PROJECT, preexec_fn=restore_interrupts)
-    # Stopped by a process manager: stop dagster dev (and so its children) the same way.
-    stopping: list[str] = []
-
-    def _terminate(*_: object) -> None:
-        stopping.append("SIGTERM")
-        dagster.terminate()
-
-    signal.signal(signal.SIGTERM, _terminate)
+    dagster = None
     try:
-        code = dagster.wait()
-    except KeyboardInterrupt:
-        # Ctrl-C reached dagster dev as well: let it stop its webserver, daemon and code
-        # server (killing it outright would leave them running, holding the port).
-        stopping.append("SIGINT")
-        try:
-            code = dagster.wait(30)
-        except subprocess.TimeoutExpired:
-            dagster.terminate()
-            code = dagster.wait()
+        if not (env.get("SPOTLER_CONSUMER_KEY") and env.get("SPOTLER_CONSUMER_SECRET")):
+            sim = start_simulator_process(seed=args.seed, scale=args.scale)
+            env.update(sim.env)
+            print(f"Simulator serving {sim.base_url} (admin: {sim.admin_url})", flush=True)
+        if not stop.reason:
+            print(f"DAGSTER_HOME={home}\nDagster UI on http://127.0.0.1:{args.port}", flush=True)
+            dagster = subprocess.Popen(
+                dg_dev_command(args.port),
+                env=env,
+                cwd=PROJECT,
+                preexec_fn=restore_interrupts,
+                # Its own process group: stopped below as one, whoever got the signal.
+                start_new_session=True,
+            )
+            while dagster.poll() is None and not stop.wait(0.5):
+                stop.watch_parent()
     finally:
+        if dagster is not None:
+            stop_process_group(dagster)
         if sim is not None:
             sim.stop()
-    if stopping:
+    if stop.reason:
         # Asked to stop, and stopped: not a failure (`make dev` would print "Error 1").
-        print(f"Stopped ({stopping[0]}).", flush=True)
+        print(f"Stopped ({stop.reason}).", flush=True)
         return 0
-    return code
+    return dagster.returncode if dagster is not None else 1
+
+
+#: The signals that stop ``make dev``: Ctrl-C, a process manager, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: How long ``dagster dev`` gets to stop its webserver, daemon and code servers itself.
+STOP_GRACE_SECONDS = 6.0
+
+
+class StopRequest:
+    """Why ``make dev`` should stop: a signal to this process, or one to ``make`` itself.
+
+    GNU make passes SIGTERM on to the recipe it runs, but not SIGINT sent to its own PID
+    alone (it expects the whole process group to have had it, as with Ctrl-C): it then waits
+    for the recipe to end inside its signal handler, where the kernel blocks that signal.
+    :meth:`watch_parent` sees that block in ``/proc`` and stops as if the signal had come
+    here. (make itself then ends by the signal: status 130 or 143, its own choice.)
+    """
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self._event = threading.Event()
+        self._parent = os.getppid()
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        self.reason = self.reason or signal.Signals(signum).name
+        self._event.set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    def watch_parent(self) -> None:
+        """Stop when the parent ``make`` is handling SIGINT or SIGTERM (Linux only)."""
+        proc = Path(f"/proc/{self._parent}")
+        try:
+            if proc.joinpath("comm").read_text().strip() not in ("make", "gmake"):
+                return
+            status = proc.joinpath("status").read_text()
+        except OSError:
+            return
+        blocked = next(
+            (
+                int(line.split()[1], 16)
+                for line in status.splitlines()
+                if line.startswith("SigBlk:")
+            ),
+            0,
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if blocked & (1 << (signum - 1)):
+                self.reason = self.reason or f"{signum.name} to make"
+                self._event.set()
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``process`` and everything it started (its process group), as Ctrl-C in its
+    terminal would; whatever still runs after :data:`STOP_GRACE_SECONDS` is killed."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and _group_alive(process):
+        time.sleep(0.1)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    process.poll()  # reap the leader once it exits; its group lives on while a member does
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def dg_dev_command(port: int) -> list[str]:
