@@ -6,7 +6,7 @@ One simulator (``spotler-pipeline simulate --seed 1 --scale 3.5 --days 31 --prew
 process; ~10.8M mailing interaction rows over the 30 days, rendered before anything is
 measured) serves both backends in turn, so both fetch exactly the same pages:
 
-- **file**: ``dagster dev`` with the project's ``dagster.yaml`` (SQLite instance storage in
+- **file**: ``dagster dev`` with ``deploy/local/dagster.yaml`` (SQLite instance storage in
   ``DAGSTER_HOME``, pool ``spotler_duckdb`` limited to 1: writing steps take turns for the
   DuckDB file) and a fresh ``SPOTLER_DUCKDB_PATH``;
 - **lake**: ``dagster dev`` with ``deploy/team/dagster.yaml`` (Dagster's storage and the

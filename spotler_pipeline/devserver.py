@@ -2,8 +2,8 @@
 
 Starts the simulator in its own process on loopback (in-process it would compete with the
 webserver for the GIL), points the ``SPOTLER_*`` variables at it, and runs ``dagster dev``
-with a persistent ``DAGSTER_HOME`` in the project folder (``.dagster_home``, seeded with the
-project's ``dagster.yaml``), so schedules, sensors and the concurrency pool work as in
+with a persistent ``DAGSTER_HOME`` in the project folder (``.dagster_home``, seeded with
+``deploy/local/dagster.yaml``), so schedules, sensors and the concurrency pool work as in
 production: the schedules and sensors are on from the start. Set real credentials in the
 environment to skip the simulator.
 
@@ -31,12 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+#: The instance settings copied into ``DAGSTER_HOME`` (one machine, the DuckDB file).
+INSTANCE_YAML = PROJECT / "deploy" / "local" / "dagster.yaml"
 _SIMULATOR_VARS = ("SPOTLER_BASE_URL", "SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET")
 
 
 def prepare_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_YAML, home / "dagster.yaml")
     return home
 
 

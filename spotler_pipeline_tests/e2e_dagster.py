@@ -1,7 +1,7 @@
 """The real thing for end-to-end tests: the simulator and ``dagster dev`` as separate processes.
 
 :class:`DagsterDev` starts ``spotler-pipeline simulate`` and ``dagster dev`` (webserver and
-daemon, with the project's ``dagster.yaml`` in a temporary ``DAGSTER_HOME`` and a temporary
+daemon, with ``deploy/local/dagster.yaml`` in a temporary ``DAGSTER_HOME`` and a temporary
 ``SPOTLER_DUCKDB_PATH``) and talks to the webserver through the GraphQL API the UI uses.
 :func:`shared_dagster` keeps one instance for the whole test session, so the backfill test
 and the browser test share a server (and the browser sees the backfilled assets).

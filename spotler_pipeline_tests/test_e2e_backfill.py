@@ -1,6 +1,6 @@
 """A 30-day backfill launched the way the UI launches it, against the real ``dagster dev``.
 
-The simulator and ``dagster dev`` (webserver + daemon, the project's ``dagster.yaml`` with
+The simulator and ``dagster dev`` (webserver + daemon, ``deploy/local/dagster.yaml`` with
 its ``spotler_duckdb`` pool of one) run as separate processes. The backfill goes through
 the UI's own GraphQL mutation ``launchPartitionBackfill``; once its longest run (the mailing
 interactions) has started, a second writer (today's statistics snapshot, what the 07:00

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from spotler_pipeline.defs.checks import WarehouseCheck
 
 POOL = FILE_POOL
-"""Concurrency pool of every step that opens the DuckDB file (limit 1 in dagster.yaml):
-DuckDB admits a single writing process, so backfill runs take turns for the file. On a lake
-the steps use ``DeploymentSettings.pool`` (``spotler_api``) instead."""
+"""Concurrency pool of every step that opens the DuckDB file (limit 1 in
+``deploy/local/dagster.yaml``): DuckDB admits a single writing process, so backfill runs take
+turns for the file. On a lake the steps use ``DeploymentSettings.pool`` (``spotler_api``)
+instead."""
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
