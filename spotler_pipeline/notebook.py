@@ -25,7 +25,6 @@ import duckdb
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DEFAULT_TIMEZONE
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import open_published, published_path
-from spotler_pipeline.warehouse.sql import sql_string
 
 
 def connect(
@@ -80,7 +79,7 @@ def _analysis_memory() -> dict[str, str | int | bool]:
 
 def _for_analysis(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     zone = os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)
-    conn.execute(f"SET TimeZone = {sql_string(zone)}")
+    conn.execute("SET TimeZone = ?", [zone])
     return conn
 
 

@@ -286,3 +286,22 @@ def test_a_check_that_breaks_its_connection_leaves_the_others_evaluated(tmp_path
     assert [r.metadata["error"].value for r in results[1::2]] == [
         "InternalException: INTERNAL Error: Attempted to access index 0"
     ] * 2
+
+
+def test_a_check_out_of_memory_on_several_threads_is_tried_on_one() -> None:
+    """The retry runs the same query again with ``threads = 1`` and restores the setting."""
+    conn = duckdb.connect(config={"threads": 2})
+    tried: list[int] = []
+
+    def query(c: duckdb.DuckDBPyConnection, window: Window | None) -> Finding:
+        threads = int(c.execute("SELECT current_setting('threads')").fetchone()[0])  # type: ignore[index]
+        tried.append(threads)
+        if threads > 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block")
+        return Finding(checked=3, problems=0)
+
+    check = WarehouseCheck(MAILINGS, "fits_on_one_thread", "test", query, "rows")
+    result = check.evaluate(conn, None)
+    assert result.passed and tried == [2, 1]
+    assert result.metadata["evaluated_on_one_thread"].value is True
+    assert conn.execute("SELECT current_setting('threads')").fetchone() == (2,)

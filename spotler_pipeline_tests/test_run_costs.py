@@ -6,10 +6,6 @@ request cap."""
 from __future__ import annotations
 
 import gc
-import json
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -253,69 +249,6 @@ def test_a_key_check_over_many_rows_runs_in_slices(harness: FullHarness) -> None
         quality.SLICE_ROWS = original
     assert whole.metadata["problems"].value == sliced.problems == 3  # the 3 keys copied
     assert whole.metadata["sample"].value == sliced.sample
-
-
-EVERY_ASSET_RUN = textwrap.dedent(
-    """
-    import json, sys
-    from datetime import timedelta
-    from pathlib import Path
-    from spotler_pipeline.simulator import Simulator
-    from spotler_pipeline_tests.conftest import FIXED_NOW
-    from spotler_pipeline_tests.pipeline_harness import (
-        CAMPAIGN_CATALOG, CAMPAIGN_INTERACTIONS, MAILING_ASSETS, harness_with_all_groups,
-    )
-
-    with Simulator(seed=11, scale=0.01, now=FIXED_NOW, days=21) as sim:
-        harness = harness_with_all_groups(sim, Path(sys.argv[1]))
-        before = "pandas" in sys.modules
-        today = harness.now.date()
-        days = (today - timedelta(days=21), today)  # every day the simulator has
-        runs = [
-            harness.materialize(MAILING_ASSETS, days=days),
-            harness.materialize(["mailing_stats_snapshots"], day=today),
-            harness.materialize(CAMPAIGN_CATALOG),
-            harness.materialize(CAMPAIGN_INTERACTIONS, days=days),
-            harness.materialize(["forms"]),
-            harness.materialize(["form_results", "form_answers"], days=days),
-            harness.materialize(
-                ["contact_mailing_history", "contact_campaign_mailing_history",
-                 "contact_form_history"],
-                day=today - timedelta(days=1),
-            ),
-        ]
-        evaluations = [e for r in runs for e in r.get_asset_check_evaluations()]
-        checks = [e.passed for e in evaluations]
-        failed = [f"{e.asset_key.path[-1]}:{e.check_name}" for e in evaluations if not e.passed]
-        print(json.dumps({
-            "succeeded": all(r.success for r in runs),
-            "checks": len(checks),
-            "checks_failed": failed,
-            "pandas_before": before,
-            "pandas_after": "pandas" in sys.modules,
-        }))
-    """
-)
-
-
-def test_a_run_never_imports_pandas(tmp_path: Path) -> None:
-    """Every asset of every group, with its inline checks, runs in a process that never
-    imports pandas: DuckDB's client would import it to bind a parameter and pyarrow to
-    convert a Python value (+32 MB and ~0.25 s of each step process, for nothing), so the
-    warehouse writes literals (``sql.bind``) and builds Arrow data without them
-    (``arrow_values``)."""
-    out = subprocess.run(
-        [sys.executable, "-c", EVERY_ASSET_RUN, str(tmp_path / "w" / "spotler.duckdb")],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["succeeded"] and report["checks"] > 20 and report["checks_failed"] == []
-    assert report["pandas_before"] is False
-    assert report["pandas_after"] is False
 
 
 def test_a_page_body_is_freed_once_parsed_without_waiting_for_the_collector() -> None:

@@ -100,6 +100,27 @@ def test_scoped_replace_drops_staged_rows_of_an_item_that_went_missing(conn) -> 
     assert _count(conn, "SELECT count(*) FROM spotler.mailing_opens WHERE mailing_id='B'") == 4
 
 
+@pytest.mark.parametrize(
+    "odd", ["it's", 'a"b', "-1", "--", "x' OR '1'='1", "/* c */", "?", "$start"]
+)
+def test_ids_reach_the_write_as_values_whatever_they_hold(conn, odd: str) -> None:
+    """Item ids are bound parameters: quotes, comment marks, a negative number or a
+    parameter mark in one select exactly that item."""
+    _write(conn, MAILING_OPENS, _opens(odd, 2) + _opens("B", 3))
+    (result,) = _write(conn, MAILING_OPENS, _opens(odd, 4), Scope("mailing_id", [odd]))
+    assert (result.rows_deleted, result.rows_inserted, result.rows_kept) == (2, 4, 3)
+    flagged = _write(
+        conn,
+        MAILINGS,
+        [_mailing(odd), _mailing("B")],
+        absent=[Absent(MAILINGS, "encrypted_id", [odd])],
+    )
+    assert flagged[0].rows_flagged == 1
+    assert conn.execute(
+        "SELECT encrypted_id, present FROM spotler.mailings ORDER BY 1"
+    ).fetchall() == sorted([(odd, False), ("B", True)])
+
+
 def test_catalogue_rows_outside_the_scope_and_absent_items_are_flagged(conn) -> None:
     _write(conn, MAILINGS, [_mailing("A"), _mailing("B"), _mailing("C")])
     results = _write(

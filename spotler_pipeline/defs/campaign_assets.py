@@ -34,7 +34,6 @@ from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, Ware
 from spotler_pipeline.defs.schedules import automated_group, daily_after_upstream
 from spotler_pipeline.defs.writing import merge_listing
 from spotler_pipeline.warehouse import Table
-from spotler_pipeline.warehouse.arrow_values import arrow_scalar
 from spotler_pipeline.warehouse.campaign_tables import (
     CAMPAIGN_CATALOG_TABLES,
     CAMPAIGN_INTERACTION_TABLES,
@@ -128,8 +127,8 @@ def by_event_day(
     and kind, not one per day); the rows are split into their event days here. Spotler's
     ``toDate`` is inclusive, so an event at exactly ``end`` belongs to the next run.
     """
-    lo = arrow_scalar(start, pa.timestamp("us", tz="UTC"))
-    hi = arrow_scalar(end, pa.timestamp("us", tz="UTC"))
+    lo = pa.scalar(start, pa.timestamp("us", tz="UTC"))
+    hi = pa.scalar(end, pa.timestamp("us", tz="UTC"))
     local = pa.timestamp("us", tz=timezone)
     for batch in pages:
         values = batch.column(batch.schema.get_field_index(column))

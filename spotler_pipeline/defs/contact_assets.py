@@ -33,7 +33,6 @@ from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, Ware
 from spotler_pipeline.defs.schedules import automated_group, daily_after_upstream
 from spotler_pipeline.defs.writing import ItemScope
 from spotler_pipeline.warehouse import Table
-from spotler_pipeline.warehouse.arrow_values import rows_to_arrow
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
     CONTACT_CAMPAIGN_MAILING_HISTORY,
@@ -43,7 +42,6 @@ from spotler_pipeline.warehouse.contact_tables import (
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS
 from spotler_pipeline.warehouse.mailing_tables import MAILING_INTERACTION_TABLES
 from spotler_pipeline.warehouse.model import SCHEMA
-from spotler_pipeline.warehouse.sql import bind
 
 GROUP = "contacts"
 ROWS_PER_BATCH = 1000
@@ -96,21 +94,17 @@ def active_contacts(conn: Any, day: date, start: datetime, end: datetime) -> dic
     ]
     params = {"day": day, "start": start, "end": end}
     interactions = conn.execute(
-        bind(
-            "SELECT DISTINCT contact_external_id FROM ("
-            + " UNION ALL ".join(mailing + campaign)
-            + ") WHERE contact_external_id IS NOT NULL",
-            params,
-        )
+        "SELECT DISTINCT contact_external_id FROM ("
+        + " UNION ALL ".join(mailing + campaign)
+        + ") WHERE contact_external_id IS NOT NULL",
+        params,
     ).fetchall()
     answers = conn.execute(
-        bind(
-            f"SELECT DISTINCT a.answer_text FROM {FORM_ANSWERS.qualified_name} a "
-            f"JOIN {SCHEMA}.form_results r USING (form_id, form_result_id) "
-            "WHERE a.submit_day = $day AND a.answer_type = 'text' AND "
-            "r.test_result IS DISTINCT FROM true AND regexp_full_match(a.answer_text, $pattern)",
-            {"day": day, "pattern": EMAIL_PATTERN},
-        )
+        f"SELECT DISTINCT a.answer_text FROM {FORM_ANSWERS.qualified_name} a "
+        f"JOIN {SCHEMA}.form_results r USING (form_id, form_result_id) "
+        "WHERE a.submit_day = $day AND a.answer_type = 'text' AND "
+        "r.test_result IS DISTINCT FROM true AND regexp_full_match(a.answer_text, $pattern)",
+        {"day": day, "pattern": EMAIL_PATTERN},
     ).fetchall()
     return {
         "interactions": {r[0] for r in interactions},
@@ -290,7 +284,7 @@ def _under_days(
 ) -> Iterator[pa.RecordBatch]:
     for day in days:
         batch = [{**r, "activity_day": day, "contact_external_id": contact} for r in rows]
-        yield from rows_to_arrow(batch, table.arrow_schema).to_batches()
+        yield from pa.Table.from_pylist(batch, schema=table.arrow_schema).to_batches()
 
 
 def history_tasks(

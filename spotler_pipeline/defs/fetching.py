@@ -30,7 +30,6 @@ from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.defs.writing import ItemScope, write_staged
 from spotler_pipeline.warehouse import StagingArea, Table, WriteResult
 from spotler_pipeline.warehouse.quality import Window
-from spotler_pipeline.warehouse.sql import bind
 
 _Item = TypeVar("_Item")
 _Answer = TypeVar("_Answer")
@@ -242,12 +241,10 @@ def complete_items(
     table.column(column)  # raises KeyError naming the table
     with warehouse.read() as conn:
         stored = conn.execute(
-            bind(
-                f'SELECT "{column}", count(*) FROM {table.qualified_name} '
-                f'WHERE "{table.partition_column}" >= ? AND "{table.partition_column}" < ? '
-                f'AND "{column}" IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL',
-                [window.start, window.end, list(expected)],
-            )
+            f'SELECT "{column}", count(*) FROM {table.qualified_name} '
+            f'WHERE "{table.partition_column}" >= ? AND "{table.partition_column}" < ? '
+            f'AND "{column}" IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL',
+            [window.start, window.end, list(expected)],
         ).fetchall()
     return {item: int(n) for item, n in stored if n == expected[item]}
 

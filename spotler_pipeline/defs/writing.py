@@ -24,13 +24,12 @@ from spotler_pipeline.defs.checks import WarehouseCheck, inline_results
 from spotler_pipeline.defs.metadata import presence_results
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import Absent, Replacement, Scope, StagingArea, Table, WriteResult
-from spotler_pipeline.warehouse.arrow_values import rows_to_arrow
 from spotler_pipeline.warehouse.quality import Window
 
 
 def rows_table(table: Table, rows: list[dict[str, Any]]) -> pa.Table:
     """Rows built in memory (dicts by column name) as an Arrow table of ``table``'s schema."""
-    return rows_to_arrow(rows, table.arrow_schema)
+    return pa.Table.from_pylist(rows, schema=table.arrow_schema)
 
 
 @dataclass(frozen=True)

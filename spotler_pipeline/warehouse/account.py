@@ -12,8 +12,6 @@ import hashlib
 
 import duckdb
 
-from spotler_pipeline.warehouse.sql import bind
-
 META_SCHEMA = "spotler_meta"
 
 
@@ -36,7 +34,7 @@ def claim_account(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
     ).fetchone()
     if row is None:
         conn.execute(
-            bind(f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint])
+            f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint]
         )
         return
     if row[0] != fingerprint:
@@ -63,7 +61,7 @@ def adopt_account(conn: duckdb.DuckDBPyConnection, fingerprint: str) -> str | No
     try:
         conn.execute(f"DELETE FROM {META_SCHEMA}.account")
         conn.execute(
-            bind(f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint])
+            f"INSERT INTO {META_SCHEMA}.account VALUES (?, current_timestamp)", [fingerprint]
         )
         conn.execute("COMMIT")
     except BaseException:

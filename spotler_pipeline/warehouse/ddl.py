@@ -22,7 +22,7 @@ from spotler_pipeline.warehouse.account import META_SCHEMA
 from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline.warehouse.migrations import CURRENT_VERSION, MIGRATIONS, release
 from spotler_pipeline.warehouse.model import SCHEMA, Table
-from spotler_pipeline.warehouse.sql import bind, sql_row, sql_string
+from spotler_pipeline.warehouse.sql import sql_string
 from spotler_pipeline.warehouse.views import VIEWS
 
 #: The version of a warehouse written by the first release, which kept no version.
@@ -106,10 +106,8 @@ def _transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _record(conn: duckdb.DuckDBPyConnection, version: int, description: str) -> None:
     conn.execute(
-        bind(
-            f"INSERT INTO {META_SCHEMA}.schema_version VALUES (?, ?, current_timestamp, ?)",
-            [version, release(), description],
-        )
+        f"INSERT INTO {META_SCHEMA}.schema_version VALUES (?, ?, current_timestamp, ?)",
+        [version, release(), description],
     )
 
 
@@ -117,11 +115,9 @@ def _tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
     return {
         r[0]
         for r in conn.execute(
-            bind(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-                "AND table_catalog = current_database()",
-                [SCHEMA],
-            )
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_catalog = current_database()",
+            [SCHEMA],
         ).fetchall()
     }
 
@@ -171,11 +167,9 @@ def _add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
         have = {
             r[0]
             for r in conn.execute(
-                bind(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-                    "AND table_name = ? AND table_catalog = current_database()",
-                    [SCHEMA, table.name],
-                )
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = ? AND table_catalog = current_database()",
+                [SCHEMA, table.name],
             ).fetchall()
         }
         for col in table.columns:
@@ -203,5 +197,4 @@ def _refresh_views(conn: duckdb.DuckDBPyConnection) -> None:
     for sql in VIEWS.values():
         conn.execute(sql)
     conn.execute(f"DELETE FROM {META_SCHEMA}.views")
-    rows = ", ".join(sql_row(pair) for pair in _view_hashes().items())
-    conn.execute(f"INSERT INTO {META_SCHEMA}.views VALUES {rows}")
+    conn.executemany(f"INSERT INTO {META_SCHEMA}.views VALUES (?, ?)", list(_view_hashes().items()))

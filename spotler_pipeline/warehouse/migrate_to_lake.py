@@ -31,7 +31,7 @@ from spotler_pipeline.warehouse.lake import (
     retry_on_conflict,
 )
 from spotler_pipeline.warehouse.legacy import upgrade_file_format
-from spotler_pipeline.warehouse.sql import bind, sql_identifier, sql_string
+from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
 
 SOURCE_ALIAS = "migration_source"
 
@@ -73,7 +73,7 @@ def _qualified(catalog: str, schema: str, name: str) -> str:
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> list:
-    return conn.execute(bind(sql, params or [])).fetchall()
+    return conn.execute(sql, params or []).fetchall()
 
 
 def default_source() -> Path:

@@ -10,6 +10,7 @@ rule needs them (the catalogue a row must belong to, a contact's history on othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -17,9 +18,9 @@ from datetime import date
 from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from spotler_pipeline.warehouse.model import SCHEMA, Table
-from spotler_pipeline.warehouse.sql import bind, sql_row
 from spotler_pipeline.warehouse.writes import memory_limit_bytes
 
 SAMPLE = 10
@@ -111,7 +112,11 @@ def single_threaded(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def _execute(
     conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None
 ) -> duckdb.DuckDBPyConnection:
-    return conn.execute(bind(sql, window.params if window else {}))
+    if window is None:
+        return conn.execute(sql)
+    # a check's query need not use every bound of the window (DuckDB refuses extra names)
+    params = {k: v for k, v in window.params.items() if re.search(rf"\${k}\b", sql)}
+    return conn.execute(sql, params)
 
 
 def _count(conn: duckdb.DuckDBPyConnection, sql: str, window: Window | None) -> int:
@@ -176,8 +181,7 @@ def _problems(
 ) -> tuple[int, list[dict[str, Any]]]:
     """The count of ``problems_sql``'s rows and the first :data:`SAMPLE` of them by
     ``order_by``, over ``slices`` slices (see :func:`_finding`)."""
-    rows: list[tuple[Any, ...]] = []
-    names: list[str] = []
+    parts: list[pa.Table] = []
     problems = 0
     for condition in _slice_conditions(f"hash({slice_key})", slices):
         # The count rides along as a scalar subquery of the materialised problem rows, not
@@ -185,32 +189,30 @@ def _problems(
         # 200 on two threads ("INTERNAL Error: Attempted to access index 0 within vector of
         # size 0" in WindowLocalSourceState::Finalize), which also invalidates the database
         # (duckdb/duckdb#22846, said fixed in 1.5.4; still seen on 1.5.5 in #25713).
-        cur = _execute(
+        found = _execute(
             conn,
             f"WITH problems AS MATERIALIZED ({problems_sql.replace('{slice}', condition)}) "
             f"SELECT *, (SELECT count(*) FROM problems) AS __problems FROM problems "
             f"ORDER BY {order_by} LIMIT {SAMPLE}",
             window,
-        )
+        ).fetch_arrow_table()
+        problems += found.column("__problems")[0].as_py() if found.num_rows else 0
+        parts.append(found.drop_columns(["__problems"]))
+    # the first rows by order_by among every slice's first rows, as the connection's own
+    # values (its time zone for timestamps)
+    conn.register("__problem_sample", pa.concat_tables(parts))
+    try:
+        cur = conn.execute(f"SELECT * FROM __problem_sample ORDER BY {order_by} LIMIT {SAMPLE}")
         names = [d[0] for d in cur.description]
-        found = cur.fetchall()
-        problems += int(found[0][-1]) if found else 0
-        rows.extend(found)
-    if slices > 1 and rows:
-        # the first rows by order_by among every slice's first rows
-        rel = conn.sql(
-            "SELECT * FROM (VALUES "
-            + ", ".join(sql_row(row) for row in rows)
-            + f") AS t({', '.join(chr(34) + n + chr(34) for n in names)}) "
-            f"ORDER BY {order_by} LIMIT {SAMPLE}"
-        )
-        rows = rel.fetchall()
+        rows = cur.fetchall()
+    finally:
+        conn.unregister("__problem_sample")
     sample = [
         {
             k: (v if isinstance(v, int | float | str | None) else str(v))
-            for k, v in zip(names[:-1], row[:-1], strict=True)
+            for k, v in zip(names, row, strict=True)
         }
-        for row in rows[:SAMPLE]
+        for row in rows
     ]
     return problems, sample
 

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
-from spotler_pipeline.warehouse.arrow_values import arrow_scalar, empty_batch
 from spotler_pipeline.warehouse.model import Table
-from spotler_pipeline.warehouse.sql import sql_string
 
 PREFIX = "spotler-stage-"
 
@@ -195,26 +193,18 @@ class _PageWriter:
         self._writer.close()
 
 
-def staged_scan(files: Sequence[Path]) -> str:
-    """The SQL table expression reading the rows staged in ``files`` (closed files, all of
-    one table: their Parquet types are that table's Arrow schema)."""
-    if not files:
-        raise ValueError("no staged files to read")
-    return f"read_parquet([{', '.join(sql_string(str(f)) for f in files)}])"
-
-
 def conform(
     table: Table, batch: pa.RecordBatch | pa.Table, constants: Mapping[str, Any]
 ) -> pa.RecordBatch:
     """Arrange ``batch`` as ``table``'s columns, in order and type, adding constant columns."""
     if isinstance(batch, pa.Table):
         combined = batch.combine_chunks().to_batches()
-        batch = combined[0] if combined else empty_batch(batch.schema)
+        batch = combined[0] if combined else pa.RecordBatch.from_pylist([], schema=batch.schema)
     n = batch.num_rows
     arrays = []
     for col in table.columns:
         if col.name in constants:
-            arrays.append(pa.repeat(_constant(constants[col.name], col.arrow_type), n))
+            arrays.append(pa.repeat(pa.scalar(constants[col.name], col.arrow_type), n))
             continue
         idx = batch.schema.get_field_index(col.name)
         if idx < 0:
@@ -225,10 +215,3 @@ def conform(
             arr = arr.cast(col.arrow_type)
         arrays.append(arr)
     return pa.RecordBatch.from_arrays(arrays, schema=table.arrow_schema)
-
-
-def _constant(value: Any, kind: pa.DataType) -> pa.Scalar:
-    try:
-        return arrow_scalar(value, kind)
-    except TypeError:  # unhashable (a list): not remembered
-        return arrow_scalar.__wrapped__(value, kind)

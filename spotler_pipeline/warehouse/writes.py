@@ -20,8 +20,6 @@ import duckdb
 from spotler_pipeline.warehouse.account import claim_account
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import Table
-from spotler_pipeline.warehouse.sql import bind, sql_string
-from spotler_pipeline.warehouse.staging import staged_scan
 
 #: DuckDB settings while a bulk write runs (restored afterwards). The rows of a partition have
 #: no order worth keeping, and without it DuckDB compresses row groups on every thread at
@@ -108,7 +106,7 @@ def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int:
 
 
 def _set_memory_limit(conn: duckdb.DuckDBPyConnection, value: str) -> None:
-    conn.execute(f"SET memory_limit = {sql_string(value)}")
+    conn.execute("SET memory_limit = ?", [value])
 
 
 @contextmanager
@@ -116,11 +114,11 @@ def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Apply :data:`BULK_WRITE_SETTINGS` on ``conn`` for the duration of the block; the
     connection's ``memory_limit`` (which :class:`WriteMemory` changes) is restored too."""
     previous = {
-        name: conn.execute(f"SELECT current_setting({sql_string(name)})").fetchone()[0]  # type: ignore[index]
+        name: conn.execute("SELECT current_setting(?)", [name]).fetchone()[0]  # type: ignore[index]
         for name in (*BULK_WRITE_SETTINGS, "memory_limit")
     }
     for name, value in BULK_WRITE_SETTINGS.items():
-        conn.execute(f"SET {name} = {sql_string(value)}")
+        conn.execute(f"SET {name} = ?", [value])
     try:
         yield
     finally:
@@ -128,7 +126,7 @@ def bulk_write_settings(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             # A lower cap that cannot be met yet (deletes not yet checkpointed) stays raised
             # until the connection closes: the write itself is done.
             with contextlib.suppress(duckdb.OutOfMemoryException):
-                conn.execute(f"SET {name} = {sql_string(str(value))}")
+                conn.execute(f"SET {name} = ?", [str(value)])
 
 
 def insert_staged(
@@ -146,13 +144,14 @@ def insert_staged(
     if not files:
         return 0
     cols = ", ".join(f'"{c}"' for c in table.column_names)
-    where, params = (
-        ("", [])
-        if scope is None
-        else (f" WHERE {_in(scope.column)}", [[str(v) for v in scope.values]])
-    )
-    insert = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staged_scan(files)}{where}"
-    row = conn.execute(bind(insert, params)).fetchone()
+    # closed files, all of one table: their Parquet types are that table's Arrow schema
+    params: list[object] = [[str(f) for f in files]]
+    where = ""
+    if scope is not None:
+        where = f" WHERE {_in(scope.column)}"
+        params.append([str(v) for v in scope.values])
+    insert = f"INSERT INTO {target} ({cols}) SELECT {cols} FROM read_parquet(?){where}"
+    row = conn.execute(insert, params).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -317,7 +316,7 @@ def _flag_absent(conn: duckdb.DuckDBPyConnection, absent: Absent) -> int:
 
 
 def _count(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> int:
-    row = conn.execute(bind(sql, list(params))).fetchone()
+    row = conn.execute(sql, list(params)).fetchone()
     return int(row[0]) if row else 0
 
 
