@@ -18,9 +18,9 @@ from spotler_pipeline.client import (
     RECIPIENT_SCHEMA,
     TIMESTAMP_TYPE,
     Bounce,
-    CampaignClick,
     CampaignMailingDetails,
     CampaignRecipient,
+    Click,
     ContactIdentifier,
     Form,
     FormAnswer,
@@ -28,6 +28,9 @@ from spotler_pipeline.client import (
     MailingStatistics,
     MailingSummary,
     Message,
+    Open,
+    SubscriptionClick,
+    SubscriptionOpen,
 )
 from spotler_pipeline.client.columnar import ArrowPageDecoder
 from spotler_pipeline.client.endpoints import OPEN_LAYOUT
@@ -103,11 +106,11 @@ def test_statistics_all_fourteen():
         "toWebshopCount": 4,
         "shoppingcartCreatedCount": 2,
         "shoppingcartConvertedCount": 1,
-        "conversionValue": 99.95,
+        "conversionValue": 9995,  # cents
     }
     client, _ = make_client({"/mailing/M1/statistics": [json_response(body)]})
     stats = client.get_mailing_statistics("M1")
-    assert stats == MailingStatistics(10, 9, 8, 7, 6, 1, 2, 0, 3, 1, 4, 2, 1, 99.95)
+    assert stats == MailingStatistics(10, 9, 8, 7, 6, 1, 2, 0, 3, 1, 4, 2, 1, 9995)
     client, _ = make_client({"/mailing/M1/statistics": [json_response({"sentCount": 5})]})
     sparse = client.get_mailing_statistics("M1")
     assert sparse.sent_count == 5 and sparse.conversion_value is None and sparse.open_count is None
@@ -338,20 +341,32 @@ def test_records_and_batches_agree(records, batches, path, field, extras, schema
 
 
 def test_subscription_and_contact_streams():
-    rows = [_row(1, clickDate="2024-05-01T10:00:00", linkId=3, campaignSubscriptionId=4)]
+    """Endpoints 6, 8, 21, 23 answer rows without a contact: the records carry the contact
+    or subscription the request named (a stray contact in a row is not taken)."""
+    clicks = [{"clickDate": "2024-05-01T10:00:00", "linkId": 3}, _row(2, clickDate=None)]
+    opens = [{"openDate": "2024-05-01T10:00:00"}]
     client, fake = make_client(
         {
-            "/campaign-mailing/CM1/opens/S%2F1": PagedResource("opens", rows),
-            "/campaign-mailing/CM1/clicks/S%2F1": PagedResource("clicks", rows),
-            "/mailing/M1/clicks/x%40y.nl": PagedResource("clicks", rows),
+            "/campaign-mailing/CM1/opens/S%2F1": PagedResource("opens", opens),
+            "/campaign-mailing/CM1/clicks/S%2F1": PagedResource("clicks", clicks),
+            "/mailing/M1/clicks/x%40y.nl": PagedResource("clicks", clicks),
+            "/mailing/M1/opens/x%40y.nl": PagedResource("opens", opens),
         }
     )
-    (click,) = client.iter_campaign_mailing_subscription_clicks("CM1", "S/1")
-    assert click == CampaignClick(
-        ContactIdentifier("c1", "e1"), datetime(2024, 5, 1, 8, tzinfo=UTC), "3", "4"
-    )
-    assert len(list(client.iter_campaign_mailing_subscription_opens("CM1", "S/1"))) == 1
-    assert len(list(client.iter_mailing_contact_clicks("M1", "x@y.nl"))) == 1
+    at = datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert list(client.iter_campaign_mailing_subscription_clicks("CM1", "S/1")) == [
+        SubscriptionClick("S/1", at, "3"),
+        SubscriptionClick("S/1", None, None),
+    ]
+    assert list(client.iter_campaign_mailing_subscription_opens("CM1", "S/1")) == [
+        SubscriptionOpen("S/1", at)
+    ]
+    asked = ContactIdentifier("x@y.nl", None)
+    assert list(client.iter_mailing_contact_clicks("M1", "x@y.nl")) == [
+        Click(asked, at, "3"),
+        Click(asked, None, None),
+    ]
+    assert list(client.iter_mailing_contact_opens("M1", "x@y.nl")) == [Open(asked, at)]
 
 
 def test_interaction_records_tolerate_nulls():

@@ -28,7 +28,7 @@ from spotler_pipeline_tests.test_client_support import (
 )
 
 PATH = "/mailing/M1/statistics"
-OK = json_response({"sentCount": 10, "conversionValue": 12.5})
+OK = json_response({"sentCount": 10, "conversionValue": 1250})
 
 TRANSIENT: dict[str, Callable[[], httpx.Response | Exception]] = {
     "429": lambda: error_response(429, "RATE_LIMIT"),

@@ -45,7 +45,8 @@ def query(request: httpx.Request) -> dict[str, str]:
 
 @dataclass
 class PagedResource:
-    """Serves ``rows`` under ``array_field`` honouring ``after``/``pageSize``.
+    """Serves ``rows`` under ``array_field`` honouring ``after``/``pageSize`` (50 a page
+    without ``pageSize``, as the contact histories 10 and 12 page).
 
     ``next_on_full``: the server sets ``paging.next`` on every full page (even the last one
     of an exact multiple), like a lazy server would; otherwise only when more rows remain.
@@ -58,7 +59,7 @@ class PagedResource:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         q = query(request)
-        after, size = int(q["after"]), int(q["pageSize"])
+        after, size = int(q["after"]), int(q.get("pageSize", 50))
         page = self.rows[after : after + size]
         more = after + len(page) < len(self.rows) or (self.next_on_full and len(page) == size)
         paging: dict[str, Any] = {"after": after}

@@ -49,11 +49,14 @@ def test_date_parameters_are_sent_in_account_zone():
 
 
 def test_form_results_use_start_and_end_date():
+    """The form-result range is a ``DateParam``: yyyyMMddHHmmss, in the account's zone."""
     client, fake = make_client({"/form/result/F1": [json_response([])]})
-    client.list_form_results("F1", datetime(2024, 5, 1), datetime(2024, 5, 2), completed=True)
+    client.list_form_results(
+        "F1", datetime(2024, 5, 1), datetime(2024, 5, 2, 21, 59, 59, tzinfo=UTC), completed=True
+    )
     assert query(fake.requests[0]) == {
-        "startDate": "2024-05-01T00:00:00",
-        "endDate": "2024-05-02T00:00:00",
+        "startDate": "20240501000000",
+        "endDate": "20240502235959",
         "completed": "true",
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,14 +148,24 @@ def test_unusable_bodies_mask_the_contact(
         assert_masked(record.getMessage(), address)
 
 
-def test_repeated_page_description_masks_the_contact(
-    sim: Simulator, known: tuple[str, str]
-) -> None:
-    _, address = known
+def test_repeated_page_description_masks_the_contact(sim: Simulator) -> None:
+    """One contact's opens (endpoint 6) read a page at a time, the second page a repeat."""
+    with client_for(sim) as client:
+        mailings = client.list_mailings(NOW - timedelta(days=10), NOW)
+        mailing, address = next(
+            (m.encrypted_id, address)
+            for m in mailings
+            if m.type == "EMAIL"
+            for address, n in Counter(
+                o.contact.external_id for o in client.iter_mailing_opens(m.encrypted_id)
+            ).items()
+            if n >= 2 and address and "@" in address
+        )
     sim.inject(Fault("repeat_page", path_pattern=re.escape(quote(address, safe="")), times=None))
-    with client_for(sim, page_size=1) as client:
-        error = history_error(client, address, SpotlerResponseError)
-    assert "repeated page 1 of /contact/" in str(error)
+    with client_for(sim, page_size=1) as client, pytest.raises(SpotlerResponseError) as info:
+        list(client.iter_mailing_contact_opens(mailing, address))
+    assert_error_masked(info.value, address)
+    assert "repeated page 1 of /mailing/" in str(info.value)
 
 
 def test_a_body_value_in_a_parse_error_is_masked() -> None:

@@ -143,7 +143,9 @@ def test_contact_mailing_history_agrees_with_interactions(
             own_opens = api.json(f"/mailing/{mid}/opens/{segment(external_id)}")["opens"]
             own_clicks = api.json(f"/mailing/{mid}/clicks/{segment(external_id)}")["clicks"]
             assert bool(own_opens) == h["opened"] and bool(own_clicks) == h["clicked"]
-            assert {contact_key(o) for o in own_opens} <= {external_id}
+            # MailingContactOpen / -Click: the contact is the one in the path, not in the rows
+            assert all(set(o) == {"openDate"} for o in own_opens)
+            assert all(set(c) == {"clickDate", "linkId"} for c in own_clicks)
         index = sim.account.contacts.lookup(external_id)
         expected = [
             m.encrypted_id
@@ -175,7 +177,7 @@ def test_campaign_history_agrees_with_campaign_interactions(
         opens = api.json(f"{path}/opens/{sub}")["opens"]
         clicks = api.json(f"{path}/clicks/{sub}")["clicks"]
         assert bool(opens) == h["opened"] and bool(clicks) == h["clicked"]
-        assert all(o["campaignSubscriptionId"] == sub and contact_key(o) == repeat for o in opens)
+        assert all(set(o) == {"openDate"} for o in opens)  # the subscription is the one asked
 
 
 def test_campaign_date_filters_are_inclusive(sim: Simulator, api: SignedSession) -> None:
@@ -204,15 +206,17 @@ def test_form_results_and_history(sim: Simulator, api: SignedSession) -> None:
     ]
     results = [r for f in forms for r in api.json(f"/form/result/{f['id']}")]
     answers = [a["answer"] for r in results for a in r["answers"]]
-    assert {type(a) for a in answers} == {str, int, list, type(None)}
+    # arrays of strings: one value, several (multiple choice), none (unanswered)
+    assert all(isinstance(a, list) and all(isinstance(v, str) for v in a) for a in answers)
+    assert {min(len(a), 2) for a in answers} == {0, 1, 2}
     assert {r["completed"] for r in results} == {True, False}
     assert any(r["testResult"] for r in results) and not all(r["testResult"] for r in results)
     completed = api.json("/form/result/2104", {"completed": "false"})
     assert completed and not any(r["completed"] for r in completed)
-    window = {"startDate": "2025-10-10T00:00:00", "endDate": "2025-10-15T00:00:00"}
+    window = {"startDate": "20251010", "endDate": "20251015000000"}  # DateParam
     ranged = api.json("/form/result/2101", window)
     assert ranged and all(
-        window["startDate"] <= r["submittedAt"] <= window["endDate"] for r in ranged
+        "2025-10-10T00:00:00" <= r["submittedAt"] <= "2025-10-15T00:00:00" for r in ranged
     )
     # A submitter's form history lists the submission with the same facts.
     form = sim.account.forms_by_id[2101]
@@ -267,7 +271,8 @@ def served_days(sim: Simulator, api: SignedSession, first: str, last: str) -> di
     }
     forms = {
         f.id: api.json(
-            f"/form/result/{f.id}", {"startDate": window["fromDate"], "endDate": window["toDate"]}
+            f"/form/result/{f.id}",
+            {"startDate": first.replace("-", ""), "endDate": last.replace("-", "") + "235959"},
         )
         for f in sim.account.forms
     }

@@ -36,6 +36,10 @@ from spotler_pipeline.client.models import (
     MailingSummary,
     Open,
     Recipient,
+    SubscriptionClick,
+    SubscriptionOpen,
+    contact_click,
+    contact_open,
 )
 from spotler_pipeline.client.paging import (
     Page,
@@ -46,7 +50,7 @@ from spotler_pipeline.client.paging import (
     json_page,
 )
 from spotler_pipeline.client.settings import ClientSettings
-from spotler_pipeline.client.timestamps import format_api_datetime
+from spotler_pipeline.client.timestamps import format_api_datetime, format_date_param
 from spotler_pipeline.client.transport import BodyError, Requester
 
 __all__ = ["SpotlerClient"]
@@ -144,9 +148,11 @@ class SpotlerClient:
     def iter_mailing_contact_opens(
         self, mailing_id: str, external_contact_id: str
     ) -> Iterator[Open]:
-        """(6) One contact's opens of the mailing."""
+        """(6) One contact's opens of the mailing (the rows carry no contact: each record's
+        ``contact`` is the one asked for, by its external id)."""
         ids = {"mailing_id": mailing_id, "contact_id": external_contact_id}
-        return self._records(ep.MAILING_CONTACT_OPENS, ids, None, Open)
+        build = partial(contact_open, zone=self._zone, external_contact_id=external_contact_id)
+        return self._records(ep.MAILING_CONTACT_OPENS, ids, None, build=build)
 
     def iter_mailing_clicks(self, mailing_id: str) -> Iterator[Click]:
         """(7) Every click in the mailing."""
@@ -155,9 +161,10 @@ class SpotlerClient:
     def iter_mailing_contact_clicks(
         self, mailing_id: str, external_contact_id: str
     ) -> Iterator[Click]:
-        """(8) One contact's clicks in the mailing."""
+        """(8) One contact's clicks in the mailing (``contact`` as in (6))."""
         ids = {"mailing_id": mailing_id, "contact_id": external_contact_id}
-        return self._records(ep.MAILING_CONTACT_CLICKS, ids, None, Click)
+        build = partial(contact_click, zone=self._zone, external_contact_id=external_contact_id)
+        return self._records(ep.MAILING_CONTACT_CLICKS, ids, None, build=build)
 
     def iter_mailing_bounces(self, mailing_id: str) -> Iterator[Bounce]:
         """(9) Every bounce of the mailing."""
@@ -231,9 +238,9 @@ class SpotlerClient:
         if completed is not None:
             params["completed"] = "true" if completed else "false"
         if start_date is not None:
-            params["startDate"] = format_api_datetime(start_date, self._zone)
+            params["startDate"] = format_date_param(start_date, self._zone)
         if end_date is not None:
-            params["endDate"] = format_api_datetime(end_date, self._zone)
+            params["endDate"] = format_date_param(end_date, self._zone)
         return self._list(
             ep.FORM_RESULTS,
             {"form_id": form_id},
@@ -274,10 +281,13 @@ class SpotlerClient:
 
     def iter_campaign_mailing_subscription_opens(
         self, campaign_mailing_id: str, subscription_id: str
-    ) -> Iterator[CampaignOpen]:
+    ) -> Iterator[SubscriptionOpen]:
         """(21) Opens of a campaign message within one campaign subscription."""
         ids = {"campaign_mailing_id": campaign_mailing_id, "subscription_id": subscription_id}
-        return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_OPENS, ids, None, CampaignOpen)
+        build = partial(
+            SubscriptionOpen.from_json, zone=self._zone, subscription_id=subscription_id
+        )
+        return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_OPENS, ids, None, build=build)
 
     def iter_campaign_mailing_clicks(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
@@ -288,10 +298,13 @@ class SpotlerClient:
 
     def iter_campaign_mailing_subscription_clicks(
         self, campaign_mailing_id: str, subscription_id: str
-    ) -> Iterator[CampaignClick]:
+    ) -> Iterator[SubscriptionClick]:
         """(23) Clicks in a campaign message within one campaign subscription."""
         ids = {"campaign_mailing_id": campaign_mailing_id, "subscription_id": subscription_id}
-        return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_CLICKS, ids, None, CampaignClick)
+        build = partial(
+            SubscriptionClick.from_json, zone=self._zone, subscription_id=subscription_id
+        )
+        return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_CLICKS, ids, None, build=build)
 
     def iter_campaign_mailing_bounces(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
@@ -372,11 +385,17 @@ class SpotlerClient:
         endpoint: Endpoint,
         ids: Mapping[str, str],
         params: Params | None,
-        record: type[Any],
+        record: type[Any] | None = None,
+        *,
+        build: Callable[[Any], Any] | None = None,
     ) -> Iterator[Any]:
+        """The records of a paged endpoint: ``record.from_json(row, zone=...)`` of each row,
+        or ``build(row)`` when given."""
         array_field = endpoint.array_field
         assert array_field is not None
-        build = partial(record.from_json, zone=self._zone)
+        if build is None:
+            assert record is not None
+            build = partial(record.from_json, zone=self._zone)
 
         def decode(body: bytes) -> Page[list[Any]]:
             page = json_page(decode_json(body), array_field)
@@ -415,7 +434,9 @@ class SpotlerClient:
                 check(page)
                 return page
 
-            query: Params = {**(params or {}), "after": after, "pageSize": page_size}
+            query: Params = {**(params or {}), "after": after}
+            if endpoint.sized:
+                query["pageSize"] = page_size
             return self._requester.get(path, query, parse)
 
         return iter_pages(fetch, same_rows, path)

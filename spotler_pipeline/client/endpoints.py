@@ -28,12 +28,15 @@ __all__ = ["Endpoint"]
 @dataclass(frozen=True)
 class Endpoint:
     """One GET endpoint: a path template; when paged, the name of its array field; for a
-    bulk interaction endpoint, the layout of its rows as Arrow batches."""
+    bulk interaction endpoint, the layout of its rows as Arrow batches. ``sized``: whether a
+    paged endpoint takes ``pageSize`` (the contact histories 10 and 12 take ``after`` only,
+    their page size fixed by Spotler at 50)."""
 
     number: int
     path: str
     array_field: str | None = None
     layout: BatchLayout | None = None
+    sized: bool = True
 
     def path_for(self, **ids: str) -> str:
         """The path with every id percent-encoded as one segment (``a+b@x.nl`` ->
@@ -50,10 +53,10 @@ MAILING_CONTACT_OPENS = Endpoint(6, "/mailing/{mailing_id}/opens/{contact_id}", 
 MAILING_CLICKS = Endpoint(7, "/mailing/{mailing_id}/clicks", "clicks", CLICK_LAYOUT)
 MAILING_CONTACT_CLICKS = Endpoint(8, "/mailing/{mailing_id}/clicks/{contact_id}", "clicks")
 MAILING_BOUNCES = Endpoint(9, "/mailing/{mailing_id}/bounces", "bounces", BOUNCE_LAYOUT)
-CONTACT_MAILINGS = Endpoint(10, "/contact/{contact_id}/mailings", "mailingHistories")
+CONTACT_MAILINGS = Endpoint(10, "/contact/{contact_id}/mailings", "mailingHistories", sized=False)
 CONTACT_FORMS = Endpoint(11, "/contact/{contact_id}/forms", "formHistories")
 CONTACT_CAMPAIGN_MAILINGS = Endpoint(
-    12, "/contact/{contact_id}/campaign-mailings", "campaignMailingHistories"
+    12, "/contact/{contact_id}/campaign-mailings", "campaignMailingHistories", sized=False
 )
 FORMS = Endpoint(13, "/form/list")
 FORM_RESULT = Endpoint(14, "/form/result/{form_id}/{form_result_id}")

@@ -3,10 +3,11 @@
 The record path serves whoever wants Spotler's answers as Python objects: the catalogue
 endpoints (mailings, forms, campaigns, their details and statistics), a contact's history
 for a CRM-style customer card (endpoints 10-12: the contact assets read these), and one
-contact's or one subscription's interactions (6, 8, 21, 23). The bulk interaction endpoints
-have these records too (``iter_*``), but the pipeline loads those as Arrow batches
-(``*_batches``, :mod:`~spotler_pipeline.client.columnar`); both paths share the row layouts of
-:mod:`spotler_pipeline.row_layouts` and the conversions of
+contact's or one subscription's interactions (6, 8, 21, 23: rows of their own shape,
+``{openDate}`` / ``{clickDate, linkId}``, the contact or subscription being the one asked
+for). The bulk interaction endpoints have these records too (``iter_*``), but the pipeline
+loads those as Arrow batches (``*_batches``, :mod:`~spotler_pipeline.client.columnar`); both
+paths share the row layouts of :mod:`spotler_pipeline.row_layouts` and the conversions of
 :mod:`~spotler_pipeline.client.values`, so they give the same values for the same page.
 
 Each class has ``from_json(data[, zone])``. Parsing is tolerant in the ways the API notes ask
@@ -25,7 +26,7 @@ from typing import Any, ClassVar, Self
 
 from spotler_pipeline import row_layouts as layouts
 from spotler_pipeline.client.timestamps import parse_api_datetime
-from spotler_pipeline.client.values import boolean, integer, number, text
+from spotler_pipeline.client.values import boolean, integer, text
 
 __all__ = [
     "Bounce",
@@ -51,7 +52,11 @@ __all__ = [
     "Message",
     "Open",
     "Recipient",
+    "SubscriptionClick",
+    "SubscriptionOpen",
     "Trigger",
+    "contact_click",
+    "contact_open",
 ]
 
 Json = Mapping[str, Any]
@@ -219,14 +224,15 @@ class MailingStatistics:
     to_webshop_count: int | None
     shoppingcart_created_count: int | None
     shoppingcart_converted_count: int | None
-    conversion_value: float | None
+    #: total conversion value in cents (an int64 in Spotler's contract)
+    conversion_value: int | None
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
         d = _obj(data)
         return cls(
             **{attr: integer(d.get(key)) for attr, key in _STATISTICS.items()},
-            conversion_value=number(d.get("conversionValue")),
+            conversion_value=integer(d.get("conversionValue")),
         )
 
 
@@ -285,6 +291,55 @@ class Click(_LayoutRecord):
     contact: ContactIdentifier
     click_date: datetime | None
     link_id: str | None
+
+
+def contact_open(data: Any, zone: tzinfo, external_contact_id: str) -> Open:
+    """Endpoint 6: one ``MailingContactOpen`` row (``{openDate}``) of the contact asked for."""
+    d = _obj(data)
+    return Open(
+        contact=ContactIdentifier(external_id=external_contact_id, encrypted_id=None),
+        open_date=parse_api_datetime(d.get("openDate"), zone),
+    )
+
+
+def contact_click(data: Any, zone: tzinfo, external_contact_id: str) -> Click:
+    """Endpoint 8: one ``MailingContactClick`` row (``{clickDate, linkId}``) of the contact
+    asked for."""
+    d = _obj(data)
+    return Click(
+        contact=ContactIdentifier(external_id=external_contact_id, encrypted_id=None),
+        click_date=parse_api_datetime(d.get("clickDate"), zone),
+        link_id=text(d.get("linkId")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOpen:
+    """Endpoint 21: one open of a campaign message within the subscription asked for."""
+
+    campaign_subscription_id: str
+    open_date: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Any, zone: tzinfo, subscription_id: str) -> Self:
+        d = _obj(data)
+        return cls(subscription_id, parse_api_datetime(d.get("openDate"), zone))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionClick:
+    """Endpoint 23: one click in a campaign message within the subscription asked for."""
+
+    campaign_subscription_id: str
+    click_date: datetime | None
+    link_id: str | None
+
+    @classmethod
+    def from_json(cls, data: Any, zone: tzinfo, subscription_id: str) -> Self:
+        d = _obj(data)
+        return cls(
+            subscription_id, parse_api_datetime(d.get("clickDate"), zone), text(d.get("linkId"))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +460,10 @@ class FormHistory:
 
 @dataclass(frozen=True, slots=True)
 class FormAnswer:
-    """One answer; ``answer`` is kept exactly as the JSON had it (text, number, list, null)."""
+    """One answer. Spotler's contract makes ``answer`` an array of strings (one element for
+    an open or scale question, several for multiple choice, empty for none); ``answer`` is
+    kept exactly as the JSON had it (a bare text, number or null is tolerated), and
+    :attr:`values` gives it as the contract means it."""
 
     rank: int | None
     field_id: str | None
@@ -421,6 +479,14 @@ class FormAnswer:
             description=text(d.get("description")),
             answer=d.get("answer"),
         )
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The answer as strings: an array's items (nulls dropped), a bare value as one
+        item, nothing for null."""
+        raw = self.answer
+        items = raw if isinstance(raw, list) else [raw]
+        return tuple(t for t in map(text, items) if t is not None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """Dates going to Spotler and timestamps coming back.
 
-Spotler takes ``yyyy-mm-ddThh:mm:ss`` in the account's wall-clock zone and answers ISO 8601
+Spotler takes dates in the account's wall-clock zone, in one of two documented formats:
+``yyyy-mm-ddThh:mm:ss`` (``ISODateParam``: ``fromDate``/``toDate``) and ``yyyyMMddHHmmss``
+(``DateParam``: the form-result range ``startDate``/``endDate``). It answers ISO 8601
 strings that may or may not carry an offset. Naive values are read in the account's zone;
 an ambiguous wall time (the repeated hour in autumn) is read as its first occurrence and a
 wall time inside the spring-forward gap is shifted forward, as Python's ``fold=0`` does.
@@ -19,13 +21,16 @@ from spotler_pipeline.row_layouts import TIMESTAMP_TYPE
 
 __all__ = [
     "API_DATETIME_FORMAT",
+    "DATE_PARAM_FORMAT",
     "TIMESTAMP_TYPE",
     "format_api_datetime",
+    "format_date_param",
     "parse_api_datetime",
     "parse_timestamp_array",
 ]
 
 API_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+DATE_PARAM_FORMAT = "%Y%m%d%H%M%S"
 _NAIVE_TYPE = pa.timestamp("us")
 
 
@@ -49,6 +54,14 @@ def format_api_datetime(value: datetime, zone: tzinfo) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(zone)
     return value.strftime(API_DATETIME_FORMAT)
+
+
+def format_date_param(value: datetime, zone: tzinfo) -> str:
+    """``value`` as Spotler's ``DateParam`` (``yyyyMMddHHmmss``), the format of the
+    form-result range; zones as in :func:`format_api_datetime`."""
+    if value.tzinfo is not None:
+        value = value.astimezone(zone)
+    return value.strftime(DATE_PARAM_FORMAT)
 
 
 def parse_api_datetime(value: str | None, zone: tzinfo) -> datetime | None:

@@ -34,7 +34,13 @@ GROUP = "forms"
 
 
 def answer_type(answer: Any) -> str:
-    """The JSON kind of an answer: text, number, boolean, list, object or null."""
+    """The kind of an answer. Spotler sends an array of strings: ``text`` for one value (an
+    open or scale question, a single choice), ``list`` for several (multiple choice),
+    ``null`` for none (unanswered). A bare value, tolerated, is ``text``, ``number``,
+    ``boolean`` or ``object`` by its JSON kind (``null`` for JSON null)."""
+    if isinstance(answer, list):
+        values = [item for item in answer if item is not None]
+        return {0: "null", 1: "text"}.get(len(values), "list")
     if answer is None:
         return "null"
     if isinstance(answer, bool):
@@ -43,21 +49,20 @@ def answer_type(answer: Any) -> str:
         return "number"
     if isinstance(answer, str):
         return "text"
-    if isinstance(answer, list):
-        return "list"
     return "object"
 
 
 def answer_text(answer: Any) -> str | None:
-    """An answer as text: text as is, numbers and booleans as JSON writes them, list items
-    joined with ``", "``, objects as JSON; ``None`` when unanswered."""
+    """An answer as text: an array's values joined with ``", "`` (a one-element answer
+    ``["7"]`` is ``'7'``), a bare text as is, a number or boolean as JSON writes it, an
+    object as JSON; ``None`` when unanswered (null or an empty array)."""
     if answer is None:
         return None
     if isinstance(answer, str):
         return answer
     if isinstance(answer, list):
-        items = [answer_text(item) for item in answer]
-        return ", ".join(item for item in items if item is not None)
+        items = [item for item in map(answer_text, answer) if item is not None]
+        return ", ".join(items) if items else None
     return orjson.dumps(answer).decode()
 
 

@@ -433,7 +433,8 @@ class MailingData:
         self.converted = (self.cart & (rng.random(len(kinds)) < 0.4)) | (
             conversion & (rng.random(len(kinds)) < 0.3)
         )
-        self.value = np.where(self.converted, np.round(rng.lognormal(4.0, 0.6, len(kinds)), 2), 0)
+        euros = rng.lognormal(4.0, 0.6, len(kinds))
+        self.cents = np.where(self.converted, np.round(euros * 100), 0).astype(np.int64)
         self.click_kind = kinds
 
     def position(self, contact: int) -> int | None:
@@ -476,7 +477,7 @@ class MailingData:
             "toWebshopCount": unique_clickers(kinds == LINK_TYPES.index("webshop")),
             "shoppingcartCreatedCount": unique_clickers(self.cart[:k]),
             "shoppingcartConvertedCount": unique_clickers(self.converted[:k]),
-            "conversionValue": round(float(self.value[:k].sum()), 2),
+            "conversionValue": int(self.cents[:k].sum()),  # int64, in cents
         }
 
 
@@ -948,20 +949,22 @@ class Account:
         cut = len(form.fields) if completed else int(rng.integers(0, len(form.fields)))
         answers = []
         for rank, f in enumerate(form.fields, start=1):
-            answer: Any
+            # FormElementResult.answer is an array of strings: one element for an open or
+            # scale question, several for multiple choice, none when unanswered.
+            answer: list[str]
             if rank > cut or (f.optional and rng.random() < 0.2):
-                answer = None
+                answer = []
             elif f.kind == "email":
-                answer = self.contacts.external_ids(np.array([data.contact[k]]))[0]
+                answer = [self.contacts.external_ids(np.array([data.contact[k]]))[0]]
             elif f.kind == "text":
-                answer = str(rng.choice(FREE_TEXT))
+                answer = [str(rng.choice(FREE_TEXT))]
             elif f.kind == "number":
-                answer = int(rng.integers(0, 500))
+                answer = [str(int(rng.integers(0, 500)))]
             elif f.kind == "score":
-                answer = int(rng.integers(0, 11))
+                answer = [str(int(rng.integers(0, 11)))]
             elif f.kind == "date":
                 born = date(1950, 1, 1) + timedelta(days=int(rng.integers(0, 18_000)))
-                answer = born.isoformat()
+                answer = [born.isoformat()]
             elif f.kind == "choice":
                 answer = [str(rng.choice(f.options))]
             else:  # multi

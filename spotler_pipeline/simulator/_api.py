@@ -12,12 +12,13 @@ import numpy as np
 import orjson
 
 from spotler_pipeline.simulator._account import Account, Mailing
+from spotler_pipeline.simulator._contract import MAX_PAGE_SIZE, ContractViolation, operation
 from spotler_pipeline.simulator._rows import RowSet
-from spotler_pipeline.simulator._time import parse_api_date
+from spotler_pipeline.simulator._time import parse_api_date, parse_date_param
 
 PREFIX = "/integrationservice-1.1.0"
 DEFAULT_PAGE_SIZE = 1000
-MAX_PAGE_SIZE = 10_000
+HISTORY_PAGE_SIZE = 50  # endpoints 10 and 12: "Default pagesize is 50 (Cannot be modified)"
 _DIGITS = re.compile(r"\d{1,18}")
 FORM_SUB_TYPES = ("normal", "subscribe", "unSubscribe", "editProfile")
 FORM_STATES = ("draft", "proof", "final")
@@ -80,26 +81,33 @@ class Request:
             raise _bad(f"{name} must be a non-negative integer, got {value!r}")
         return int(value)
 
-    def paging(self) -> tuple[int, int]:
+    def paging(self, fixed_size: int | None = None) -> tuple[int, int]:
+        """``(after, page size)``; ``fixed_size`` for an endpoint whose page size cannot be
+        chosen (it takes ``after`` only)."""
         after = self.integer("after", 0)
-        size = self.integer("pageSize", DEFAULT_PAGE_SIZE)
+        size = fixed_size or self.integer("pageSize", DEFAULT_PAGE_SIZE)
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise _bad(f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {size}")
         return after, size
 
-    def date(self, name: str, required: bool = False) -> int | None:
+    def date(self, name: str, required: bool = False, date_param: bool = False) -> int | None:
+        """An ``ISODateParam`` (``yyyy-mm-ddThh:mm:ss``), or with ``date_param`` a
+        ``DateParam`` (``yyyyMMddHHmmss``), as epoch seconds; None when not given."""
         value = self.params.get(name)
+        shape = "yyyyMMddHHmmss" if date_param else "yyyy-mm-ddThh:mm:ss"
         if value is None:
             if required:
-                raise _bad(f"{name} is required (yyyy-mm-ddThh:mm:ss)")
+                raise _bad(f"{name} is required ({shape})")
             return None
         try:
-            return parse_api_date(value)
+            return parse_date_param(value) if date_param else parse_api_date(value)
         except ValueError:
-            raise _bad(f"{name} must be formatted yyyy-mm-ddThh:mm:ss, got {value!r}") from None
+            raise _bad(f"{name} must be formatted {shape}, got {value!r}") from None
 
-    def date_range(self, start: str, end: str, required: bool = False) -> tuple[int | None, ...]:
-        lo, hi = self.date(start, required), self.date(end, required)
+    def date_range(
+        self, start: str, end: str, required: bool = False, date_param: bool = False
+    ) -> tuple[int | None, ...]:
+        lo, hi = self.date(start, required, date_param), self.date(end, required, date_param)
         if lo is not None and hi is not None and lo > hi:
             raise _bad(f"{start} is after {end}")
         return lo, hi
@@ -115,15 +123,20 @@ class Request:
 
 
 def paged(
-    request: Request, array: str, start: int, stop: int, rows: Callable[[int, int], bytes]
+    request: Request,
+    array: str,
+    start: int,
+    stop: int,
+    rows: Callable[[int, int], bytes],
+    fixed_size: int | None = None,
 ) -> Response:
     """One page of the rows ``start..stop-1`` (already filtered to what is visible).
 
-    The page holds at most ``pageSize`` records (fewer under a ``short_pages`` cap);
-    ``paging.next`` points to ``after`` plus the records actually served, and is left out
-    once nothing follows.
+    The page holds at most ``pageSize`` (or ``fixed_size``) records (fewer under a
+    ``short_pages`` cap); ``paging.next`` points to ``after`` plus the records actually
+    served, and is left out once nothing follows.
     """
-    after, size = request.paging()
+    after, size = request.paging(fixed_size)
     cap = request.page_cap() if request.page_cap is not None else None
     if cap is not None:
         size = min(size, cap)
@@ -138,9 +151,16 @@ def paged(
     return Response(200, b"".join((head, body, b"]}")))
 
 
-def paged_list(request: Request, array: str, items: list[Any]) -> Response:
+def paged_list(
+    request: Request, array: str, items: list[Any], fixed_size: int | None = None
+) -> Response:
     return paged(
-        request, array, 0, len(items), lambda a, b: b",".join(map(orjson.dumps, items[a:b]))
+        request,
+        array,
+        0,
+        len(items),
+        lambda a, b: b",".join(map(orjson.dumps, items[a:b])),
+        fixed_size,
     )
 
 
@@ -163,6 +183,13 @@ class Api:
             raise _bad("path is not valid percent-encoded UTF-8") from None
         if "" in segments:
             raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
+        documented = operation("GET", request.raw_path[len(PREFIX) :])
+        if documented is None:
+            raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
+        try:
+            documented.check(request.params)
+        except ContractViolation as exc:
+            raise _bad(str(exc)) from None
         return self.route(segments, request)
 
     def route(self, segments: list[str], r: Request) -> Response:  # noqa: C901
@@ -181,13 +208,13 @@ class Api:
                 return self.mailing_rows(r, m, kind, self.contact(external_id))
             case ["contact", external_id, "mailings"]:
                 history = self.account.mailing_history(self.contact(external_id), r.now)
-                return paged_list(r, "mailingHistories", history)
+                return paged_list(r, "mailingHistories", history, HISTORY_PAGE_SIZE)
             case ["contact", external_id, "forms"]:
                 history = self.account.form_history(self.contact(external_id), r.now)
                 return paged_list(r, "formHistories", history)
             case ["contact", external_id, "campaign-mailings"]:
                 history = self.account.campaign_history(self.contact(external_id), r.now)
-                return paged_list(r, "campaignMailingHistories", history)
+                return paged_list(r, "campaignMailingHistories", history, HISTORY_PAGE_SIZE)
             case ["form", "list"]:
                 return self.form_list(r)
             case ["form", "result", form_id, result_id]:
@@ -242,8 +269,8 @@ class Api:
         rows: RowSet = getattr(self.account.mailing_data(mailing), kind)
         r.paging()  # validate before doing any work
         visible = rows.visible(r.now) if mailing.sent(r.now) else 0
-        if contact is not None:
-            rows = rows.take(np.flatnonzero(rows.contact[:visible] == contact))
+        if contact is not None:  # a MailingContactOpen/-Click: the contact is the one asked for
+            rows = rows.take(np.flatnonzero(rows.contact[:visible] == contact), bare=True)
             visible = len(rows)
         return paged(r, kind, 0, visible, rows.json_rows)
 
@@ -252,13 +279,13 @@ class Api:
         r.paging()
         rows: RowSet = getattr(self.account.step_data(step), kind)
         visible = rows.visible(r.now)
-        if subscription is not None:
+        start, end = r.date_range("fromDate", "toDate")
+        if subscription is not None:  # as for one contact: the subscription is the one asked
             if not _DIGITS.fullmatch(subscription):
                 raise _bad(f"campaignSubscriptionId must be numeric, got {subscription!r}")
             assert rows.sub is not None
-            rows = rows.take(np.flatnonzero(rows.sub[:visible] == int(subscription)))
-            return paged(r, kind, 0, len(rows), rows.json_rows)
-        start, end = r.date_range("fromDate", "toDate")
+            rows = rows.take(np.flatnonzero(rows.sub[:visible] == int(subscription)), bare=True)
+            visible = len(rows)
         lo, hi = rows.window(start, end)
         return paged(r, kind, lo, min(hi, visible), rows.json_rows)
 
@@ -295,7 +322,7 @@ class Api:
         completed = r.params.get("completed")
         if completed not in (None, "true", "false"):
             raise _bad("completed must be true or false")
-        start, end = r.date_range("startDate", "endDate")
+        start, end = r.date_range("startDate", "endDate", date_param=True)
         data = self.account.form_data(form)
         mask = data.ts <= r.now
         if start is not None:

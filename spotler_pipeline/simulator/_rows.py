@@ -62,9 +62,13 @@ class RowSet:
         sub: np.ndarray | None = None,
         directory: Directory | None = None,
         pos: np.ndarray | None = None,
+        bare: bool = False,
     ) -> None:
         """``contact`` holds contact indices; with a ``directory``, ``pos`` holds each row's
-        position in it (and identifiers come from there)."""
+        position in it (and identifiers come from there). ``bare`` rows leave out whom they
+        are about (``contactIdentifier``, ``campaignSubscriptionId``): the rows of one
+        contact or one subscription (``MailingContactOpen``/``MailingContactClick``)."""
+        self.bare = bare
         self.contacts = contacts
         self.directory = directory
         self.pos = pos
@@ -93,7 +97,7 @@ class RowSet:
         hi = len(self.ts) if end is None else int(np.searchsorted(self.ts, end, side="right"))
         return lo, max(lo, hi)
 
-    def take(self, rows: np.ndarray) -> RowSet:
+    def take(self, rows: np.ndarray, bare: bool = False) -> RowSet:
         """A new, uncached row set of the given row numbers (e.g. one contact's rows)."""
 
         def pick(column: np.ndarray | None) -> np.ndarray | None:
@@ -109,36 +113,39 @@ class RowSet:
             pick(self.sub),
             self.directory,
             pick(self.pos),
+            bare,
         )
 
     def render(self, a: int, b: int) -> list[str]:
-        if self.directory is not None and self.pos is not None:
-            identifiers = self.directory.get(self.pos[a:b])
+        if self.bare:
+            parts = ["{"] * (b - a)
+        elif self.directory is not None and self.pos is not None:
+            parts = [f'{{"contactIdentifier":{i},' for i in self.directory.get(self.pos[a:b])]
         else:
             identifiers = self.contacts.identifiers(self.contact[a:b])
-        parts = [f'{{"contactIdentifier":{i}' for i in identifiers]
+            parts = [f'{{"contactIdentifier":{i},' for i in identifiers]
         if self.ts is not None:
             field = self.date_field
             parts = [
-                f'{p},"{field}":"{d}"'
+                f'{p}"{field}":"{d}",'
                 for p, d in zip(parts, format_many(self.ts[a:b]), strict=True)
             ]
         if self.link is not None:
             parts = [
-                f'{p},"linkId":{x}' for p, x in zip(parts, self.link[a:b].tolist(), strict=True)
+                f'{p}"linkId":{x},' for p, x in zip(parts, self.link[a:b].tolist(), strict=True)
             ]
         if self.hard is not None:
             kinds = ('"SOFTBOUNCE"', '"HARDBOUNCE"')
             parts = [
-                f'{p},"type":{kinds[x]}'
+                f'{p}"type":{kinds[x]},'
                 for p, x in zip(parts, self.hard[a:b].tolist(), strict=True)
             ]
-        if self.sub is not None:
+        if self.sub is not None and not self.bare:
             parts = [
-                f'{p},"campaignSubscriptionId":{x}'
+                f'{p}"campaignSubscriptionId":{x},'
                 for p, x in zip(parts, self.sub[a:b].tolist(), strict=True)
             ]
-        return [p + "}," for p in parts]
+        return [p[:-1] + "}," for p in parts]
 
     def _chunk(self, c: int) -> tuple[bytes, np.ndarray]:
         hit = self._chunks.get(c)

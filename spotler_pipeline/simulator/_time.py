@@ -1,7 +1,8 @@
 """Account-zone (Europe/Amsterdam) time helpers, vectorised for rendering millions of rows.
 
 Internally every instant is an ``int`` (or numpy ``int64``) of UTC epoch seconds. The API
-speaks naive ``yyyy-mm-ddThh:mm:ss`` strings in the account's zone.
+speaks naive ``yyyy-mm-ddThh:mm:ss`` strings in the account's zone (and takes the
+form-result range as ``yyyyMMddHHmmss``, its ``DateParam``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ HOUR = 3_600
 NEVER = np.int64(2**62)  # "has not happened" sentinel, later than any simulated clock
 
 _API_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_DATE_PARAM = re.compile(r"\d{8}(?:\d{6})?")
 
 
 def parse_api_date(value: str) -> int:
@@ -30,6 +32,15 @@ def parse_api_date(value: str) -> int:
     if not _API_DATE.fullmatch(value):
         raise ValueError(f"expected yyyy-mm-ddThh:mm:ss, got {value!r}")
     naive = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
+    return int(naive.replace(tzinfo=ACCOUNT_TZ).timestamp())
+
+
+def parse_date_param(value: str) -> int:
+    """Parse a ``DateParam`` (``yyyyMMddHHmmss``, account zone); without its time part
+    (``yyyyMMdd``) it is that day's 00:00:00. Raises ``ValueError`` for anything else."""
+    if not _DATE_PARAM.fullmatch(value):
+        raise ValueError(f"expected yyyyMMddHHmmss, got {value!r}")
+    naive = datetime.strptime(value.ljust(14, "0"), "%Y%m%d%H%M%S")
     return int(naive.replace(tzinfo=ACCOUNT_TZ).timestamp())
 
 

@@ -70,19 +70,21 @@ FORM_ANSWERS = Table(
         Column(
             "answer",
             "JSON",
-            "The answer exactly as Spotler sent it: a JSON string, number, list (multiple "
-            "choice) or null.",
+            "The answer exactly as Spotler sent it: per its contract an array of strings "
+            "(one element for an open or scale question, several for multiple choice, empty "
+            "when unanswered).",
         ),
         Column(
             "answer_type",
             "VARCHAR",
-            "Kind of answer: text, number, boolean, list, object or null (unanswered).",
+            "Kind of answer: text (one value), list (several values, e.g. multiple choice), "
+            "null (unanswered); number, boolean or object for a bare value of that kind.",
         ),
         Column(
             "answer_text",
             "VARCHAR",
-            "The answer as text for easy SQL: text as is, numbers as written, list items "
-            "joined with ', '; NULL when unanswered.",
+            "The answer as text for easy SQL: the values joined with ', ' (a one-value answer "
+            "is that value), bare numbers as written; NULL when unanswered.",
         ),
     ),
     primary_key=("form_id", "form_result_id", "rank"),
