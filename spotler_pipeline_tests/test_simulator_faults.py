@@ -211,3 +211,32 @@ def test_short_pages_over_the_admin_endpoint(sim: Simulator, api: SignedSession)
     assert len(api.json(path, {"pageSize": 10})["recipients"]) == 10
     with pytest.raises(ValueError, match="max_rows"):
         Fault("short_pages", max_rows=0)
+
+
+def test_shifted_listing_repeats_the_last_row_once_per_listing(
+    sim: Simulator, api: SignedSession
+) -> None:
+    path = recipients_path(sim)
+    whole = api.all_pages(path, "recipients", {"pageSize": 10000})
+    assert len(whole) > 3 * 7
+    sim.inject(Fault("shifted_listing", path_pattern="/recipients$", max_rows=7))
+
+    def read(page_size: int) -> list[list]:
+        pages, after = [], 0
+        while True:
+            page = api.json(path, {"pageSize": page_size, "after": after})
+            pages.append(page["recipients"])
+            if not page["paging"].get("next"):
+                return pages
+            assert _after(page["paging"]["next"]) == after + len(page["recipients"])
+            after += len(page["recipients"])
+
+    pages = read(10000)  # capped at 7 a page under the fault
+    assert [len(p) for p in pages[:-1]] == [7] * (len(pages) - 1)
+    assert pages[1][0] == pages[0][-1]  # the next page repeats the previous page's last row
+    served = [row for page in pages for row in page]
+    assert len(served) == len(whole) + 1
+    assert served[:7] + served[8:] == whole  # one row repeated, none lost
+    # once per listing: a re-read, and another listing (another query), are not shifted
+    assert [row for page in read(10000) for row in page] == whole
+    assert [row for page in read(5) for row in page] == whole

@@ -57,6 +57,9 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     #: asked once per paged answer: the most records it may hold (a ``short_pages`` fault)
     page_cap: Callable[[], int | None] | None = None
+    #: asked once per paged answer with its ``after``: (records inserted ahead of the
+    #: reader, page cap) under a ``shifted_listing`` fault
+    listing_shift: Callable[[int], tuple[int, int | None]] | None = None
 
     @classmethod
     def parse(cls, host: str, raw_path: str, raw_query: str, now: int) -> Request:
@@ -112,6 +115,11 @@ class Request:
             raise _bad(f"{start} is after {end}")
         return lo, hi
 
+    def listing(self) -> str:
+        """What names a listing across its pages: the path and every parameter but after."""
+        rest = sorted((k, v) for k, v in self.params.items() if k != "after")
+        return self.raw_path + "?" + "&".join(f"{k}={v}" for k, v in rest)
+
     def next_url(self, after: int) -> str:
         kept = [
             part
@@ -137,16 +145,21 @@ def paged(
     served, and is left out once nothing follows.
     """
     after, size = request.paging(fixed_size)
-    cap = request.page_cap() if request.page_cap is not None else None
-    if cap is not None:
-        size = min(size, cap)
+    caps = [request.page_cap() if request.page_cap is not None else None]
+    shift = 0
+    if request.listing_shift is not None:
+        shift, shift_cap = request.listing_shift(after)
+        caps.append(shift_cap)
+    size = min([size, *(c for c in caps if c is not None)])
     total = max(0, stop - start)
-    first = min(after, total)
-    last = min(after + size, total)
+    # ``shift`` records were inserted before ``after``: the page starts that much earlier
+    first = min(after - shift, total)
+    last = min(after - shift + size, total)
     body = rows(start + first, start + last) if last > first else b""
-    paging: dict[str, Any] = {"after": max(after, last)}
+    served = max(0, last - first)
+    paging: dict[str, Any] = {"after": after + served}
     if last < total:
-        paging["next"] = request.next_url(last)  # after + the records served
+        paging["next"] = request.next_url(after + served)  # after + the records served
     head = b'{"paging":' + orjson.dumps(paging) + b',"' + array.encode() + b'":['
     return Response(200, b"".join((head, body, b"]}")))
 

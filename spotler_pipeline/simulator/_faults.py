@@ -18,8 +18,16 @@ KINDS = (
     # asked for, while paging.next still points to after + records served: a server capping
     # its pages below pageSize. Counts paged answers only; fires alongside the other kinds.
     "short_pages",
+    # A live account recording opens and clicks while a listing is read: once per listing
+    # (a path and its query but ``after``), after its first page was served, a record is
+    # inserted ahead of the reader's offset, so every later record moves one place on and
+    # the next page starts with the previous page's last row again (the new record is never
+    # served to this reader). Pages of the listing hold at most `max_rows` records (default
+    # 1000). `times` counts the listings shifted; a re-read from after=0 is not shifted again.
+    "shifted_listing",
 )
 DEFAULT_MAX_ROWS = 100
+SHIFTED_LISTING_MAX_ROWS = 1000
 
 
 class Fault:
@@ -44,10 +52,11 @@ class Fault:
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
-        if kind == "short_pages":
-            max_rows = params.setdefault("max_rows", DEFAULT_MAX_ROWS)
+        if kind in ("short_pages", "shifted_listing"):
+            default = DEFAULT_MAX_ROWS if kind == "short_pages" else SHIFTED_LISTING_MAX_ROWS
+            max_rows = params.setdefault("max_rows", default)
             if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-                raise ValueError(f"short_pages needs max_rows >= 1, got {max_rows!r}")
+                raise ValueError(f"{kind} needs max_rows >= 1, got {max_rows!r}")
         self.kind = kind
         self.path_pattern = path_pattern
         self.regex = re.compile(path_pattern)
@@ -56,6 +65,8 @@ class Fault:
         self.params = params
         self.seen = 0
         self.fired = 0
+        #: shifted_listing: each listing's state (started, shifted, done)
+        self.listings: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -89,6 +100,9 @@ class Fault:
         }
 
 
+SHAPING = ("short_pages", "shifted_listing")  # shape a paged answer rather than replace it
+
+
 class FaultBook:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
@@ -111,7 +125,7 @@ class FaultBook:
         chosen = None
         with self._lock:
             for fault in self._faults:
-                if fault.kind == "short_pages" or (fault.kind == "repeat_page" and not pageable):
+                if fault.kind in SHAPING or (fault.kind == "repeat_page" and not pageable):
                     continue
                 if fault.regex.search(path) and fault.count(may_fire=chosen is None):
                     chosen = fault
@@ -129,3 +143,24 @@ class FaultBook:
                     max_rows = fault.params["max_rows"]
                     cap = max_rows if cap is None else min(cap, max_rows)
         return cap
+
+    def listing_shift(self, path: str, listing: str, after: int) -> tuple[int, int | None]:
+        """``(records inserted ahead of the reader, page cap)`` for a page of ``listing`` (the
+        path and query but ``after``) starting at ``after``, under the ``shifted_listing``
+        faults on ``path``: a listing whose first page was served is shifted by one on the
+        next page asked for and on every later one (counted as fired once per listing)."""
+        shift, cap = 0, None
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind != "shifted_listing" or not fault.regex.search(path):
+                    continue
+                max_rows = fault.params["max_rows"]
+                cap = max_rows if cap is None else min(cap, max_rows)
+                state = fault.listings.get(listing)
+                if after == 0:
+                    fault.listings[listing] = "started" if state is None else "done"
+                elif state == "started":
+                    fault.listings[listing] = "shifted" if fault.count() else "done"
+                if after > 0 and fault.listings.get(listing) == "shifted":
+                    shift = 1
+        return shift, cap

@@ -110,6 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = Request.parse(self.headers.get("Host", ""), raw_path, query, backend.now())
             request.page_cap = partial(backend.faults.page_cap, raw_path)  # short_pages faults
+            request.listing_shift = partial(
+                backend.faults.listing_shift, raw_path, request.listing()
+            )
             pageable = method == "GET" and request.params.get("after", "0") not in ("", "0")
             fault = backend.faults.take(raw_path, pageable)
             if fault is not None and fault.kind == "slow":
