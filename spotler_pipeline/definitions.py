@@ -20,6 +20,7 @@ from spotler_pipeline.defs.config import (
     DeploymentSettings,
 )
 from spotler_pipeline.defs.contact_assets import build_contact_definitions
+from spotler_pipeline.defs.follow_up_assets import build_follow_up_definitions
 from spotler_pipeline.defs.form_assets import build_form_definitions
 from spotler_pipeline.defs.mailing_assets import build_mailing_assets
 from spotler_pipeline.defs.mailing_checks import mailing_checks
@@ -127,6 +128,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         build_campaign_definitions(settings),
         build_form_definitions(settings),
         build_contact_definitions(settings),
+        build_follow_up_definitions(settings),
     )
     sensors = [freshness_sensor(groups), automation_sensor()]
     # In-process: a run (from the UI, a schedule or `dagster asset materialize`) is one

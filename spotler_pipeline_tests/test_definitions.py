@@ -43,7 +43,13 @@ def test_module_loads_without_credentials() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert set(out.stdout.strip().splitlines()[-1].split()) == {f"spotler/{t}" for t in TABLES}
+    follow_ups = {
+        f"follow_ups/{r}" for r in ("hard_bounces", "survey_call_back", "webshop_clickers")
+    }
+    assert set(out.stdout.strip().splitlines()[-1].split()) == {
+        *(f"spotler/{t}" for t in TABLES),
+        *follow_ups,
+    }
 
 
 def test_client_and_notebook_import_without_dagster() -> None:

@@ -93,6 +93,12 @@ class SpotlerClient:
         return self._zone
 
     @property
+    def requester(self) -> Requester:
+        """The signed, retrying transport every call of this client goes through (the
+        follow-up writes of :mod:`~spotler_pipeline.client.actions` use it too)."""
+        return self._requester
+
+    @property
     def request_count(self) -> int:
         """HTTP requests actually sent so far, retries included."""
         return self._requester.request_count

@@ -33,6 +33,7 @@ __all__ = [
     "SpotlerNotFoundError",
     "SpotlerRequestError",
     "SpotlerResponseError",
+    "SpotlerUncertainError",
     "SpotlerUnavailableError",
     "contact_ids_in",
     "advice_for",
@@ -111,6 +112,7 @@ class SpotlerError(Exception):
         endpoint: str,
         status: int | None = None,
         error_type: str | None = None,
+        api_message: str | None = None,
     ) -> None:
         # The one gate for every error the client raises: whatever the raise site wrote,
         # neither the message nor the endpoint carries a contact id.
@@ -121,6 +123,8 @@ class SpotlerError(Exception):
         self.endpoint = mask_personal_data(endpoint, ids)
         self.status = status
         self.error_type = error_type
+        #: Spotler's own ``message`` of an error answer (masked), when it sent one.
+        self.api_message = None if api_message is None else mask_personal_data(api_message, ids)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, endpoint={self.endpoint!r})"
@@ -298,7 +302,14 @@ def advice_for(error_type: str | None) -> str:
     )
 
 
-def error_for(status: int, error_type: str | None, detail: str, *, endpoint: str) -> SpotlerError:
+def error_for(
+    status: int,
+    error_type: str | None,
+    detail: str,
+    *,
+    endpoint: str,
+    api_message: str | None = None,
+) -> SpotlerError:
     """The typed error for a request Spotler refused and that is not retried, its message
     ``detail`` followed by what to do. 401/403 are always :class:`SpotlerAuthError`;
     otherwise Spotler's ``error_type`` picks the class where :data:`ERROR_TYPES` names it,
@@ -319,4 +330,11 @@ def error_for(status: int, error_type: str | None, detail: str, *, endpoint: str
     message = f"{detail}; {advice}" if advice else detail
     if issubclass(error, SpotlerUnavailableError):
         return error(message, endpoint=endpoint, attempts=1, status=status, error_type=error_type)
-    return error(message, endpoint=endpoint, status=status, error_type=error_type)
+    return error(
+        message, endpoint=endpoint, status=status, error_type=error_type, api_message=api_message
+    )
+
+
+class SpotlerUncertainError(SpotlerError):
+    """A write went out but its answer was lost (read timeout, dropped connection): Spotler
+    may or may not have acted on it, so it is not sent again automatically."""

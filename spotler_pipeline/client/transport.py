@@ -1,4 +1,10 @@
-"""Sending one GET: signing, concurrency cap, rate limit, retries and error mapping.
+"""Sending one request: signing, concurrency cap, rate limit, retries and error mapping.
+
+Reports are GETs; the follow-up actions' writes (``POST``/``PUT`` with a JSON body) go the
+same way, with one difference: a write is only sent again when Spotler certainly did not act
+on it (an answer of 408/429/5xx, or a connection that never opened). A write whose request
+went out but whose answer was lost (a read timeout, a dropped connection) raises
+:class:`SpotlerUncertainError` at once: sending it again could act twice.
 
 Everything that can go wrong on the wire ends here as a :class:`SpotlerError`:
 
@@ -27,10 +33,10 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -39,6 +45,7 @@ from spotler_pipeline.client.auth import OAuth1Auth
 from spotler_pipeline.client.errors import (
     SpotlerResponseError,
     SpotlerUnavailableError,
+    SpotlerUncertainError,
     advice_for,
     contact_ids_in,
     error_for,
@@ -91,7 +98,7 @@ class RateLimiter:
 
 
 class Requester:
-    """Sends signed GETs to one Spotler account; safe to share between threads."""
+    """Sends signed requests to one Spotler account; safe to share between threads."""
 
     def __init__(
         self,
@@ -141,18 +148,40 @@ class Requester:
     ) -> T:
         """GET ``path`` (relative to the base URL, ids already encoded) and return
         ``parse(body)``, retrying as described in the module docstring."""
+        return self.request("GET", path, params, parse)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        parse: Callable[[bytes], T],
+        *,
+        body: Any = None,
+        contact_ids: Sequence[str] = (),
+    ) -> T:
+        """``method`` ``path`` with ``body`` sent as JSON (when given), returning
+        ``parse(body)`` of the 2xx answer; ``contact_ids`` (e.g. the contact named in the
+        body) are masked in every log line and error, as those in the path are."""
         max_attempts = self._settings.max_attempts
         url = self._settings.base_url + path
-        call = _Call(path, self._secret)
+        call = _Call(method, path, self._secret, contact_ids)
+        content = None if body is None else orjson.dumps(body)
         body_failures = 0
         attempt = 0
         while True:
             attempt += 1
             failure: httpx.TransportError | httpx.DecodingError | None = None
             try:
-                response = self._send(url, params)
+                response = self._send(method, url, params, content)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 failure = exc
+            if failure is not None and method != "GET" and not isinstance(failure, _UNREACHABLE):
+                raise SpotlerUncertainError(
+                    f"{call.label}: the request was sent but its answer was lost "
+                    f"({type(failure).__name__}); Spotler may or may not have acted on it",
+                    endpoint=path,
+                ) from None
             if failure is not None:
                 # Handled outside the ``except``: the error raised at the end then carries
                 # its one-line message without httpx's traceback chained to it.
@@ -167,7 +196,7 @@ class Requester:
                     reason = call.clean(str(exc))
                     if body_failures >= BODY_ATTEMPTS or attempt >= max_attempts:
                         raise SpotlerResponseError(
-                            f"GET {call.shown}: {reason} (after {attempt} attempts)",
+                            f"{call.label}: {reason} (after {attempt} attempts)",
                             endpoint=path,
                             status=status,
                         ) from None
@@ -182,11 +211,18 @@ class Requester:
             raise error_for(
                 status,
                 error_type,
-                f"GET {call.shown} failed: HTTP {status}{_detail(error_type, api_message)}",
+                f"{call.label} failed: HTTP {status}{_detail(error_type, api_message)}",
                 endpoint=path,
+                api_message=api_message,
             )
 
-    def _send(self, url: str, params: Mapping[str, str | int] | None) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        content: bytes | None,
+    ) -> httpx.Response:
         if self._rate is not None:
             self._rate.wait()
         with self._slots:
@@ -194,7 +230,10 @@ class Requester:
                 self._count += 1
             # The body is read inside the slot: an incomplete body raises a TransportError
             # here, and the slot is only given back once the connection is free again.
-            response = self._http.get(url, params=params)
+            headers = None if content is None else {"Content-Type": "application/json"}
+            response = self._http.request(
+                method, url, params=params, content=content, headers=headers
+            )
         # httpx 0.28 ties each response and its (already read and closed) body stream in a
         # reference cycle (encode/httpx#3733), so every page's body waited for Python's
         # cyclic collector: ~24 MB of 1 MB pages were still held after a 4M-row fetch.
@@ -209,7 +248,7 @@ class Requester:
         if isinstance(exc, _UNREACHABLE) and attempt >= self._settings.max_attempts:
             raise SpotlerUnavailableError(
                 f"Cannot reach Spotler at {self._settings.host} (SPOTLER_BASE_URL): {detail} "
-                f"({type(exc).__name__}), {attempt} attempts; last request GET {call.shown}",
+                f"({type(exc).__name__}), {attempt} attempts; last request {call.label}",
                 endpoint=call.path,
                 attempts=attempt,
             )
@@ -227,7 +266,7 @@ class Requester:
         limit = self._settings.max_retry_after
         if retry_after is not None and retry_after > limit:
             raise SpotlerUnavailableError(
-                f"GET {call.shown} failed ({last}) and Spotler asked to retry after "
+                f"{call.label} failed ({last}) and Spotler asked to retry after "
                 f"{retry_after:.0f} s (Retry-After), longer than the configured maximum of "
                 f"{limit:.0f} s (max_retry_after); not waiting that long",
                 endpoint=call.path,
@@ -238,7 +277,7 @@ class Requester:
         if attempt >= self._settings.max_attempts:
             advice = advice_for(error_type)
             raise SpotlerUnavailableError(
-                f"GET {call.shown} still failing after {attempt} attempts; last: {last}"
+                f"{call.label} still failing after {attempt} attempts; last: {last}"
                 + (f"; {advice}" if advice else ""),
                 endpoint=call.path,
                 attempts=attempt,
@@ -254,8 +293,8 @@ class Requester:
         else:
             delay = self._jitter() * min(s.backoff_max, s.backoff_initial * 2 ** (attempt - 1))
         logger.warning(
-            "GET %s failed (%s); attempt %d of %d, retrying in %.2fs",
-            call.shown,
+            "%s failed (%s); attempt %d of %d, retrying in %.2fs",
+            call.label,
             reason,
             attempt,
             s.max_attempts,
@@ -282,13 +321,16 @@ class Requester:
 
 
 class _Call:
-    """One ``get``: its path as sent, and as logs and errors may show it."""
+    """One request: its path as sent, and as logs and errors may show it."""
 
-    def __init__(self, path: str, secret: str) -> None:
+    def __init__(
+        self, method: str, path: str, secret: str, contact_ids: Sequence[str] = ()
+    ) -> None:
         self.path = path
         self._secret = secret
-        self._contact_ids = contact_ids_in(path)
+        self._contact_ids = [*contact_ids_in(path), *contact_ids]
         self.shown = mask_personal_data(path, self._contact_ids)
+        self.label = f"{method} {self.shown}"
 
     def clean(self, text: str) -> str:
         """Text from the network made fit for a log line or an exception: the consumer

@@ -356,6 +356,22 @@ class WarehouseResource(DuckDBResource):
             )
         )
 
+    def transact(self, work: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """Run ``work`` in one transaction on a read-write connection, published for readers
+        as :meth:`write`'s are (the follow-up rules' own tables and log)."""
+
+        def in_transaction(conn: duckdb.DuckDBPyConnection) -> _T:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return self._write(in_transaction)
+
     def _write(self, write: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
         if self.lake is not None:
             return self._write_lake(write)

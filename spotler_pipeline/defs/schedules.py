@@ -232,7 +232,13 @@ def _names(keys: Sequence[dg.AssetKey]) -> str:
     return ", ".join(f"`{k.path[-1]}`" for k in keys)
 
 
+#: Asset metadata naming what a run of an asset does, where "re-load"/"re-read" is not it.
+DOES_METADATA = "what_a_run_does"
+
+
 def _refresh_text(spec: dg.AssetSpec, days: str | None) -> str:
+    if DOES_METADATA in spec.metadata:
+        return str(spec.metadata[DOES_METADATA])
     if days:
         column = spec.metadata.get("partitioned_by")
         return f"re-load the last {days} days by `{column}`, in one run"

@@ -183,9 +183,31 @@ def ok(payload: Any) -> Response:
 
 class Api:
     def __init__(self, account: Account) -> None:
+        from spotler_pipeline.simulator._writes import Writes  # it imports this module
+
         self.account = account
+        self.writes = Writes(account)
+
+    def write_handler(self, method: str, request: Request) -> Callable[[bytes], Response]:
+        """A POST or PUT's handler (the write endpoints of ``_writes``); 405 for any other
+        path, before the request's signature is looked at."""
+        handler = self.writes.route(method, self.segments(request))
+        if handler is None:
+            raise ApiError(405, "RESOURCE_NOT_FOUND", f"method {method} not allowed")
+        return handler
 
     def handle(self, request: Request) -> Response:
+        segments = self.segments(request)
+        documented = operation("GET", request.raw_path[len(PREFIX) :])
+        if documented is None:
+            raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
+        try:
+            documented.check(request.params)
+        except ContractViolation as exc:
+            raise _bad(str(exc)) from None
+        return self.route(segments, request)
+
+    def segments(self, request: Request) -> list[str]:
         if not request.raw_path.startswith(PREFIX + "/"):
             raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
         try:
@@ -196,14 +218,7 @@ class Api:
             raise _bad("path is not valid percent-encoded UTF-8") from None
         if "" in segments:
             raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
-        documented = operation("GET", request.raw_path[len(PREFIX) :])
-        if documented is None:
-            raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
-        try:
-            documented.check(request.params)
-        except ContractViolation as exc:
-            raise _bad(str(exc)) from None
-        return self.route(segments, request)
+        return segments
 
     def route(self, segments: list[str], r: Request) -> Response:  # noqa: C901
         match segments:

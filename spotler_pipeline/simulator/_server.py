@@ -120,7 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "repeat_page":
                 after, size = request.paging()
                 request.params["after"] = str(max(0, after - size))
-            response = self._fault_response(fault) or self._api(method, raw_path, query, request)
+            response = self._fault_response(fault) or self._api(
+                method, raw_path, query, request, payload
+            )
         except ApiError as exc:
             response = exc.response()
         backend.record(method, raw_path, query, response.status)
@@ -159,15 +161,18 @@ class _Handler(BaseHTTPRequestHandler):
             return Response(status, body, headers=headers)
         return None
 
-    def _api(self, method: str, raw_path: str, query: str, request: Request) -> Response:
+    def _api(
+        self, method: str, raw_path: str, query: str, request: Request, payload: bytes
+    ) -> Response:
         backend = self.server.backend
         if not raw_path.startswith(PREFIX + "/"):
             raise ApiError(404, "RESOURCE_NOT_FOUND", "no such resource")
-        if method != "GET":
-            raise ApiError(405, "RESOURCE_NOT_FOUND", f"method {method} not allowed")
+        write = None if method == "GET" else backend.api.write_handler(method, request)
         try:
             authorization = self.headers.get("Authorization", "")
             backend.verifier.verify(method, request.host, raw_path, query, authorization)
         except AuthError as exc:
             raise ApiError(401, "NOT_AUTHORIZED", str(exc)) from None
+        if write is not None:
+            return write(payload)
         return backend.api.handle(request)

@@ -15,6 +15,7 @@ from spotler_pipeline.simulator._auth import OAuthVerifier
 from spotler_pipeline.simulator._faults import Fault, FaultBook
 from spotler_pipeline.simulator._server import Backend, _Server
 from spotler_pipeline.simulator._time import ACCOUNT_TZ, from_epoch, to_epoch
+from spotler_pipeline.simulator._writes import Write
 
 if TYPE_CHECKING:
     from spotler_pipeline.simulator.testing import SignedSession
@@ -158,6 +159,12 @@ class Simulator:
             if len(self._log) >= REQUEST_LOG_LIMIT:
                 del self._log[: REQUEST_LOG_LIMIT // 2]
             self._log.append((method, path, query, status))
+
+    @property
+    def writes(self) -> list[Write]:
+        """The writes the simulated account accepted (follow-up actions), oldest first."""
+        with self._api.writes.lock:
+            return list(self._api.writes.received)
 
     @property
     def request_count(self) -> int:
