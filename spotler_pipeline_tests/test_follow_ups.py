@@ -36,7 +36,6 @@ from spotler_pipeline.simulator._faults import Fault
 from spotler_pipeline.simulator._writes import OPT_OUT_EVERY
 from spotler_pipeline.warehouse import ensure_schema
 from spotler_pipeline.warehouse.connection import open_warehouse
-from spotler_pipeline.warehouse.sql import bind
 from spotler_pipeline_tests.pipeline_harness import TIMEZONE, all_groups_settings
 
 SETTINGS = all_groups_settings()
@@ -100,7 +99,7 @@ def insert(database: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
         for table, values in rows.items():
             for row in values:
                 marks = ", ".join("?" * len(row))
-                conn.execute(bind(f"INSERT INTO spotler.{table} BY POSITION VALUES ({marks})", row))
+                conn.execute(f"INSERT INTO spotler.{table} BY POSITION VALUES ({marks})", row)
     finally:
         conn.close()
 
@@ -166,7 +165,7 @@ class Pipeline:
         conn = open_warehouse(self.database, read_only=True)
         try:
             cursor = conn.execute(
-                bind("SELECT * FROM follow_ups.follow_up_status WHERE rule = ?", [name])
+                "SELECT * FROM follow_ups.follow_up_status WHERE rule = ?", [name]
             )
             names = [d[0] for d in cursor.description]
             return dict(zip(names, cursor.fetchone(), strict=True))
@@ -203,7 +202,8 @@ def test_the_shipped_rules_are_the_three_of_the_design() -> None:
         ({"name": "Bad Name"}, "rule 'Bad Name': name:"),
         ({"deps": ["mailing_bouncez"]}, "deps names no spotler table: mailing_bouncez"),
         ({"deps": ["mailing_bounces"]}, "reads campaign_mailing_bounces, missing from deps"),
-        ({"params": {}}, "no value for parameter $start_date"),
+        ({"params": {}}, "its query uses $start_date, which params does not set"),
+        ({"params": {"start_date": None, "x": 1}}, "params sets x, which its query does not use"),
         ({"action": {"kind": "trigger_campaign"}}, "needs a target"),
         ({"action": {"kind": "set_property", "max_sends_per_run": 0}}, "max_sends_per_run"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
@@ -369,12 +369,10 @@ def test_a_send_left_unrecorded_is_never_resent_without_a_warning(pipeline: Pipe
     # what a crash after the request leaves: a claimed attempt without its answer
     conn = open_warehouse(pipeline.database)
     conn.execute(
-        bind(
-            "INSERT INTO follow_ups.action_log SELECT rule, event_key, contact_external_id, "
-            "'set_property:hardbounce_date', 1, 'sending', NULL, NULL, NULL, 'crashed', now(), "
-            "NULL FROM follow_ups.action_log WHERE event_key = ?",
-            [key],
-        )
+        "INSERT INTO follow_ups.action_log SELECT rule, event_key, contact_external_id, "
+        "'set_property:hardbounce_date', 1, 'sending', NULL, NULL, NULL, 'crashed', now(), "
+        "NULL FROM follow_ups.action_log WHERE event_key = ?",
+        [key],
     )
     conn.close()
     with dg.DagsterInstance.ephemeral() as instance:

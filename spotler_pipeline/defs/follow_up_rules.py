@@ -13,7 +13,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spotler_pipeline.warehouse import ALL_TABLES
-from spotler_pipeline.warehouse.sql import bind
 from spotler_pipeline.warehouse.views import VIEWS
 
 RULES_FILE = Path(__file__).with_name("follow_up_rules.yaml")
@@ -24,6 +23,9 @@ BUILT_IN_PARAMS = ("now",)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SPOTLER_NAME = re.compile(r"\bspotler\.([A-Za-z_]\w*)")
 _TABLES = {t.name for t in ALL_TABLES}
+_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$(?P<name>[A-Za-z_]\w*)""", re.DOTALL
+)
 
 
 class FollowUpRuleError(ValueError):
@@ -78,8 +80,9 @@ class Rule(BaseModel):
         return self.action is None or not self.action.enabled
 
     def sql(self, now: Any) -> tuple[str, dict[str, Any]]:
-        """The query and its parameters for a run at ``now``."""
-        return self.query, {**self.params, "now": now}
+        """The query and the parameters it uses, for a run at ``now``."""
+        given = {**self.params, "now": now}
+        return self.query, {name: given[name] for name in parameters_of(self.query)}
 
     def check(self) -> None:
         """Problems a load can see: unknown deps, tables read but not declared, parameters
@@ -97,15 +100,24 @@ class Rule(BaseModel):
         clash = [p for p in BUILT_IN_PARAMS if p in self.params]
         if clash:
             raise ValueError(f"params may not set ${clash[0]} (the run sets it)")
-        try:
-            bind(self.query, {**self.params, **dict.fromkeys(BUILT_IN_PARAMS)})
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"query parameters: {exc}") from None
+        used = parameters_of(self.query)
+        missing = sorted(used - {*self.params, *BUILT_IN_PARAMS})
+        if missing:
+            raise ValueError(f"its query uses ${missing[0]}, which params does not set")
+        unused = sorted(set(self.params) - used)
+        if unused:
+            raise ValueError(f"params sets {unused[0]}, which its query does not use")
         action = self.action
         if action is not None and action.kind == "trigger_campaign" and not action.target:
             raise ValueError("a trigger_campaign action needs a target (encrypted trigger id)")
         if action is not None and action.kind == "set_property" and not action.fields:
             raise ValueError("a set_property action needs fields (property: column)")
+
+
+def parameters_of(query: str) -> set[str]:
+    """The ``$name`` parameters of ``query`` (outside string literals, quoted names and
+    comments)."""
+    return {m["name"] for m in _TOKENS.finditer(query) if m["name"]}
 
 
 def rules_path() -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from spotler_pipeline.warehouse.sql import bind, sql_identifier, sql_string
+from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
 
 SCHEMA = "follow_ups"
 ACTION_LOG = f"{SCHEMA}.action_log"
@@ -103,12 +103,12 @@ def evaluate_rule(
     """Replace ``follow_ups.<rule>`` with the rows of ``query`` (``$name`` parameters from
     ``params``), in one statement; returns its columns. A query lacking a required column
     raises ``ValueError`` naming it, and the table keeps its previous rows."""
-    sql = bind(query, params)
-    columns = [d[0] for d in conn.execute(f"DESCRIBE {sql}").fetchall()]
+    used = dict(params)
+    columns = [d[0] for d in conn.execute(f"DESCRIBE {query}", used).fetchall()]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"its query returns no {', '.join(missing)} column")
-    conn.execute(f"CREATE OR REPLACE TABLE {rule_table(rule)} AS {sql}")
+    conn.execute(f"CREATE OR REPLACE TABLE {rule_table(rule)} AS {query}", used)
     return columns
 
 
@@ -117,12 +117,10 @@ def refresh_status_view(conn: duckdb.DuckDBPyConnection) -> None:
     rules = [
         r[0]
         for r in conn.execute(
-            bind(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-                "AND table_catalog = current_database() AND table_type = 'BASE TABLE' "
-                "AND table_name <> 'action_log' ORDER BY table_name",
-                [SCHEMA],
-            )
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_catalog = current_database() AND table_type = 'BASE TABLE' "
+            "AND table_name <> 'action_log' ORDER BY table_name",
+            [SCHEMA],
         ).fetchall()
     ]
     events = (
@@ -170,7 +168,7 @@ ORDER BY rule
 
 def status_of(conn: duckdb.DuckDBPyConnection, rule: str) -> dict[str, Any]:
     """The rule's row of ``follow_up_status`` as a dict (zeros for a rule never run)."""
-    cursor = conn.execute(bind(f"SELECT * FROM {STATUS_VIEW} WHERE rule = ?", [rule]))
+    cursor = conn.execute(f"SELECT * FROM {STATUS_VIEW} WHERE rule = ?", [rule])
     names = [d[0] for d in cursor.description]
     row = cursor.fetchone()
     if row is None:
@@ -188,12 +186,10 @@ def reconcile(conn: duckdb.DuckDBPyConnection, rule: str, now: datetime) -> int:
     another run of the rule be sending at that moment, its answer, recorded after, wins,
     and its claims still keep both from sending one event twice."""
     (count,) = conn.execute(
-        bind(
-            f"UPDATE {ACTION_LOG} SET status = 'unknown', finished_at = ?, message = "
-            "'the run sending it ended before recording Spotler''s answer; check the contact "
-            "in Spotler' WHERE rule = ? AND status = 'sending'",
-            [now, rule],
-        )
+        f"UPDATE {ACTION_LOG} SET status = 'unknown', finished_at = ?, message = "
+        "'the run sending it ended before recording Spotler''s answer; check the contact "
+        "in Spotler' WHERE rule = ? AND status = 'sending'",
+        [now, rule],
     ).fetchone() or (0,)
     return int(count)
 
@@ -212,13 +208,11 @@ def events_to_act_on(
     of them were never acted on at all (new)."""
     states = [*SENDABLE, *(["unknown"] if include_unknown else [])]
     cursor = conn.execute(
-        bind(
-            f"WITH latest AS ({_LATEST}) SELECT e.*, l.status AS _state "
-            f"FROM {rule_table(rule)} e LEFT JOIN latest l USING (event_key) "
-            "WHERE l.status IS NULL OR list_contains($states, l.status) "
-            "ORDER BY e.event_at, e.event_key",
-            {"rule": rule, "states": states},
-        )
+        f"WITH latest AS ({_LATEST}) SELECT e.*, l.status AS _state "
+        f"FROM {rule_table(rule)} e LEFT JOIN latest l USING (event_key) "
+        "WHERE l.status IS NULL OR list_contains($states, l.status) "
+        "ORDER BY e.event_at, e.event_key",
+        {"rule": rule, "states": states},
     )
     names = [d[0] for d in cursor.description]
     events, new = [], 0
@@ -233,13 +227,11 @@ def record_dry_run(conn: duckdb.DuckDBPyConnection, rule: str, run_id: str, now:
     """Record a preview (``dry_run``, attempt 0) of every event never acted on; returns how
     many were recorded. Already previewed events keep their first preview."""
     (count,) = conn.execute(
-        bind(
-            f"INSERT INTO {ACTION_LOG} "
-            "SELECT $rule, e.event_key, e.contact_external_id, 'dry_run', 0, 'dry_run', NULL, "
-            "NULL, 'nothing sent: the rule''s action is off', $run, $now, $now "
-            f"FROM {rule_table(rule)} e ANTI JOIN ({_LATEST}) l USING (event_key)",
-            {"rule": rule, "run": run_id, "now": now},
-        )
+        f"INSERT INTO {ACTION_LOG} "
+        "SELECT $rule, e.event_key, e.contact_external_id, 'dry_run', 0, 'dry_run', NULL, "
+        "NULL, 'nothing sent: the rule''s action is off', $run, $now, $now "
+        f"FROM {rule_table(rule)} e ANTI JOIN ({_LATEST}) l USING (event_key)",
+        {"rule": rule, "run": run_id, "now": now},
     ).fetchone() or (0,)
     return int(count)
 
@@ -259,22 +251,17 @@ def claim(
     before the request goes out."""
     states = [*SENDABLE, *(["unknown"] if include_unknown else [])]
     row = conn.execute(
-        bind(
-            f"SELECT arg_max(status, attempt), max(attempt) FROM {ACTION_LOG} "
-            "WHERE rule = ? AND event_key = ?",
-            [rule, event.event_key],
-        )
+        f"SELECT arg_max(status, attempt), max(attempt) FROM {ACTION_LOG} "
+        "WHERE rule = ? AND event_key = ?",
+        [rule, event.event_key],
     ).fetchone()
     state, attempts = (row[0], row[1]) if row else (None, None)
     if state is not None and state not in states:
         return None
     attempt = (attempts or 0) + 1
     conn.execute(
-        bind(
-            f"INSERT INTO {ACTION_LOG} VALUES (?, ?, ?, ?, ?, 'sending', NULL, NULL, NULL, ?, ?, "
-            "NULL)",
-            [rule, event.event_key, event.contact_external_id, action, attempt, run_id, now],
-        )
+        f"INSERT INTO {ACTION_LOG} VALUES (?, ?, ?, ?, ?, 'sending', NULL, NULL, NULL, ?, ?, NULL)",
+        [rule, event.event_key, event.contact_external_id, action, attempt, run_id, now],
     )
     return attempt
 
@@ -293,11 +280,9 @@ def record_outcome(
 ) -> None:
     """Store Spotler's answer on the attempt :func:`claim` recorded."""
     conn.execute(
-        bind(
-            f"UPDATE {ACTION_LOG} SET status = ?, http_status = ?, error_type = ?, message = ?, "
-            "finished_at = ? WHERE rule = ? AND event_key = ? AND attempt = ?",
-            [status, http_status, error_type, message, now, rule, event_key, attempt],
-        )
+        f"UPDATE {ACTION_LOG} SET status = ?, http_status = ?, error_type = ?, message = ?, "
+        "finished_at = ? WHERE rule = ? AND event_key = ? AND attempt = ?",
+        [status, http_status, error_type, message, now, rule, event_key, attempt],
     )
 
 
