@@ -42,75 +42,69 @@ SNAPSHOT_HOUR = 7
 #: Contacts whose API history the demo reads (the daily asset reads every active contact).
 DEMO_CONTACTS = 300
 
-MAILING_ASSETS = [
-    "mailings",
-    "mailing_links",
-    "mailing_recipients",
-    "mailing_opens",
-    "mailing_clicks",
-    "mailing_bounces",
-]
-CATALOGUES = [
-    "campaigns",
-    "campaign_triggers",
-    "campaign_mailings",
-    "campaign_mailing_links",
-    "forms",
-]
-CAMPAIGN_INTERACTIONS = [
-    "campaign_mailing_recipients",
-    "campaign_mailing_opens",
-    "campaign_mailing_clicks",
-    "campaign_mailing_bounces",
-]
-FORM_RESULTS = ["form_results", "form_answers"]
-CONTACT_HISTORIES = [
-    "contact_mailing_history",
-    "contact_campaign_mailing_history",
-    "contact_form_history",
-]
+#: The named jobs the demo runs (as the schedules, sensors and the UI's job pages do), so the
+#: UI lists each run under its job.
+MAILINGS_JOB = "spotler_mailings_refresh"
+SNAPSHOT_JOB = "spotler_statistics_snapshot"
+CATALOGUE_JOBS = ["spotler_campaigns_catalog", "spotler_forms_list"]
+REFRESH_JOBS = ["spotler_campaign_interactions_refresh", "spotler_form_results_refresh"]
+CONTACTS_JOB = "spotler_contact_histories_refresh"
+#: The mailing job's catalogue part (loaded before each snapshot) and its interactions.
+MAILING_CATALOGUE = ["mailings", "mailing_links"]
+MAILING_INTERACTIONS = ["mailing_recipients", "mailing_opens", "mailing_clicks", "mailing_bounces"]
 
 
-def _resources(sim: Simulator, database: str, now: datetime, tz: str) -> dict[str, object]:
-    return {
-        "spotler": SpotlerResource(
-            consumer_key=sim.consumer_key,
-            consumer_secret=sim.consumer_secret,
-            base_url=sim.base_url,
-            timezone=tz,
-        ),
-        "warehouse": WarehouseResource(database=database),
-        "clock": ClockResource(fixed_now=now.isoformat()),
-    }
+def demo_definitions(
+    defs: dg.Definitions, sim: Simulator, database: str, timezone: str
+) -> dg.Definitions:
+    """``defs``' assets, checks and jobs with the demo's resources: the simulator's API and
+    ``database``; the clock is set per run (:func:`_materialize`), moving with the
+    simulator's."""
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        executor=defs.executor,
+        resources={
+            "spotler": SpotlerResource(
+                consumer_key=sim.consumer_key,
+                consumer_secret=sim.consumer_secret,
+                base_url=sim.base_url,
+                timezone=timezone,
+            ),
+            "warehouse": WarehouseResource(database=database),
+            "clock": ClockResource.configure_at_launch(),
+        },
+    )
 
 
 def _materialize(
     defs: dg.Definitions,
-    selection: Sequence[str],
-    resources: dict[str, object],
+    job: str,
+    now: datetime,
     instance: dg.DagsterInstance,
     *,
+    assets: Sequence[str] = (),
     tags: dict[str, str] | None = None,
     partition_key: str | None = None,
     ops_config: dict[str, object] | None = None,
 ) -> None:
-    assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
-    keys = [dg.AssetKey(["spotler", name]) for name in selection]
-    chosen = [a for a in assets if set(a.keys) & set(keys)]
-    result = dg.materialize(
-        chosen,
-        selection=keys,
-        resources=resources,
-        tags=tags,
-        partition_key=partition_key,
-        instance=instance,
+    """One run of ``job`` (only its ``assets`` when named) at ``now``, recorded in
+    ``instance``."""
+    result = defs.resolve_job_def(job).execute_in_process(
         run_config={
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "resources": {"clock": {"config": {"fixed_now": now.isoformat()}}},
             **({"ops": ops_config} if ops_config else {}),
         },
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=[dg.AssetKey(["spotler", name]) for name in assets] or None,
+        tags=tags,
+        raise_on_error=False,
     )
     if not result.success:
-        raise SystemExit("demo run failed; see the log above")
+        raise SystemExit(f"demo run of {job} failed; see the log above")
 
 
 def summary(database: str) -> str:
@@ -225,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # snapshots' lookback before it; its clock then goes back to the month's first day.
         Simulator(seed=args.seed, scale=args.scale, now=clocks[-1], days=mailing_days) as sim,
     ):
+        runs = demo_definitions(defs, sim, args.database, settings.timezone)
         print(f"Simulator at {sim.base_url} (seed {args.seed}, scale {args.scale})")
         print(f"Dagster instance {home} (what `make dev` shows)")
         print(
@@ -233,17 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for n, now in enumerate(clocks):
             sim.set_now(now)  # both clocks: the simulator's and the pipeline's (resources)
-            resources = _resources(sim, args.database, now, settings.timezone)
             day = now.date()
             # The catalogue before the snapshot, as the 06:00 refresh precedes the 07:00
             # snapshot: first every mailing the snapshot looks back on, then each day the
             # sends since the day before.
             since = day - timedelta(days=settings.snapshot_lookback_days if n == 0 else 1)
             sent = _window(since, day, settings.partitions_start)
-            _materialize(defs, MAILING_ASSETS[:2], resources, instance, tags=sent)
-            _materialize(
-                defs, ["mailing_stats_snapshots"], resources, instance, partition_key=str(day)
-            )
+            _materialize(runs, MAILINGS_JOB, now, instance, assets=MAILING_CATALOGUE, tags=sent)
+            _materialize(runs, SNAPSHOT_JOB, now, instance, partition_key=str(day))
             print(f"  [{now:%Y-%m-%d %H:%M}] mailings sent to {day}, snapshot {day}", flush=True)
         today = now.date()
         day = today.isoformat()
@@ -254,15 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[{now:%Y-%m-%d %H:%M}] interactions, campaign events and form results "
             f"{recent[RANGE_START_TAG]} .. {recent[RANGE_END_TAG]}"
         )
-        _materialize(defs, MAILING_ASSETS[2:], resources, instance, tags=recent)
-        _materialize(defs, CATALOGUES, resources, instance)
-        _materialize(defs, CAMPAIGN_INTERACTIONS, resources, instance, tags=recent)
-        _materialize(defs, FORM_RESULTS, resources, instance, tags=recent)
+        _materialize(runs, MAILINGS_JOB, now, instance, assets=MAILING_INTERACTIONS, tags=recent)
+        for job in CATALOGUE_JOBS:
+            _materialize(runs, job, now, instance)
+        for job in REFRESH_JOBS:
+            _materialize(runs, job, now, instance, tags=recent)
         print(f"[{now:%Y-%m-%d %H:%M}] contact histories of {DEMO_CONTACTS} contacts active {day}")
         _materialize(
-            defs,
-            CONTACT_HISTORIES,
-            resources,
+            runs,
+            CONTACTS_JOB,
+            now,
             instance,
             partition_key=day,
             ops_config={

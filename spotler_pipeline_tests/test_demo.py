@@ -60,4 +60,13 @@ def test_a_short_demo_snapshots_each_day_and_the_dagster_instance_shows_it(
             k.to_user_string(): e.description for k, e in evaluations.items() if e and not e.passed
         }
         assert failed == {}
+        # Each run under the job a user would launch, as the README names them.
+        jobs = {run.job_name for run in instance.get_runs()}
+        assert jobs == {
+            demo.MAILINGS_JOB,
+            demo.SNAPSHOT_JOB,
+            demo.CONTACTS_JOB,
+            *demo.CATALOGUE_JOBS,
+            *demo.REFRESH_JOBS,
+        }
     assert "FAILED CHECK" not in out
