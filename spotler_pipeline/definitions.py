@@ -56,6 +56,7 @@ def default_resources(settings: DeploymentSettings) -> dict[str, dg.Configurable
             staging_dir=_env("SPOTLER_STAGING_DIR"),
             ducklake_catalog=_env("SPOTLER_DUCKLAKE_CATALOG"),
             ducklake_data_path=_env("SPOTLER_DUCKLAKE_DATA_PATH"),
+            contact_key_file=_env("SPOTLER_CONTACT_KEY_FILE"),
         ),
         "clock": ClockResource(),
     }

@@ -141,6 +141,15 @@ class Harness:
             logs = "\n".join(e.user_message for e in instance.all_logs(result.run_id))
         return result, logs
 
+    def contacts_run_config(self, contacts: Iterable[str]) -> dict[str, Any]:
+        """Run config for the contact histories reading ``contacts`` on demand: the ids go
+        into a file beside the warehouse, the config names the file."""
+        listing = self.database.parent / "contacts.txt"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{c}\n" for c in contacts), encoding="utf-8")
+        config = {"contacts_file": str(listing)}
+        return {"ops": {"spotler_contact_histories": {"config": config}}}
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         con = self._connect(read_only=True)
         try:
@@ -225,8 +234,14 @@ class Harness:
         for rule in all_warehouse_checks():
             if rule.key == wanted:
                 window = None if days is None else Window(days[0], days[1] + timedelta(days=1))
-                with self.warehouse().read() as conn:
-                    return rule.evaluate(conn, window, None if days else rule.nightly_key)
+                warehouse = self.warehouse()
+                with warehouse.read() as conn:
+                    return rule.evaluate(
+                        conn,
+                        window,
+                        None if days else rule.nightly_key,
+                        contact_key=warehouse.contact_key(),
+                    )
         raise KeyError(f"no check {check!r} on {table}")
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
@@ -80,8 +81,9 @@ def spotler_through(gate: RequestGate, **fields: Any) -> SpotlerResource:
 
     class GatedSpotlerResource(SpotlerResource):
         @contextmanager
-        def get_client(self) -> Iterator[SpotlerClient]:
-            client = SpotlerClient(self.client_settings(), gate.transport())
+        def get_client(self, contact_key: bytes | None = None) -> Iterator[SpotlerClient]:
+            settings = replace(self.client_settings(), contact_key=contact_key)
+            client = SpotlerClient(settings, gate.transport())
             try:
                 yield client
             finally:

@@ -158,7 +158,7 @@ def test_on_demand_contacts_including_e_mail_addresses(harness: FullHarness) -> 
     assert ids and all("@" in i for i in ids)
     others = "SELECT * FROM spotler.{} WHERE contact_external_id <> ALL (?::VARCHAR[]) ORDER BY ALL"
     before = {t: harness.query(others.format(t), [ids]) for t in HISTORIES}
-    run_config = {"ops": {"spotler_contact_histories": {"config": {"contact_ids": ids}}}}
+    run_config = harness.contacts_run_config(ids)
     result = dg.materialize(
         harness.assets_for(HISTORIES),
         selection=[key(t) for t in HISTORIES],
@@ -225,7 +225,7 @@ def test_form_histories_reconcile_with_form_results(harness: FullHarness) -> Non
         selection=[key("contact_form_history")],
         resources=harness.resources(),
         partition_key=harness.now.date().isoformat(),
-        run_config={"ops": {"spotler_contact_histories": {"config": {"contact_ids": submitters}}}},
+        run_config=harness.contacts_run_config(submitters),
     )
     assert result.success
     check = harness.run_check("contact_form_history", "submissions_match_form_results")

@@ -1,21 +1,30 @@
-"""Contact external ids (often e-mail addresses) never reach a log line or an error text.
+"""Contact external ids (often e-mail addresses) never reach a log line, an error text, a
+check's result or a run's config.
 
 They travel in the paths of endpoints 6, 8, 10, 11 and 12, come back in servers' error
 messages and can end up in a parse error; each time the client shows ``<contact:…>``
-(:func:`contact_tag`) instead, while the request itself succeeds or fails as it would.
+(:func:`contact_tag`) instead, while the request itself succeeds or fails as it would. Checks
+show offending rows with the same tags, keyed by the warehouse's secret key: stable from run to
+run, and not reversible with a list of the contacts' addresses.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import dagster as dg
 import httpx
+import numpy as np
 import pytest
 
 from spotler_pipeline.client import (
@@ -27,8 +36,17 @@ from spotler_pipeline.client import (
     SpotlerUnavailableError,
 )
 from spotler_pipeline.client.errors import contact_tag, mask_personal_data
+from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
+from spotler_pipeline.warehouse.contact_key import KEY_FILE_ENV, contact_key_path
+from spotler_pipeline.warehouse.lake import LakeSettings
+from spotler_pipeline_tests.pipeline_harness import (
+    MAILING_ASSETS,
+    FullHarness,
+    harness_with_all_groups,
+    key,
+)
 from spotler_pipeline_tests.simulators import simulator_client, simulator_fixtures
 from spotler_pipeline_tests.test_client_support import error_response, json_response, make_client
 
@@ -196,6 +214,15 @@ def test_a_non_address_id_is_masked_in_the_path_and_in_the_servers_message() -> 
         ("/mailing/M1/clicks/K0042", f"/mailing/M1/clicks/{contact_tag('K0042')}"),
         ("contact 'a+b@x.nl' not found", f"contact '{contact_tag('a+b@x.nl')}' not found"),
         ("got a%2Bb%40x.nl", f"got {contact_tag('a+b@x.nl')}"),
+        # OAuth's signature base string: the URL encoded once more
+        (
+            "GET&http%3A%2F%2Fh%2Fcontact%2Fa%252Bb%2540x.nl%2Fmailings&after%3D0",
+            f"GET&http%3A%2F%2Fh%2Fcontact%2F{contact_tag('a+b@x.nl')}%2Fmailings&after%3D0",
+        ),
+        (
+            "%2Fmailing%2FM1%2Fopens%2FK0042%2F",
+            f"%2Fmailing%2FM1%2Fopens%2F{contact_tag('K0042')}%2F",
+        ),
         # campaign subscription ids (endpoints 21, 23) and mailing ids are no personal data
         ("/campaign-mailing/C1/opens/S9", "/campaign-mailing/C1/opens/S9"),
         ("/mailing/M1/opens", "/mailing/M1/opens"),
@@ -241,3 +268,149 @@ def test_the_http_and_oauth_libraries_log_neither_contacts_nor_credentials(
     for credential in (sim.consumer_key, sim.consumer_secret):
         for form in (credential, quote(credential, safe="")):
             assert form not in text, f"a credential leaked into: {text}"
+
+
+def test_a_keyed_client_tags_with_its_key_in_library_logs_warnings_and_errors(
+    sim: Simulator, known: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warehouse's key reaches every tag the client writes, also the httpx and oauthlib
+    records masked by the logging filter."""
+    _, address = known
+    secret = b"k" * 32
+    sim.inject(Fault("server_error", path_pattern=re.escape(quote(address, safe="")), times=None))
+    caplog.set_level(logging.DEBUG)
+    with client_for(sim, contact_key=secret) as client, pytest.raises(SpotlerError) as info:
+        list(client.iter_contact_mailing_history(address))
+    keyed, unkeyed = contact_tag(address, secret), contact_tag(address)
+    text = "\n".join(r.getMessage() for r in caplog.records) + f"\n{info.value}"
+    assert_masked(text, address)
+    assert keyed in text and unkeyed not in text
+    httpx_text = "\n".join(r.getMessage() for r in caplog.records if r.name == "httpx")
+    assert keyed in httpx_text and keyed in info.value.endpoint
+
+
+# -- the warehouse's key ----------------------------------------------------------------------
+
+
+def test_the_key_lives_beside_the_warehouse_readable_by_its_owner_only(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "spotler.duckdb"
+    first = WarehouseResource(database=str(database)).contact_key()
+    key_file = tmp_path / "data" / "spotler.duckdb.contact-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # the same warehouse, another run: the same key, so the same tags
+    assert WarehouseResource(database=str(database)).contact_key() == first
+    other = WarehouseResource(database=str(tmp_path / "other" / "spotler.duckdb")).contact_key()
+    assert other != first and len(first) == 32
+    key_file.write_text("not a key\n")
+    with pytest.raises(dg.Failure, match="is not a contact key"):
+        WarehouseResource(database=str(database)).contact_key()
+
+
+@pytest.mark.parametrize(
+    ("data_path", "key_file", "expected"),
+    [
+        ("/lake/files/", None, "/lake/files.contact-key"),
+        ("s3://bucket/lake", "/secrets/spotler.key", "/secrets/spotler.key"),
+        ("s3://bucket/lake", None, KEY_FILE_ENV),
+        (None, None, KEY_FILE_ENV),
+    ],
+)
+def test_a_lakes_key_is_beside_its_local_files_or_where_configured(
+    data_path: str | None, key_file: str | None, expected: str
+) -> None:
+    lake = LakeSettings("postgres:dbname=lake", data_path)
+    if expected == KEY_FILE_ENV:
+        with pytest.raises(ValueError, match=KEY_FILE_ENV):
+            contact_key_path("data/spotler.duckdb", lake, key_file)
+    else:
+        assert contact_key_path("data/spotler.duckdb", lake, key_file) == Path(expected)
+
+
+# -- checks, metadata and run config of a real run --------------------------------------------
+
+
+def failing_run(
+    simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> tuple[FullHarness, list[str], str]:
+    """A run of the contact histories for contacts listed in a file, whose opens were lost
+    from the warehouse: its reconciliation check fails (WARN). Returns the harness, the
+    contacts and every text the run left: its event log and run record, serialized, and every
+    Python log record of the process meanwhile (DEBUG and up, libraries included)."""
+    h = harness_with_all_groups(simulator, tmp_path / "warehouse" / "spotler.duckdb")
+    day = h.busiest_day()
+    assert h.materialize(MAILING_ASSETS, day=day).success
+    contacts = [
+        r[0]
+        for r in h.query(
+            "SELECT DISTINCT contact_external_id FROM spotler.mailing_opens ORDER BY 1 LIMIT 4"
+        )
+    ]
+    h.execute(
+        "DELETE FROM spotler.mailing_opens WHERE contact_external_id IN (SELECT unnest(?))",
+        [contacts],
+    )
+    caplog.set_level(logging.DEBUG)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            h.assets_for(["contact_mailing_history"]),
+            selection=[key("contact_mailing_history")],
+            resources=h.resources(),
+            partition_key=day.isoformat(),
+            run_config=h.contacts_run_config(contacts),
+            instance=instance,
+        )
+        assert result.success
+        (evaluation,) = [
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "card_matches_interactions"
+        ]
+        assert not evaluation.passed
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        texts = [dg.serialize_value(e) for e in instance.all_logs(result.run_id)]
+        texts.append(dg.serialize_value(run))
+    texts.extend(r.getMessage() for r in caplog.records)
+    return h, contacts, "\n".join(texts)
+
+
+def hex_tags(text: str) -> set[str]:
+    """The hex digits of every ``<contact:…>`` tag in ``text``."""
+    return set(re.findall(r"<contact:([0-9a-f]+)>", text))
+
+
+def test_a_failing_check_its_run_config_and_logs_name_no_contact_and_resist_a_dictionary(
+    simulator: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h, contacts, text = failing_run(simulator, tmp_path, caplog)
+    everyone = [
+        r[0] for r in h.query("SELECT DISTINCT contact_external_id FROM spotler.mailing_recipients")
+    ]
+    assert set(contacts) <= set(everyone)
+    for contact in everyone:
+        once = quote(contact, safe="")
+        for form in (contact, once, quote(once, safe="")):
+            assert form not in text, f"{contact} leaked as {form}"
+    assert "contacts.txt" in text  # what the run config names instead of the ids
+    # the check shows the contacts it found by their tags under the warehouse's key
+    warehouse_key = h.warehouse().contact_key()
+    shown = hex_tags(text)
+    assert {contact_tag(c, warehouse_key)[9:-1] for c in contacts} <= shown
+
+    # The dictionary attack: every contact id of the account, hashed the ways open to someone
+    # without the warehouse's key (SHA-256, MD5, HMAC with no, a guessed or another key),
+    # matches no tag of the run; with the key, every tag is someone's.
+    account = h.sim.account.contacts
+    addresses = account.external_ids(np.arange(account.size))
+    digits = len(next(iter(shown)))
+
+    def guesses(address: str) -> set[str]:
+        raw = address.encode()
+        digests = [hashlib.sha256(raw).hexdigest(), hashlib.md5(raw).hexdigest()]
+        digests += [hmac.new(k, raw, hashlib.sha256).hexdigest() for k in (b"", b"spotler")]
+        digests.append(contact_tag(address)[9:-1])  # this process's own key
+        return {d[:n] for d in digests for n in (8, digits)}
+
+    assert not set().union(*(guesses(a) for a in addresses)) & shown
+    assert shown <= {contact_tag(a, warehouse_key)[9:-1] for a in addresses}

@@ -344,7 +344,7 @@ def test_contact_histories_land_whole_from_short_pages(full: FullHarness) -> Non
         selection=[key(t) for t in HISTORIES],
         resources=full.resources(),
         partition_key=full.now.date().isoformat(),
-        run_config={"ops": {"spotler_contact_histories": {"config": {"contact_ids": contacts}}}},
+        run_config=full.contacts_run_config(contacts),
     )
 
     assert result.success

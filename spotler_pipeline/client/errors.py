@@ -7,16 +7,20 @@ to the base URL, never a credential, with contact ids masked.
 Contact external ids are often e-mail addresses, and they travel in request paths (endpoints
 6, 8, 10, 11 and 12), in retry warnings and in error texts, so in Dagster's event log. Every
 text the client logs or raises goes through :func:`mask_personal_data`, which replaces each
-contact id by a short pseudonym, ``<contact:3f2a9c1e>``: the first 8 hex digits of the
-SHA-256 of the id. The same contact always gets the same tag, so the retries and failure of
-one contact's request can be matched up, and whoever knows an address can find its lines with
-:func:`contact_tag`; the log itself does not reveal the address.
+contact id by a short pseudonym, ``<contact:3f2a9c1e5b7d>``: the first 12 hex digits of the
+HMAC-SHA256 of the id under a secret key (``ClientSettings.contact_key``; the pipeline uses
+its warehouse's key, so a contact has the same tag in every run and can be followed across
+events). Without the key a tag cannot be computed, so a list of addresses does not reverse it;
+whoever holds the key finds a contact's lines with :func:`contact_tag`. Without a key of its
+own the client uses one drawn at random for the process: tags are then stable only within it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -50,16 +54,34 @@ _CONTACT_IN_PATH = (
     re.compile(rf"(/mailing/{_SEGMENT}/(?:opens|clicks)/)({_SEGMENT})"),
     re.compile(rf"(/contact/)({_SEGMENT})"),
 )
+# The same paths inside a percent-encoded URL, as OAuth's signature base string holds them
+# (``%2Fcontact%2FK0042%2Fmailings``, an address in it encoded twice).
+_SLASH = r"%(?:25)?2F"
+_ENCODED_SEGMENT = rf"(?:(?!{_SLASH})[\w.~%+&@-])+"
+_CONTACT_IN_ENCODED_PATH = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (
+        rf"({_SLASH}mailing{_SLASH}{_ENCODED_SEGMENT}{_SLASH}(?:opens|clicks){_SLASH})"
+        rf"({_ENCODED_SEGMENT})",
+        rf"({_SLASH}contact{_SLASH})({_ENCODED_SEGMENT})",
+    )
+)
 # An e-mail address anywhere in a text, as is or percent-encoded (``a%2Bb%40x.nl``): servers
 # echo ids in their error messages, and a body value can end up in a parse error.
 _EMAIL = re.compile(r"(?<![\w.%+&~-])[\w.%+&~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*")
 _MIN_LITERAL_ID = 4  # shorter ids are not searched for in free text (they would mangle it)
+#: Hex digits of a tag: 48 bits, so two of a million contacts share a tag by chance with a
+#: probability of about 0.2%.
+TAG_DIGITS = 12
+#: The key of a client given none: tags unreadable without it, stable within this process.
+_PROCESS_KEY = secrets.token_bytes(32)
 
 
-def contact_tag(external_id: str) -> str:
-    """The pseudonym logs and errors show for a contact: ``<contact:`` + 8 hex digits ``>``."""
-    digest = hashlib.sha256(external_id.encode("utf-8")).hexdigest()
-    return f"<contact:{digest[:8]}>"
+def contact_tag(external_id: str, key: bytes | None = None) -> str:
+    """The pseudonym logs, errors and check results show for a contact under ``key`` (the
+    process's random key by default): ``<contact:`` + 12 hex digits ``>``."""
+    digest = hmac.new(key or _PROCESS_KEY, external_id.encode("utf-8"), hashlib.sha256)
+    return f"<contact:{digest.hexdigest()[:TAG_DIGITS]}>"
 
 
 def contact_ids_in(path: str) -> list[str]:
@@ -68,8 +90,8 @@ def contact_ids_in(path: str) -> list[str]:
     return [unquote(m.group(2)) for regex in _CONTACT_IN_PATH for m in regex.finditer(path)]
 
 
-def mask_personal_data(text: str, contact_ids: Iterable[str] = ()) -> str:
-    """``text`` with every contact id replaced by its :func:`contact_tag`.
+def mask_personal_data(text: str, contact_ids: Iterable[str] = (), key: bytes | None = None) -> str:
+    """``text`` with every contact id replaced by its :func:`contact_tag` under ``key``.
 
     Masked are: the contact segment of request paths, the given ``contact_ids`` wherever they
     occur (as is or percent-encoded; e.g. the ids of the request whose error message this is)
@@ -78,12 +100,24 @@ def mask_personal_data(text: str, contact_ids: Iterable[str] = ()) -> str:
     for external_id in sorted(set(contact_ids), key=len, reverse=True):
         if len(external_id) < _MIN_LITERAL_ID:
             continue
-        tag = contact_tag(external_id)
+        tag = contact_tag(external_id, key)
         for form in {quote(external_id, safe=""), external_id}:
             text = text.replace(form, tag)
     for regex in _CONTACT_IN_PATH:
-        text = regex.sub(lambda m: m.group(1) + contact_tag(unquote(m.group(2))), text)
-    return _EMAIL.sub(lambda m: contact_tag(unquote(m.group(0))), text)
+        text = regex.sub(lambda m: m.group(1) + contact_tag(unquote(m.group(2)), key), text)
+    for regex in _CONTACT_IN_ENCODED_PATH:
+        text = regex.sub(lambda m: m.group(1) + contact_tag(_decoded(m.group(2)), key), text)
+    return _EMAIL.sub(lambda m: contact_tag(unquote(m.group(0)), key), text)
+
+
+def _decoded(segment: str) -> str:
+    """A path segment percent-decoded as often as it was encoded."""
+    for _ in range(3):
+        decoded = unquote(segment)
+        if decoded == segment:
+            break
+        segment = decoded
+    return segment
 
 
 class SpotlerError(Exception):
@@ -113,18 +147,22 @@ class SpotlerError(Exception):
         status: int | None = None,
         error_type: str | None = None,
         api_message: str | None = None,
+        contact_key: bytes | None = None,
     ) -> None:
         # The one gate for every error the client raises: whatever the raise site wrote,
-        # neither the message nor the endpoint carries a contact id.
+        # neither the message nor the endpoint carries a contact id (tags under the client's
+        # ``contact_key``; one already there is left as it is).
         ids = contact_ids_in(endpoint)
-        message = mask_personal_data(message, ids)
+        message = mask_personal_data(message, ids, contact_key)
         super().__init__(message)
         self.message = message
-        self.endpoint = mask_personal_data(endpoint, ids)
+        self.endpoint = mask_personal_data(endpoint, ids, contact_key)
         self.status = status
         self.error_type = error_type
         #: Spotler's own ``message`` of an error answer (masked), when it sent one.
-        self.api_message = None if api_message is None else mask_personal_data(api_message, ids)
+        self.api_message = (
+            None if api_message is None else mask_personal_data(api_message, ids, contact_key)
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, endpoint={self.endpoint!r})"
@@ -172,8 +210,15 @@ class SpotlerUnavailableError(SpotlerError):
         attempts: int,
         status: int | None = None,
         error_type: str | None = None,
+        contact_key: bytes | None = None,
     ) -> None:
-        super().__init__(message, endpoint=endpoint, status=status, error_type=error_type)
+        super().__init__(
+            message,
+            endpoint=endpoint,
+            status=status,
+            error_type=error_type,
+            contact_key=contact_key,
+        )
         self.attempts = attempts
 
 
@@ -309,6 +354,7 @@ def error_for(
     *,
     endpoint: str,
     api_message: str | None = None,
+    contact_key: bytes | None = None,
 ) -> SpotlerError:
     """The typed error for a request Spotler refused and that is not retried, its message
     ``detail`` followed by what to do. 401/403 are always :class:`SpotlerAuthError`;
@@ -329,9 +375,21 @@ def error_for(
         advice = advice_for(error_type)
     message = f"{detail}; {advice}" if advice else detail
     if issubclass(error, SpotlerUnavailableError):
-        return error(message, endpoint=endpoint, attempts=1, status=status, error_type=error_type)
+        return error(
+            message,
+            endpoint=endpoint,
+            attempts=1,
+            status=status,
+            error_type=error_type,
+            contact_key=contact_key,
+        )
     return error(
-        message, endpoint=endpoint, status=status, error_type=error_type, api_message=api_message
+        message,
+        endpoint=endpoint,
+        status=status,
+        error_type=error_type,
+        api_message=api_message,
+        contact_key=contact_key,
     )
 
 

@@ -9,18 +9,23 @@ by default, but it reaches a Dagster run's log the moment someone routes these l
 
 :func:`protect` puts a filter on those loggers that rewrites each record before any handler
 sees it: contact ids in paths and e-mail addresses become their ``<contact:…>`` tags, and the
-credentials of every client made in this process become ``****``.
+credentials of every client made in this process become ``****``. A record made while a client
+sends (:func:`masking_with`) gets that client's tags, the same as its own messages and errors;
+any other, tags under the process's random key.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import quote
 
 from spotler_pipeline.client.errors import mask_personal_data
 
-__all__ = ["LIBRARY_LOGGERS", "protect"]
+__all__ = ["LIBRARY_LOGGERS", "masking_with", "protect"]
 
 #: The loggers that write request URLs or signing material. A filter on a logger applies
 #: only to records made by that very logger (not to its children), so each is named.
@@ -34,6 +39,8 @@ _MIN_SECRET = 4
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+#: The contact key of the client sending in this thread (per context, not per process).
+_contact_key: ContextVar[bytes | None] = ContextVar("spotler_contact_key", default=None)
 
 
 class _MaskingFilter(logging.Filter):
@@ -54,7 +61,7 @@ def _mask(text: str) -> str:
         once = quote(secret, safe="")
         for form in (quote(once, safe=""), once, secret):
             text = text.replace(form, REDACTED)
-    return mask_personal_data(text)
+    return mask_personal_data(text, key=_contact_key.get())
 
 
 _FILTER = _MaskingFilter()
@@ -70,3 +77,14 @@ def protect(*secrets: str) -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+@contextmanager
+def masking_with(contact_key: bytes | None) -> Iterator[None]:
+    """Within the block, records of :data:`LIBRARY_LOGGERS` made in this thread are masked
+    with ``contact_key`` (the key of the client sending the request)."""
+    token = _contact_key.set(contact_key)
+    try:
+        yield
+    finally:
+        _contact_key.reset(token)

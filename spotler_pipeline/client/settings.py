@@ -16,7 +16,8 @@ MAX_PAGE_SIZE = 10_000
 class ClientSettings:
     """Credentials and tuning for one Spotler account.
 
-    ``consumer_secret`` is kept out of ``repr`` so settings can be logged safely.
+    ``consumer_secret`` and ``contact_key`` are kept out of ``repr`` so settings can be logged
+    safely.
     """
 
     consumer_key: str
@@ -33,6 +34,9 @@ class ClientSettings:
     #: Longest ``Retry-After`` honoured (seconds); a server asking for more fails the request
     #: at once, saying so, rather than holding a run for that long.
     max_retry_after: float = 300.0
+    #: Secret key of the ``<contact:…>`` tags that stand for contact ids in logs and errors
+    #: (:func:`~spotler_pipeline.client.errors.contact_tag`); None: a random key per process.
+    contact_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.consumer_key or not self.consumer_secret:

@@ -51,7 +51,7 @@ from spotler_pipeline.client.errors import (
     error_for,
     mask_personal_data,
 )
-from spotler_pipeline.client.log_masking import protect
+from spotler_pipeline.client.log_masking import masking_with, protect
 from spotler_pipeline.client.settings import ClientSettings
 
 __all__ = ["BODY_ATTEMPTS", "BodyError", "RateLimiter", "Requester"]
@@ -114,6 +114,7 @@ class Requester:
         self._sleep = sleep
         self._jitter = jitter
         self._secret = settings.consumer_secret
+        self._contact_key = settings.contact_key
         n = settings.max_concurrent_requests
         self._http = httpx.Client(
             auth=OAuth1Auth(settings.consumer_key, settings.consumer_secret),
@@ -165,7 +166,7 @@ class Requester:
         body) are masked in every log line and error, as those in the path are."""
         max_attempts = self._settings.max_attempts
         url = self._settings.base_url + path
-        call = _Call(method, path, self._secret, contact_ids)
+        call = _Call(method, path, self._secret, contact_ids, self._contact_key)
         content = None if body is None else orjson.dumps(body)
         body_failures = 0
         attempt = 0
@@ -181,6 +182,7 @@ class Requester:
                     f"{call.label}: the request was sent but its answer was lost "
                     f"({type(failure).__name__}); Spotler may or may not have acted on it",
                     endpoint=path,
+                    contact_key=self._contact_key,
                 ) from None
             if failure is not None:
                 # Handled outside the ``except``: the error raised at the end then carries
@@ -199,6 +201,7 @@ class Requester:
                             f"{call.label}: {reason} (after {attempt} attempts)",
                             endpoint=path,
                             status=status,
+                            contact_key=self._contact_key,
                         ) from None
                     self._wait(call, attempt, f"unusable body: {reason}", None)
                     continue
@@ -214,6 +217,7 @@ class Requester:
                 f"{call.label} failed: HTTP {status}{_detail(error_type, api_message)}",
                 endpoint=path,
                 api_message=api_message,
+                contact_key=self._contact_key,
             )
 
     def _send(
@@ -231,9 +235,11 @@ class Requester:
             # The body is read inside the slot: an incomplete body raises a TransportError
             # here, and the slot is only given back once the connection is free again.
             headers = None if content is None else {"Content-Type": "application/json"}
-            response = self._http.request(
-                method, url, params=params, content=content, headers=headers
-            )
+            # What httpx and oauthlib log meanwhile is masked with this client's key.
+            with masking_with(self._contact_key):
+                response = self._http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
         # httpx 0.28 ties each response and its (already read and closed) body stream in a
         # reference cycle (encode/httpx#3733), so every page's body waited for Python's
         # cyclic collector: ~24 MB of 1 MB pages were still held after a 4M-row fetch.
@@ -251,6 +257,7 @@ class Requester:
                 f"({type(exc).__name__}), {attempt} attempts; last request {call.label}",
                 endpoint=call.path,
                 attempts=attempt,
+                contact_key=self._contact_key,
             )
         self._retry_or_raise(call, attempt, f"{type(exc).__name__}: {detail}", None, None, None)
 
@@ -273,6 +280,7 @@ class Requester:
                 attempts=attempt,
                 status=status,
                 error_type=error_type,
+                contact_key=self._contact_key,
             )
         if attempt >= self._settings.max_attempts:
             advice = advice_for(error_type)
@@ -283,6 +291,7 @@ class Requester:
                 attempts=attempt,
                 status=status,
                 error_type=error_type,
+                contact_key=self._contact_key,
             )
         self._wait(call, attempt, last, retry_after)
 
@@ -324,12 +333,18 @@ class _Call:
     """One request: its path as sent, and as logs and errors may show it."""
 
     def __init__(
-        self, method: str, path: str, secret: str, contact_ids: Sequence[str] = ()
+        self,
+        method: str,
+        path: str,
+        secret: str,
+        contact_ids: Sequence[str] = (),
+        contact_key: bytes | None = None,
     ) -> None:
         self.path = path
         self._secret = secret
+        self._contact_key = contact_key
         self._contact_ids = [*contact_ids_in(path), *contact_ids]
-        self.shown = mask_personal_data(path, self._contact_ids)
+        self.shown = mask_personal_data(path, self._contact_ids, contact_key)
         self.label = f"{method} {self.shown}"
 
     def clean(self, text: str) -> str:
@@ -337,7 +352,7 @@ class _Call:
         secret blanked (should the server ever echo it) and contact ids masked."""
         if self._secret:
             text = text.replace(self._secret, "****")
-        return mask_personal_data(text, self._contact_ids)
+        return mask_personal_data(text, self._contact_ids, self._contact_key)
 
     def clip(self, text: str) -> str:
         """:meth:`clean`, then cut to a readable length (masked first, so that a cut never

@@ -222,7 +222,7 @@ def build_campaign_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinit
         clock: ClockResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         seen_at = clock.now(tz)
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             listing = campaign_steps(client)
             steps = [s for _, campaign_steps_ in listing for s in campaign_steps_]
             context.log.info(

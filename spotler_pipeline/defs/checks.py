@@ -25,6 +25,7 @@ from datetime import date, datetime
 import dagster as dg
 import duckdb
 
+from spotler_pipeline.client.errors import contact_tag, mask_personal_data
 from spotler_pipeline.defs.metadata import asset_key
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import Table
@@ -56,7 +57,11 @@ def result_of(
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
     key: dg.AssetCheckKey | None = None,
     extra: dict[str, dg.MetadataValue] | None = None,
+    contact_key: bytes | None = None,
 ) -> dg.AssetCheckResult:
+    """The check's result: counts, and a sample of the offending rows in which every contact
+    is shown by its tag under ``contact_key`` (the warehouse's), never by its id."""
+    sample = masked_sample(finding.sample, contact_key)
     return dg.AssetCheckResult(
         asset_key=key.asset_key if key else None,
         check_name=key.name if key else None,
@@ -66,16 +71,36 @@ def result_of(
             f"{finding.checked:,} checked, no {what}"
             if finding.passed
             else f"{finding.problems:,} {what} among {finding.checked:,} checked: "
-            + "; ".join(_row_text(row) for row in finding.sample[:3])
+            + "; ".join(_row_text(row) for row in sample[:3])
             + ("; ..." if finding.problems > 3 else "")
         ),
         metadata={
             "checked": dg.MetadataValue.int(finding.checked),
             "problems": dg.MetadataValue.int(finding.problems),
-            "sample": dg.MetadataValue.json(finding.sample),
+            "sample": dg.MetadataValue.json(sample),
             **(extra or {}),
         },
     )
+
+
+#: Columns whose values identify a contact: shown as ``<contact:…>`` tags.
+CONTACT_COLUMNS = frozenset({"contact_external_id", "contact_encrypted_id"})
+
+
+def masked_sample(
+    rows: Sequence[Mapping[str, object]], contact_key: bytes | None
+) -> list[dict[str, object]]:
+    """``rows`` fit for the event log: contact columns as their tags, and any e-mail address
+    in another text (a form answer, say) as its tag too."""
+
+    def masked(column: str, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if column in CONTACT_COLUMNS:
+            return contact_tag(value, contact_key)
+        return mask_personal_data(value, key=contact_key)
+
+    return [{k: masked(k, v) for k, v in row.items()} for row in rows]
 
 
 def _row_text(row: dict[str, object]) -> str:
@@ -145,9 +170,11 @@ class WarehouseCheck:
         conn: duckdb.DuckDBPyConnection,
         window: Window | None,
         key: dg.AssetCheckKey | None = None,
+        *,
+        contact_key: bytes | None = None,
     ) -> dg.AssetCheckResult:
         """The check's result on ``window`` (``None``: every day) as ``key`` (the inline key
-        by default)."""
+        by default), contacts in its sample tagged under ``contact_key``."""
         window = window if self.partitioned else None
         key = key or self.key
         started = time.monotonic()
@@ -165,7 +192,10 @@ class WarehouseCheck:
             # The write this check follows is committed: a query that cannot run (out of
             # memory, say) is a failed check a person sees, not a failed step that hides
             # the other checks' results.
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            # DuckDB quotes the value it choked on, which may be an address.
+            message = mask_personal_data(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}", key=contact_key
+            )
             return dg.AssetCheckResult(
                 asset_key=key.asset_key,
                 check_name=key.name,
@@ -175,7 +205,14 @@ class WarehouseCheck:
                 metadata={**extra, "error": dg.MetadataValue.text(message)},
             )
         extra["seconds"] = dg.MetadataValue.float(round(time.monotonic() - started, 3))
-        return result_of(finding, what=self.what, severity=self.severity, key=key, extra=extra)
+        return result_of(
+            finding,
+            what=self.what,
+            severity=self.severity,
+            key=key,
+            extra=extra,
+            contact_key=contact_key,
+        )
 
 
 def _days_text(window: Window) -> str:
@@ -236,11 +273,12 @@ def evaluated(
     error.
     """
     pending = list(todo)
+    contact_key = warehouse.contact_key()
     while pending:
         with _check_connection(warehouse, memory_limit, own_writes) as conn:
             while pending:
                 check, window, key = pending.pop(0)
-                result = check.evaluate(conn, window, key)
+                result = check.evaluate(conn, window, key, contact_key=contact_key)
                 yield result
                 if "error" in result.metadata and pending and not _usable(conn):
                     break

@@ -3,14 +3,16 @@
 Spotler's per-contact endpoints (10-12) give a contact's whole history in one place, but
 cost three requests per contact, so they are read for a bounded set: the contacts active on
 the partition's day (found in the interaction and form tables already in the warehouse), or
-the contacts named in the run config. The same card for *every* contact comes free from the
-interaction tables (views ``contact_*_card``); the histories here are the reference those
-views are reconciled against (``contact_checks``).
+the contacts listed in a file the run config names (the ids themselves never sit in run
+config, which the UI shows and every run's record keeps). The same card for *every* contact
+comes free from the interaction tables (views ``contact_*_card``); the histories here are the
+reference those views are reconciled against (``contact_checks``).
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -50,12 +52,14 @@ ROWS_PER_BATCH = 1000
 class ContactHistoryConfig(dg.Config):
     """Which contacts' histories to read."""
 
-    contact_ids: list[str] = Field(
-        default_factory=list,
+    contacts_file: str | None = Field(
+        default=None,
         description=(
-            "On demand: refresh exactly these contacts (external ids, e.g. e-mail "
-            "addresses) under the run's single partition day, leaving the other contacts "
-            "stored for that day alone. Empty: the contacts active on each partition day."
+            "On demand: a text file (as the run sees it) listing the contacts to refresh, one "
+            "external id (e.g. an e-mail address) per line, read under the run's single "
+            "partition day; the other contacts stored for that day are left alone. The ids "
+            "stay in the file, out of the run config. Unset: the contacts active on each "
+            "partition day."
         ),
     )
     max_contacts_per_day: int = Field(
@@ -124,16 +128,31 @@ class Contacts:
     skipped: int = 0
 
 
-def named_contacts(config: ContactHistoryConfig, run: RunDays) -> Contacts:
-    """On demand: the contacts named in the run config, under the run's one day."""
+def read_contacts_file(path: str) -> list[str]:
+    """The external ids listed in ``path``, one a line (blank lines skipped), in order and
+    each once."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise dg.Failure(
+            description=f"contacts_file {path}: cannot read it ({type(exc).__name__})"
+        ) from None
+    ids = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    if not ids:
+        raise dg.Failure(description=f"contacts_file {path} lists no contact")
+    return ids
+
+
+def named_contacts(path: str, run: RunDays) -> Contacts:
+    """On demand: the contacts listed in the file ``path``, under the run's one day."""
     if len(run.each_day) != 1:
         raise dg.Failure(
             description=(
-                f"contact_ids refreshes named contacts under one activity day; this run spans "
-                f"{run.text}. Launch it for a single partition (e.g. today)."
+                f"contacts_file refreshes the contacts it lists under one activity day; this "
+                f"run spans {run.text}. Launch it for a single partition (e.g. today)."
             )
         )
-    return Contacts({c: [run.days.start] for c in dict.fromkeys(config.contact_ids)})
+    return Contacts({c: [run.days.start] for c in read_contacts_file(path)})
 
 
 def contacts_active_on(
@@ -179,10 +198,14 @@ def _active_text(
 def contacts_to_read(
     config: ContactHistoryConfig, run: RunDays, warehouse: WarehouseResource, log: Any
 ) -> Contacts:
-    """The contacts named in the run config, or else those active on the run's days."""
-    if config.contact_ids:
-        contacts = named_contacts(config, run)
-        log.info(f"On demand: reading the histories of {len(contacts.days_of)} named contacts")
+    """The contacts listed in the run config's ``contacts_file``, or else those active on
+    the run's days."""
+    if config.contacts_file:
+        contacts = named_contacts(config.contacts_file, run)
+        log.info(
+            f"On demand: reading the histories of the {len(contacts.days_of)} contacts listed "
+            f"in {config.contacts_file}"
+        )
         return contacts
     return contacts_active_on(warehouse, run.each_day, config.max_contacts_per_day, log)
 
@@ -317,7 +340,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         " Partitioned by activity day: the contacts with any mailing or campaign "
         "interaction, or whose e-mail address was given in a form, that day (a contact "
         "active on several days has a history snapshot per day; `*_latest` views keep the "
-        "newest). Run config `contact_ids` refreshes named contacts on demand."
+        "newest). Run config `contacts_file` refreshes the contacts a file lists on demand."
     )
 
     @writing_step(
@@ -353,7 +376,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
         histories = [h for h in HISTORIES if h.table in tables]
         contacts = contacts_to_read(config, run, warehouse, context.log)
         fetched_at = clock.now(tz)
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             tasks = history_tasks(client, histories, contacts, run.window.start.tzinfo, fetched_at)
             context.log.info(
                 f"Reading {', '.join(t.name for t in tables)} of {len(contacts.days_of):,} "
@@ -387,7 +410,7 @@ def build_contact_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 "contacts": dg.MetadataValue.int(len(contacts.days_of)),
                 "contacts_skipped_over_bound": dg.MetadataValue.int(contacts.skipped),
                 "contacts_not_found": dg.MetadataValue.int(len(written.missing)),
-                "on_demand": dg.MetadataValue.bool(bool(config.contact_ids)),
+                "on_demand": dg.MetadataValue.bool(bool(config.contacts_file)),
             },
         )
         yield from inline_results(context, warehouse, checks, run.days)
@@ -400,7 +423,7 @@ def build_contact_definitions(settings: DeploymentSettings) -> dg.Definitions:
     (histories,) = build_contact_assets(settings)
     description = (
         "The API's history of each contact active on a range of days (or of the contacts "
-        "named in the run config)."
+        "listed in the file the run config names)."
     )
     return automated_group(
         {"spotler_contact_histories_refresh": (histories, description)},

@@ -128,7 +128,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
         clock: ClockResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         seen_at = clock.now(tz)
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             listed = forms_with_id(client)
             requests = client.request_count
         context.log.info(f"{len(listed)} forms listed by Spotler")
@@ -192,7 +192,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         run = run_days(context)
         tables = [FORM_RESULTS, FORM_ANSWERS]
-        with spotler.get_client() as client, warehouse.staging() as stage:
+        with spotler.get_client(warehouse.contact_key()) as client, warehouse.staging() as stage:
             listed = forms_with_id(client)
             context.log.info(f"Fetching the submissions of {len(listed)} forms for {run.text}")
 

@@ -119,7 +119,7 @@ def interaction_assets(
         run = run_days(context)
         tables = selected_tables(context, spec.reports)
         stated = spec.stated.table if spec.stated else None
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             items = spec.list_items(client, run.window)
             complete = _stored_in_full(spec, tables, warehouse, items, run.days)
             context.log.info(_plan_text(spec, items, tables, complete, run.text))

@@ -251,7 +251,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         run = run_days(context)
         tables = selected_tables(context, (MAILINGS, MAILING_LINKS))
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             summaries = mailings_in_window(client, run.window.start, run.window.end)
             context.log.info(f"{len(summaries)} mailings sent in {run.text}")
             details = each_or_none(
@@ -332,7 +332,7 @@ def build_mailing_assets(settings: DeploymentSettings) -> list[dg.AssetsDefiniti
                 allow_retries=False,
             )
         since = now - timedelta(days=settings.snapshot_lookback_days)
-        with spotler.get_client() as client:
+        with spotler.get_client(warehouse.contact_key()) as client:
             summaries = [m for m in client.list_mailings(since, now) if m.scheduled_start_date]
             context.log.info(
                 f"Snapshotting statistics of {len(summaries):,} mailings sent since "

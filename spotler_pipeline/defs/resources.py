@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from spotler_pipeline.warehouse import (
 )
 from spotler_pipeline.warehouse.account import account_fingerprint
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.contact_key import contact_key_path, load_contact_key
 from spotler_pipeline.warehouse.lake import (
     LakeSettings,
     open_lake,
@@ -107,11 +109,16 @@ class SpotlerResource(dg.ConfigurableResource):
             ) from None
 
     @contextmanager
-    def get_client(self) -> Iterator[SpotlerClient]:
-        """A client for the step; an error the user can act on (credentials rejected,
-        Spotler unreachable) fails the step with its message (:mod:`.failures`)."""
+    def get_client(self, contact_key: bytes | None = None) -> Iterator[SpotlerClient]:
+        """A client for the step whose logs and errors tag contacts with ``contact_key`` (the
+        warehouse's, :meth:`WarehouseResource.contact_key`, so that its tags match the
+        checks'); an error the user can act on (credentials rejected, Spotler unreachable)
+        fails the step with its message (:mod:`.failures`)."""
+        settings = self.client_settings()
+        if contact_key is not None:
+            settings = replace(settings, contact_key=contact_key)
         with failing_plainly():
-            client = SpotlerClient(self.client_settings())
+            client = SpotlerClient(settings)
             try:
                 yield client
             finally:
@@ -168,6 +175,14 @@ class WarehouseResource(DuckDBResource):
             "default: .staging/ beside the warehouse file."
         ),
     )
+    contact_key_file: str | None = Field(
+        default=None,
+        description=(
+            "SPOTLER_CONTACT_KEY_FILE: the file with the secret key of the <contact:...> tags "
+            "that stand for contact ids in logs and checks (created on first use, mode 0600); "
+            "default: beside the warehouse file, or beside a lake's local data folder."
+        ),
+    )
 
     write_memory_limit: str | None = Field(
         default=DEFAULT_INSERT_MEMORY_LIMIT,
@@ -184,6 +199,7 @@ class WarehouseResource(DuckDBResource):
     _publish_at_teardown: bool = PrivateAttr(default=False)
     #: A write committed since the copy was last published.
     _unpublished: bool = PrivateAttr(default=False)
+    _contact_key: bytes | None = PrivateAttr(default=None)
 
     @field_validator("write_memory_limit")
     @classmethod
@@ -234,6 +250,17 @@ class WarehouseResource(DuckDBResource):
                 self._publish(conn, context.log)
         except Exception as exc:  # the file held by another run for longer than the timeout
             _unpublished_warning(context.log, exc)
+
+    def contact_key(self) -> bytes:
+        """The warehouse's secret key of contact tags (see
+        :mod:`spotler_pipeline.warehouse.contact_key`), created on first use."""
+        if self._contact_key is None:
+            try:
+                path = contact_key_path(self.database, self.lake, self.contact_key_file)
+                self._contact_key = load_contact_key(path)
+            except (OSError, ValueError) as exc:
+                raise dg.Failure(description=f"Contact key: {exc}") from None
+        return self._contact_key
 
     def duckdb_config(self) -> dict[str, Any]:
         """DuckDB settings for every connection: ``connection_config`` (``memory_limit``,
