@@ -240,7 +240,8 @@ def test_a_dry_run_sends_nothing_and_shows_what_it_would_send(pipeline: Pipeline
     assert bounces["mode"] == "dry run"
     assert bounces["events"] == bounces["would_send"] == bounces["new_events"] == 4
     ids = contacts(pipeline.sim, [1, 2, 3, 4])
-    assert contact_tag(ids[0]) in bounces["sample"]
+    warehouse_key = WarehouseResource(database=str(pipeline.database)).contact_key()
+    assert contact_tag(ids[0], warehouse_key) in bounces["sample"]
     assert not any(i in str(bounces) for i in ids)
     # survey: scores 3 and 6 are <= 6 (9 is not); the free text of the same submission
     calls = pipeline.query("SELECT score, comments FROM follow_ups.survey_call_back ORDER BY score")

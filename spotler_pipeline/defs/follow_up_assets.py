@@ -31,6 +31,7 @@ from pydantic import Field
 
 from spotler_pipeline.client import SpotlerClient, contact_tag
 from spotler_pipeline.client.actions import Outcome, trigger_campaign, update_contact
+from spotler_pipeline.client.errors import mask_personal_data
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.follow_up_rules import Rule, load_rules
 from spotler_pipeline.defs.metadata import asset_key as spotler_key
@@ -215,7 +216,8 @@ def act(
             sends.add(outcome.status)
             if outcome.status != "sent":
                 log.warning(
-                    f"{rule.name}: {outcome.status} for {contact_tag(event.contact_external_id)}"
+                    f"{rule.name}: {outcome.status} for "
+                    f"{contact_tag(event.contact_external_id, warehouse.contact_key())}"
                     f" (HTTP {outcome.http_status or '-'}"
                     f"{', ' + outcome.error_type if outcome.error_type else ''}"
                     f"{': ' + outcome.message if outcome.message else ''})"
@@ -241,17 +243,24 @@ def _no_contact(
         )
 
 
-def sample_table(events: Sequence[fu.Event], columns: Sequence[str]) -> str:
-    """A markdown sample of events; contacts as masked tags."""
+def sample_table(
+    events: Sequence[fu.Event], columns: Sequence[str], contact_key: bytes | None = None
+) -> str:
+    """A markdown sample of events; contacts as their tags under ``contact_key`` (the
+    warehouse's), also an e-mail address in another column."""
     shown = [c for c in columns if c not in ("event_key", "contact_external_id")][:5]
     lines = [
         "| contact | " + " | ".join(shown) + " |",
         "|---" * (len(shown) + 1) + "|",
     ]
     for event in events[:SAMPLE_SIZE]:
-        contact = contact_tag(event.contact_external_id) if event.contact_external_id else "-"
-        cells = [str(event.row.get(c, "")).replace("|", "/")[:60] for c in shown]
-        lines.append(f"| {contact} | " + " | ".join(cells) + " |")
+        contact = event.contact_external_id
+        tag = contact_tag(contact, contact_key) if contact else "-"
+        cells = [
+            mask_personal_data(str(event.row.get(c, "")), key=contact_key).replace("|", "/")[:60]
+            for c in shown
+        ]
+        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -316,7 +325,7 @@ def build_rule_asset(rule: Rule, settings: DeploymentSettings) -> dg.AssetsDefin
                 )
             sends = act(
                 warehouse,
-                spotler.get_client,
+                lambda: spotler.get_client(warehouse.contact_key()),
                 rule,
                 found.to_act_on,
                 run_id,
@@ -327,7 +336,7 @@ def build_rule_asset(rule: Rule, settings: DeploymentSettings) -> dg.AssetsDefin
         with warehouse.read() as conn:
             status = fu.status_of(conn, rule.name)
         yield dg.MaterializeResult(
-            metadata=_metadata(rule, found, sends, status),
+            metadata=_metadata(rule, found, sends, status, warehouse.contact_key()),
             check_results=[
                 dg.AssetCheckResult(
                     check_name="event_key_unique",
@@ -352,7 +361,7 @@ def build_rule_asset(rule: Rule, settings: DeploymentSettings) -> dg.AssetsDefin
 
 
 def _metadata(
-    rule: Rule, found: Evaluation, sends: Sends, status: dict[str, Any]
+    rule: Rule, found: Evaluation, sends: Sends, status: dict[str, Any], contact_key: bytes
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "mode": "dry run" if rule.dry_run else "live",
@@ -367,7 +376,9 @@ def _metadata(
     }
     if rule.dry_run:
         meta["would_send"] = dg.MetadataValue.int(len(found.to_act_on))
-        meta["sample"] = dg.MetadataValue.md(sample_table(found.to_act_on, found.columns))
+        meta["sample"] = dg.MetadataValue.md(
+            sample_table(found.to_act_on, found.columns, contact_key)
+        )
     else:
         meta["this_run"] = dg.MetadataValue.json({**sends.outcomes, "skipped": sends.skipped})
     return meta
