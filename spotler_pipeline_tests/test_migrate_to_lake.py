@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ from spotler_pipeline import cli
 from spotler_pipeline.warehouse import legacy
 from spotler_pipeline.warehouse import migrate_to_lake as mig
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.contact_key import contact_key_path, load_contact_key
 from spotler_pipeline.warehouse.lake import CATALOG_ENV, DATA_PATH_ENV, LakeSettings, open_lake
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -113,8 +115,15 @@ def test_a_lake_with_rows_is_refused_unless_replace(
     conn.execute("CREATE TABLE spotler.mailings AS SELECT range AS id FROM range(50)")
     conn.close()
 
+    file_key = load_contact_key(contact_key_path(source, None))
+
     first = mig.migrate_to_lake(source, lake_settings)
     assert [(t.qualified_name, t.rows) for t in first.tables] == [("spotler.mailings", 50)]
+    # the lake's contacts keep the tags the file gave them
+    lake_key = contact_key_path(source, lake_settings)
+    assert "contact key copied" in first.contact_key
+    assert load_contact_key(lake_key) == file_key
+    assert stat.S_IMODE(lake_key.stat().st_mode) == 0o600
     before = _last_snapshot(lake_settings)
 
     with pytest.raises(mig.MigrationError, match=r"already has rows: spotler.mailings \(50 rows\)"):
@@ -136,6 +145,7 @@ def test_a_lake_with_rows_is_refused_unless_replace(
 
     again = mig.migrate_to_lake(source, lake_settings, replace=True)
     assert again.replaced_rows == 50
+    assert again.contact_key == ""  # the lake's key is left as it is
     reader = open_lake(lake_settings, read_only=True)
     try:
         assert _tables_and_views(reader) == ({"spotler.mailings": 50}, set())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from spotler_pipeline.warehouse.lake import LakeSettings
 
-__all__ = ["KEY_FILE_ENV", "contact_key_path", "load_contact_key"]
+__all__ = ["KEY_FILE_ENV", "carry_contact_key", "contact_key_path", "load_contact_key"]
 
 KEY_FILE_ENV = "SPOTLER_CONTACT_KEY_FILE"
 SUFFIX = ".contact-key"
@@ -56,7 +56,7 @@ def load_contact_key(path: Path) -> bytes:
     """The key in ``path``, created there (mode 0600) if there is none yet. Concurrent first
     runs agree on one key: the file appears whole, and only once."""
     if not path.exists():
-        _create(path)
+        _create(path, secrets.token_hex(_KEY_BYTES) + "\n")
     text = path.read_text(encoding="ascii").strip()
     try:
         key = bytes.fromhex(text)
@@ -70,13 +70,23 @@ def load_contact_key(path: Path) -> bytes:
     return key
 
 
-def _create(path: Path) -> None:
+def carry_contact_key(source: Path, target: Path) -> bool:
+    """Give a warehouse moved from ``source``'s place to ``target``'s the key it had, so that
+    its contacts keep their tags. False when there is no key at ``source``, or when ``target``
+    already holds a key (which is left as it is)."""
+    if not source.is_file() or target.exists():
+        return False
+    _create(target, source.read_text(encoding="ascii"))
+    return True
+
+
+def _create(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(secrets.token_hex(_KEY_BYTES) + "\n")
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
         # A hard link never replaces an existing file: of two first runs, one key wins.

@@ -24,6 +24,11 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.warehouse.contact_key import (
+    KEY_FILE_ENV,
+    carry_contact_key,
+    contact_key_path,
+)
 from spotler_pipeline.warehouse.lake import (
     LAKE_ALIAS,
     LakeSettings,
@@ -61,6 +66,8 @@ class MigrationReport:
     views: list[str] = field(default_factory=list)
     replaced_rows: int = 0
     snapshot_id: int | None = None
+    #: What became of the file's key of contact tags ("" when there was nothing to copy).
+    contact_key: str = ""
 
     @property
     def total_rows(self) -> int:
@@ -165,7 +172,22 @@ def migrate_to_lake(
     finally:
         conn.close()
     _verify_committed(settings, report)
+    report.contact_key = _carry_contact_key(path, settings)
+    if report.contact_key:
+        say(report.contact_key)
     return report
+
+
+def _carry_contact_key(source: Path, settings: LakeSettings) -> str:
+    """The file's key of contact tags copied to where the lake keeps its key, so contacts
+    keep their tags; what was done, for the report."""
+    try:
+        target = contact_key_path(source, settings, os.environ.get(KEY_FILE_ENV))
+    except ValueError as exc:
+        return f"contact key not copied: {exc}"
+    if carry_contact_key(contact_key_path(source, None), target):
+        return f"contact key copied to {target} (contacts keep their tags)"
+    return ""
 
 
 def _copy(
@@ -308,4 +330,6 @@ def format_report(report: MigrationReport) -> str:
     lines.append(f"  {len(report.views)} views: {', '.join(report.views) or '-'}")
     if report.replaced_rows:
         lines.append(f"  replaced {report.replaced_rows:,} rows the lake had before")
+    if report.contact_key:
+        lines.append(f"  {report.contact_key}")
     return "\n".join(lines)
