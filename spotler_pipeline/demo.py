@@ -19,7 +19,6 @@ import os
 import sys
 import textwrap
 import time
-import warnings
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -118,10 +117,7 @@ def summary(database: str) -> str:
             (n,) = con.execute(f'SELECT count(*) FROM spotler."{name}"').fetchone()  # type: ignore[misc]
             lines.append(f"  {name:<36} {n:>12,}")
         lines += ["", "How opens mature (notebooks/mailing_performance.ipynb draws it):"]
-        with warnings.catch_warnings():
-            # DuckDB 1.5's .df() calls a pandas API that pandas 3.1 deprecates: harmless.
-            warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.drop")
-            snapshots = con.sql(SNAPSHOT_QUERY).df()
+        snapshots = con.sql(SNAPSHOT_QUERY).df()
         lines += textwrap.wrap(maturity(snapshots).summary(), 92)
         ranked = con.execute(
             """

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -137,6 +139,15 @@ def test_notebook_runs_top_to_bottom_while_a_materialisation_runs(
     assert followed in text
     assert "of the opens were in by day" in text
     assert "not loaded" not in text and "Too few snapshots" not in text
+    # The top links are labelled with their mailing's send time, not its day at midnight.
+    (links,) = [
+        o["data"]["text/plain"]
+        for o in outputs
+        if "link" in o.get("data", {}).get("text/plain", "")
+        and "clickers" in o["data"]["text/plain"]
+    ]
+    sent = re.findall(r"\d{4}-\d{2}-\d{2} (\d{2}:\d{2}):\d{2}", links)
+    assert sent and set(sent) != {"00:00"}
     assert elapsed < 120
 
 
@@ -289,6 +300,11 @@ def test_connect_finds_the_projects_data_from_the_notebooks_folder(
     monkeypatch.delenv("SPOTLER_DUCKDB_PATH", raising=False)
     con = connect()
     assert con.execute("SELECT i FROM spotler.t").fetchall() == [(1,)]
+    # A query turned into a DataFrame prints nothing but its result (pandas and DuckDB agree).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = con.sql("SELECT i, now() AS at, 'x' AS s FROM spotler.t").df()
+    assert len(frame) == 1 and [str(w.message) for w in caught] == []
     con.close()
     monkeypatch.chdir(tmp_path.parent)
     with pytest.raises(FileNotFoundError, match="No published Spotler data"):
