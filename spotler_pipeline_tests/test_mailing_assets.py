@@ -49,6 +49,24 @@ def test_one_send_day_lands_every_row_the_api_serves(harness: Harness) -> None:
     assert by_key["mailing_opens"]["api_requests"].value > 0
 
 
+@pytest.mark.parametrize("warehouse_backend", ["file"], indirect=True)
+def test_row_count_is_the_whole_tables_and_rows_written_the_runs(harness: Harness) -> None:
+    """The UI's "Row count" is the table's; what one run wrote is ``rows_written``."""
+    last = harness.now.date()
+    day = harness.busiest_day()
+    assert harness.materialize(
+        ["mailings", "mailing_links"], days=(last - timedelta(days=20), last)
+    ).success
+    result = harness.materialize(["mailings", "mailing_links"], day=day)
+    meta = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("spotler_mailings")
+    }
+    written = meta["mailings"]["rows_written"].value
+    assert written == harness.count("mailings", "send_day = ?", [day]) > 0
+    assert meta["mailings"]["dagster/row_count"].value == harness.count("mailings") > written
+
+
 def test_multi_day_range_in_one_run(harness: Harness) -> None:
     last = harness.now.date()
     first = last - timedelta(days=6)

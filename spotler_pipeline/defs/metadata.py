@@ -35,7 +35,9 @@ def asset_key(table: Table) -> dg.AssetKey:
 
 def column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in table.columns]
+        columns=[
+            dg.TableColumn(c.name, c.type, description=table.describe(c)) for c in table.columns
+        ]
     )
 
 
@@ -111,9 +113,12 @@ def write_metadata(
     window: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Materialization metadata for one table written by a run."""
+    """Materialization metadata for one table written by a run: ``dagster/row_count`` (the
+    UI's "Row count") is the whole table's rows after the write, ``rows_written`` the rows
+    this run wrote (its ``partition_window``'s days)."""
+    table_rows = result.rows_inserted if result.table_rows is None else result.table_rows
     meta: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(result.rows_inserted),
+        "dagster/row_count": dg.MetadataValue.int(table_rows),
         "rows_written": dg.MetadataValue.int(result.rows_inserted),
         "rows_replaced": dg.MetadataValue.int(result.rows_deleted),
         "rows_kept_not_listed": dg.MetadataValue.int(result.rows_kept),

@@ -43,6 +43,7 @@ from spotler_pipeline.warehouse.writes import (
     WriteMemory,
     memory_bytes,
     merge_presence,
+    with_table_rows,
 )
 
 _T = TypeVar("_T")
@@ -370,16 +371,23 @@ class WarehouseResource(DuckDBResource):
                     "absent items are flagged by a window's write; a merged listing flags "
                     "what it no longer lists itself"
                 )
-            return self._write(lambda conn: merge_presence(conn, replacements, account=account))
+            return self._write(
+                lambda conn: with_table_rows(
+                    conn, merge_presence(conn, replacements, account=account)
+                )
+            )
         return self._write(
-            lambda conn: replace_window(
+            lambda conn: with_table_rows(
                 conn,
-                replacements,
-                days.start,
-                days.end,
-                absent=absent,
-                account=account,
-                memory=self.write_memory(),
+                replace_window(
+                    conn,
+                    replacements,
+                    days.start,
+                    days.end,
+                    absent=absent,
+                    account=account,
+                    memory=self.write_memory(),
+                ),
             )
         )
 

@@ -8,6 +8,7 @@ transaction is rolled back and every table is exactly as it was before the run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import duckdb
 
 from spotler_pipeline.warehouse.account import claim_account
 from spotler_pipeline.warehouse.ddl import ensure_schema
-from spotler_pipeline.warehouse.model import Table
+from spotler_pipeline.warehouse.model import SCHEMA, Table
 
 #: DuckDB settings while a bulk write runs (restored afterwards). The rows of a partition have
 #: no order worth keeping, and without it DuckDB compresses row groups on every thread at
@@ -196,7 +197,8 @@ class WriteResult:
 
     ``rows_kept`` counts rows inside the window that were left alone because their item was
     not fetched this time (no longer listed, or gone mid-run); ``rows_flagged`` the rows
-    newly marked ``present = false``.
+    newly marked ``present = false``; ``table_rows`` the rows of the whole table after the
+    write (:func:`with_table_rows`), None where not counted.
     """
 
     table: str
@@ -204,6 +206,19 @@ class WriteResult:
     rows_inserted: int
     rows_kept: int = 0
     rows_flagged: int = 0
+    table_rows: int | None = None
+
+
+def with_table_rows(
+    conn: duckdb.DuckDBPyConnection, results: Sequence[WriteResult]
+) -> list[WriteResult]:
+    """``results`` with the row count of each whole table, as ``conn`` sees it now."""
+    return [
+        dataclasses.replace(
+            r, table_rows=_count(conn, f'SELECT count(*) FROM {SCHEMA}."{r.table}"', [])
+        )
+        for r in results
+    ]
 
 
 def _in(column: str) -> str:
