@@ -244,17 +244,26 @@ def _add_warehouse_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spotler-pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="spotler-pipeline",
+        description="The Spotler pipeline's commands: serve the simulated Spotler API, backfill "
+        "days through the running Dagster webserver, copy the warehouse into a DuckLake, and "
+        "adopt a rotated consumer key. Run a command with --help for its options.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser(
         "simulate",
         help="serve a Spotler-compatible API on loopback until interrupted",
-        description="Serve a simulated Spotler account; prints `export SPOTLER_*=...` lines.",
+        description="Serve a simulated Spotler account; prints 'export SPOTLER_*=...' lines.",
     )
     simulate.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)"
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=1, help="the account's random seed: one seed, the same data"
+    )
     simulate.add_argument("--scale", type=float, default=1.0, help="audience multiplier")
     simulate.add_argument("--now", help="initial simulated time, ISO 8601 (default: real now)")
     simulate.add_argument("--days", type=int, default=60, help="days of history before now")
@@ -313,8 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
         "to the end, printing progress. Exits 0 when every run succeeded, 1 when any failed, "
         "2 when it could not be launched.",
     )
-    backfill.add_argument("--from", dest="first", type=_day, required=True, metavar="DAY")
-    backfill.add_argument("--to", dest="last", type=_day, required=True, metavar="DAY")
+    backfill.add_argument(
+        "--from",
+        dest="first",
+        type=_day,
+        required=True,
+        metavar="DAY",
+        help="first day, YYYY-MM-DD (a day in SPOTLER_TIMEZONE)",
+    )
+    backfill.add_argument(
+        "--to",
+        dest="last",
+        type=_day,
+        required=True,
+        metavar="DAY",
+        help="last day, YYYY-MM-DD, included",
+    )
     backfill.add_argument(
         "--group", action="append", help="every asset of this group, e.g. mailings (repeatable)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import io
 import json
@@ -262,3 +263,17 @@ def test_an_http_error_says_what_the_webserver_answered_in_one_line(
         f"spotler-pipeline backfill: the Dagster webserver at {failing_webserver} answered 500 "
         "Internal Server Error: Exception: partition key out of range\n"
     )
+
+
+def test_every_command_and_option_is_explained_in_plain_text() -> None:
+    """``--help`` reads as text (no reStructuredText backticks) and no option goes unexplained."""
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in {"spotler-pipeline": parser, **commands.choices}.items():
+        assert "`" not in command.format_help(), name
+        unexplained = [
+            a.option_strings
+            for a in command._actions
+            if a.option_strings and not a.help and not isinstance(a, argparse._HelpAction)
+        ]
+        assert unexplained == [], name

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from spotler_pipeline.defs.metadata import POOL, RANGE_END_TAG, RANGE_START_TAG
+from spotler_pipeline.defs.metadata import POOL, RANGE_END_TAG, RANGE_START_TAG, column_schema
+from spotler_pipeline.warehouse.catalog import ALL_TABLES
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
@@ -93,6 +94,15 @@ def test_every_table_asset_is_documented_fresh_and_pooled(harness: Harness) -> N
     for assets_def in harness.defs.assets or []:
         assert isinstance(assets_def, dg.AssetsDefinition)
         assert {spec.pool for spec in [assets_def.op]} == {POOL}
+
+
+def test_only_a_tables_partition_column_is_described_as_its_partition_key() -> None:
+    """Columns shared between tables (``send_day``) say "partition key" only where they are:
+    in ``mailing_stats_snapshots`` the key is ``snapshot_day``."""
+    for table in ALL_TABLES:
+        schema = column_schema(table)
+        keyed = [c.name for c in schema.columns if "partition key" in (c.description or "")]
+        assert keyed == ([table.partition_column] if table.partition_column else []), table.name
 
 
 def test_daily_schedule_requests_the_last_30_send_days_in_one_run(harness: Harness) -> None:

@@ -42,7 +42,7 @@ CAMPAIGN_SUBSCRIPTION_ID = api_column(
 EVENT_DAY = Column(
     "event_day",
     "DATE",
-    "Day the event happened in the account's time zone; the partition key.",
+    "Day the event happened in the account's time zone.",
 )
 
 CAMPAIGNS = Table(

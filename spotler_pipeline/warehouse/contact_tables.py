@@ -15,8 +15,7 @@ from spotler_pipeline.warehouse.model import Column, Table
 ACTIVITY_DAY = Column(
     "activity_day",
     "DATE",
-    "Day of the contact's activity that made the pipeline read this history (account time "
-    "zone); the partition key.",
+    "Day of the contact's activity that made the pipeline read this history (account time zone).",
 )
 FETCHED_AT = Column("fetched_at", "TIMESTAMPTZ", "When the history was read from Spotler.")
 OPENED = Column("opened", "BOOLEAN", "The contact opened it (as Spotler reports).")

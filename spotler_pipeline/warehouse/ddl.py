@@ -156,7 +156,7 @@ def _comment(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
     for col in table.columns:
         conn.execute(
             f'COMMENT ON COLUMN {table.qualified_name}."{col.name}" IS '
-            f"{sql_string(col.description)}"
+            f"{sql_string(table.describe(col))}"
         )
 
 
@@ -179,7 +179,7 @@ def _add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
                 )
                 conn.execute(
                     f'COMMENT ON COLUMN {table.qualified_name}."{col.name}" IS '
-                    f"{sql_string(col.description)}"
+                    f"{sql_string(table.describe(col))}"
                 )
 
 

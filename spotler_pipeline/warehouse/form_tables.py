@@ -12,7 +12,7 @@ from spotler_pipeline.warehouse.model import Column, Table
 SUBMIT_DAY = Column(
     "submit_day",
     "DATE",
-    "Day the form was submitted in the account's time zone; the partition key.",
+    "Day the form was submitted in the account's time zone.",
 )
 FORM_ID = Column("form_id", "VARCHAR", "Spotler's id of the form.")
 FORM_RESULT_ID = Column("form_result_id", "VARCHAR", "Spotler's id of the submission.")

@@ -8,7 +8,7 @@ from spotler_pipeline.warehouse.model import PRESENT, Column, Table, api_column,
 SEND_DAY = Column(
     "send_day",
     "DATE",
-    "Day the mailing was sent (scheduledStartDate) in the account's time zone; the partition key.",
+    "Day the mailing was sent (scheduledStartDate) in the account's time zone.",
 )
 MAILING_ID = Column("mailing_id", "VARCHAR", "Spotler's encryptedId of the mailing.")
 
@@ -96,7 +96,7 @@ MAILING_STATS_SNAPSHOTS = Table(
         Column(
             "snapshot_day",
             "DATE",
-            "Day of the snapshot in the account's time zone; the partition key.",
+            "Day of the snapshot in the account's time zone.",
         ),
         Column("snapshot_at", "TIMESTAMPTZ", "When the statistics were read from Spotler."),
         MAILING_ID,

@@ -74,6 +74,14 @@ class Table:
         for key in self.primary_key + ((self.partition_column,) if self.partition_column else ()):
             self.column(key)  # a KeyError naming the table and the column
 
+    def describe(self, column: Column) -> str:
+        """What ``column`` means in this table: its description, and for the partition
+        column that it is the partition key (a column shared by tables is the key of some
+        and not of others, e.g. ``send_day``)."""
+        if column.name == self.partition_column:
+            return f"{column.description} The partition key."
+        return column.description
+
     @property
     def qualified_name(self) -> str:
         return f"{SCHEMA}.{self.name}"
