@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DEFAULT_TIMEZONE
+from spotler_pipeline.settings import account_timezone, duckdb_path
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline.warehouse.publish import open_published, published_path
 
@@ -58,7 +58,7 @@ def connect(
             "snapshot_version / snapshot_time need the DuckLake warehouse "
             "(SPOTLER_DUCKLAKE_CATALOG); the DuckDB file keeps no history"
         )
-    db = _locate(Path(database or os.environ.get("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH))
+    db = _locate(Path(database) if database else duckdb_path())
     path = published_path(db)
     if not path.exists():
         raise FileNotFoundError(
@@ -78,8 +78,7 @@ def _analysis_memory() -> dict[str, str | int | bool]:
 
 
 def _for_analysis(conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    zone = os.environ.get("SPOTLER_TIMEZONE", DEFAULT_TIMEZONE)
-    conn.execute("SET TimeZone = ?", [zone])
+    conn.execute("SET TimeZone = ?", [account_timezone()])
     return conn
 
 

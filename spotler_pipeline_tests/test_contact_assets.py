@@ -6,10 +6,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from spotler_pipeline.defs.contact_assets import active_contacts
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline.warehouse.lake import LakeSettings
+from spotler_pipeline.warehouse.lookups import active_contacts
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,

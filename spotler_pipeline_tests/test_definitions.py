@@ -53,12 +53,16 @@ def test_module_loads_without_credentials() -> None:
     }
 
 
-def test_client_and_notebook_import_without_dagster() -> None:
-    """An analyst's or a script's import stays light: no Dagster, no definitions built."""
+def test_client_notebook_and_warehouse_import_without_dagster() -> None:
+    """An analyst's or a script's import stays light: no Dagster, no definitions built; the
+    warehouse (every module of it) and the notebook helper use nothing of the Dagster layer."""
     code = (
-        "import sys, spotler_pipeline.client, spotler_pipeline.notebook; "
+        "import sys, pkgutil, importlib, spotler_pipeline.client, spotler_pipeline.notebook; "
+        "import spotler_pipeline.warehouse as w; "
+        "[importlib.import_module(m.name) for m in pkgutil.iter_modules(w.__path__, "
+        "'spotler_pipeline.warehouse.')]; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster' "
-        "or m == 'spotler_pipeline.definitions'))"
+        "or m == 'spotler_pipeline.definitions' or m.startswith('spotler_pipeline.defs')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

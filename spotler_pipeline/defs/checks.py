@@ -29,7 +29,9 @@ from spotler_pipeline.client.errors import contact_tag, mask_personal_data
 from spotler_pipeline.defs.metadata import asset_key
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.warehouse import Table
+from spotler_pipeline.warehouse.connection import is_usable
 from spotler_pipeline.warehouse.quality import Finding, Window, duplicate_keys, single_threaded
+from spotler_pipeline.warehouse.writes import set_memory_limit
 
 Query = Callable[[duckdb.DuckDBPyConnection, Window | None], Finding]
 
@@ -244,16 +246,8 @@ def _check_connection(
     ``own_writes`` as :meth:`WarehouseResource.read` takes it."""
     with warehouse.read(own_writes=own_writes) as conn:
         if "memory_limit" not in warehouse.connection_config:
-            conn.execute(f"SET memory_limit = '{memory_limit}'")
+            set_memory_limit(conn, memory_limit)
         yield conn
-
-
-def _usable(conn: duckdb.DuckDBPyConnection) -> bool:
-    try:
-        conn.execute("SELECT 1").fetchall()
-    except duckdb.Error:
-        return False
-    return True
 
 
 def evaluated(
@@ -280,7 +274,7 @@ def evaluated(
                 check, window, key = pending.pop(0)
                 result = check.evaluate(conn, window, key, contact_key=contact_key)
                 yield result
-                if "error" in result.metadata and pending and not _usable(conn):
+                if "error" in result.metadata and pending and not is_usable(conn):
                     break
 
 

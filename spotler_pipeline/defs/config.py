@@ -19,13 +19,13 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from spotler_pipeline.client.settings import DEFAULT_BASE_URL as DEFAULT_BASE_URL
+from spotler_pipeline.settings import DEFAULT_DUCKDB_PATH as DEFAULT_DUCKDB_PATH
+from spotler_pipeline.settings import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
+from spotler_pipeline.settings import TIMEZONE_ENV_VAR
 
-DEFAULT_DUCKDB_PATH = "data/spotler.duckdb"
-DEFAULT_TIMEZONE = "Europe/Amsterdam"
 DEFAULT_PARTITIONS_START = "2025-01-01"
 
 CREDENTIAL_ENV_VARS = ("SPOTLER_CONSUMER_KEY", "SPOTLER_CONSUMER_SECRET")
-TIMEZONE_ENV_VAR = "SPOTLER_TIMEZONE"
 PARTITIONS_START_ENV_VAR = "SPOTLER_PARTITIONS_START"
 DUCKLAKE_CATALOG_ENV_VAR = "SPOTLER_DUCKLAKE_CATALOG"
 DUCKLAKE_DATA_PATH_ENV_VAR = "SPOTLER_DUCKLAKE_DATA_PATH"

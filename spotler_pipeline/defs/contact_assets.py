@@ -42,8 +42,8 @@ from spotler_pipeline.warehouse.contact_tables import (
     CONTACT_MAILING_HISTORY,
 )
 from spotler_pipeline.warehouse.form_tables import FORM_ANSWERS
+from spotler_pipeline.warehouse.lookups import active_contacts
 from spotler_pipeline.warehouse.mailing_tables import MAILING_INTERACTION_TABLES
-from spotler_pipeline.warehouse.model import SCHEMA
 
 GROUP = "contacts"
 ROWS_PER_BATCH = 1000
@@ -69,51 +69,6 @@ class ContactHistoryConfig(dg.Config):
             "the first contacts by id are read and the rest are reported as skipped."
         ),
     )
-
-
-# -- which contacts were active ------------------------------------------------------------
-
-#: An answer that is an e-mail address (a sign-up form's address field) names the contact.
-EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
-
-
-def active_contacts(conn: Any, day: date, start: datetime, end: datetime) -> dict[str, set[str]]:
-    """External ids of the contacts with an interaction or form submission on ``day``
-    (``[start, end)``), per source: ``interactions`` and ``form_answers``."""
-    mailing = [
-        f"SELECT r.contact_external_id FROM {SCHEMA}.mailing_recipients r WHERE r.send_day = $day"
-    ]
-    for table, column in (
-        ("mailing_opens", "open_date"),
-        ("mailing_clicks", "click_date"),
-        ("mailing_bounces", "bounce_date"),
-    ):
-        mailing.append(
-            f"SELECT contact_external_id FROM {SCHEMA}.{table} "
-            f"WHERE {column} >= $start AND {column} < $end"
-        )
-    campaign = [
-        f"SELECT contact_external_id FROM {t.qualified_name} WHERE event_day = $day"
-        for t in CAMPAIGN_INTERACTION_TABLES
-    ]
-    params = {"day": day, "start": start, "end": end}
-    interactions = conn.execute(
-        "SELECT DISTINCT contact_external_id FROM ("
-        + " UNION ALL ".join(mailing + campaign)
-        + ") WHERE contact_external_id IS NOT NULL",
-        params,
-    ).fetchall()
-    answers = conn.execute(
-        f"SELECT DISTINCT a.answer_text FROM {FORM_ANSWERS.qualified_name} a "
-        f"JOIN {SCHEMA}.form_results r USING (form_id, form_result_id) "
-        "WHERE a.submit_day = $day AND a.answer_type = 'text' AND "
-        "r.test_result IS DISTINCT FROM true AND regexp_full_match(a.answer_text, $pattern)",
-        {"day": day, "pattern": EMAIL_PATTERN},
-    ).fetchall()
-    return {
-        "interactions": {r[0] for r in interactions},
-        "form_answers": {r[0] for r in answers},
-    }
 
 
 # -- which contacts to read, under which days ------------------------------------------------

@@ -28,7 +28,7 @@ import pyarrow as pa
 from spotler_pipeline.client import SpotlerNotFoundError
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.defs.writing import ItemScope, write_staged
-from spotler_pipeline.warehouse import StagingArea, Table, WriteResult
+from spotler_pipeline.warehouse import StagingArea, Table, WriteResult, lookups
 from spotler_pipeline.warehouse.quality import Window
 
 _Item = TypeVar("_Item")
@@ -235,18 +235,8 @@ def complete_items(
     ``table`` (item in ``column``) stored in ``window`` already number exactly that:
     ``{item: rows}``. Read from the published copy, like the checks.
     """
-    if not expected:
-        return {}
-    assert table.partition_column is not None
-    table.column(column)  # raises KeyError naming the table
     with warehouse.read() as conn:
-        stored = conn.execute(
-            f'SELECT "{column}", count(*) FROM {table.qualified_name} '
-            f'WHERE "{table.partition_column}" >= ? AND "{table.partition_column}" < ? '
-            f'AND "{column}" IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL',
-            [window.start, window.end, list(expected)],
-        ).fetchall()
-    return {item: int(n) for item, n in stored if n == expected[item]}
+        return lookups.complete_items(conn, table, column, expected, window.start, window.end)
 
 
 @dataclass(frozen=True)

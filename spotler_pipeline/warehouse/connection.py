@@ -122,3 +122,13 @@ def open_warehouse(
                 next_report = now + WAIT_REPORT_INTERVAL
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def is_usable(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``conn`` still answers a query: an internal error in DuckDB invalidates the
+    database it was opened on, and every later query on it fails the same way."""
+    try:
+        conn.execute("SELECT 1").fetchall()
+    except duckdb.Error:
+        return False
+    return True

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from spotler_pipeline.settings import duckdb_path
 from spotler_pipeline.warehouse.contact_key import (
     KEY_FILE_ENV,
     carry_contact_key,
@@ -85,9 +86,7 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None
 
 def default_source() -> Path:
     """The file warehouse the pipeline uses: ``SPOTLER_DUCKDB_PATH`` or its default."""
-    from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH
-
-    return Path(os.environ.get("SPOTLER_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    return duckdb_path()
 
 
 def order_views(views: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -60,7 +60,7 @@ class WriteMemory:
             # limit (DuckDB 1.5.5); setting the default it shows applies it.
             conn.execute("RESET memory_limit")
             ceiling = _current_memory_limit(conn)
-        _set_memory_limit(conn, ceiling)
+        set_memory_limit(conn, ceiling)
 
     def for_insert(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Cap the next insert at what the transaction holds plus :attr:`insert`.
@@ -74,7 +74,7 @@ class WriteMemory:
         row = conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         used = int(row[0] or 0) if row else 0
         limit = min(used + memory_bytes(self.insert), memory_limit_bytes(conn))
-        _set_memory_limit(conn, f"{limit}B")
+        set_memory_limit(conn, f"{limit}B")
 
 
 _UNITS = {
@@ -106,7 +106,8 @@ def memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int:
     return memory_bytes(_current_memory_limit(conn))
 
 
-def _set_memory_limit(conn: duckdb.DuckDBPyConnection, value: str) -> None:
+def set_memory_limit(conn: duckdb.DuckDBPyConnection, value: str) -> None:
+    """Cap the memory DuckDB may use on ``conn`` (a DuckDB size such as ``64MB``)."""
     conn.execute("SET memory_limit = ?", [value])
 
 
