@@ -125,6 +125,25 @@ def _migrate_to_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_legacy(args: argparse.Namespace) -> int:
+    """Convert the DuckDB-2 warehouse file of release 0.1.0 for this release's DuckDB."""
+    from spotler_pipeline.settings import duckdb_path
+    from spotler_pipeline.warehouse.legacy import LegacyUpgradeError, convert_legacy_file
+
+    path = Path(args.database) if args.database else duckdb_path()
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        done = convert_legacy_file(path, say=say)
+    except LegacyUpgradeError as exc:
+        print(f"spotler-pipeline convert-legacy: {exc}", file=sys.stderr)
+        return 1
+    if done is None:
+        print(f"{path}: nothing to convert (no such file, or this DuckDB reads it)")
+    else:
+        print(done.describe())
+    return 0
+
+
 ADOPT_ACCOUNT = "spotler-pipeline adopt-account"
 CONSUMER_KEY_ENV = "SPOTLER_CONSUMER_KEY"
 
@@ -286,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy every table and view of the DuckDB-file warehouse into the lake "
         "named by SPOTLER_DUCKLAKE_CATALOG / SPOTLER_DUCKLAKE_DATA_PATH, in one transaction, "
         "and verify the row counts. A file written by DuckDB 2 (release 0.1.0) is converted "
-        "first (the old file is kept beside it).",
+        "first with convert-legacy.",
     )
     _add_warehouse_arguments(migrate)
     migrate.add_argument(
@@ -295,6 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="overwrite the lake's tables even if they already have rows",
     )
     migrate.set_defaults(run=_migrate_to_lake)
+
+    convert = commands.add_parser(
+        "convert-legacy",
+        help="convert the warehouse file of release 0.1.0 (DuckDB 2) for this DuckDB, once",
+        description="A warehouse file written by release 0.1.0 (DuckDB 2.0.1) cannot be opened "
+        "by this release's DuckDB; runs refuse it and name this command. It installs DuckDB "
+        "2.0.1 once into a side folder (pip, its wheels' SHA-256 pinned; SPOTLER_LEGACY_DUCKDB_DIR "
+        "chooses the folder), exports every table and view with it, builds the new file, checks "
+        "every table's row count and swaps it in; the old file is kept as "
+        "<name>.duckdb2-backup. A file that needs nothing is left alone.",
+    )
+    convert.add_argument(
+        "--database", help="the DuckDB file (default: SPOTLER_DUCKDB_PATH or data/spotler.duckdb)"
+    )
+    convert.set_defaults(run=_convert_legacy)
 
     adopt = commands.add_parser(
         "adopt-account",

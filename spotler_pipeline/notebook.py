@@ -24,6 +24,7 @@ import duckdb
 
 from spotler_pipeline.settings import account_timezone, duckdb_path
 from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
+from spotler_pipeline.warehouse.legacy import refuse_legacy
 from spotler_pipeline.warehouse.publish import open_published, published_path
 
 
@@ -59,6 +60,7 @@ def connect(
             "(SPOTLER_DUCKLAKE_CATALOG); the DuckDB file keeps no history"
         )
     db = _locate(Path(database) if database else duckdb_path())
+    refuse_legacy(db)  # the first release's file: one line naming the command converting it
     path = published_path(db)
     if not path.exists():
         raise FileNotFoundError(

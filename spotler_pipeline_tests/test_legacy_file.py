@@ -1,9 +1,10 @@
-"""A warehouse written by release 0.1.0 (DuckDB 2.0.1) is converted once for the pinned DuckDB.
+"""A warehouse written by release 0.1.0 (DuckDB 2.0.1) is refused by runs and readers, naming
+``spotler-pipeline convert-legacy``, which converts it once for the pinned DuckDB.
 
 Uses the committed fixture ``fixtures/warehouse_v0_1_0.duckdb.gz`` (written by the old
 release, never regenerated). The conversion installs DuckDB 2.0.1 in a side folder from the
-package registry the first time; the tests that need it skip, saying why, only when that
-install really fails.
+package registry the first time (hash-pinned); the tests that need it skip, saying why, only
+when that install really fails.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from spotler_pipeline import cli, notebook
 from spotler_pipeline.warehouse import legacy
 from spotler_pipeline.warehouse.connection import open_warehouse
 
@@ -96,7 +98,9 @@ def _run_dump(cmd: list[str]) -> str:
     return done.stdout
 
 
-def test_the_first_release_file_is_recognised(old_file: Path) -> None:
+def test_the_first_release_file_is_refused_with_one_line_naming_the_command(
+    old_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     header = legacy.read_header(old_file)
     assert header == legacy.FileHeader(storage_version=999, library_version="v2.0.1")
     assert legacy.needs_upgrade(old_file)
@@ -105,12 +109,18 @@ def test_the_first_release_file_is_recognised(old_file: Path) -> None:
     with pytest.raises(duckdb.Error, match="version number"):
         probe.execute(f"ATTACH '{old_file}' AS old (READ_ONLY)")
     probe.close()
-    # ... so opening the warehouse converts it first, keeping the old file as a backup
-    conn = open_warehouse(old_file, read_only=True, lock_timeout=0)
-    assert conn.execute("SELECT count(*) FROM spotler.mailings").fetchone() == (8,)
-    conn.close()
-    assert not legacy.needs_upgrade(old_file)
-    assert old_file.with_name(old_file.name + ".duckdb2-backup").exists()
+    # ... so opening the warehouse, for a run or an analyst, says which command converts it
+    original = old_file.read_bytes()
+    monkeypatch.setenv("SPOTLER_DUCKDB_PATH", str(old_file))
+    for opening in (lambda: open_warehouse(old_file, lock_timeout=0), notebook.connect):
+        with pytest.raises(legacy.LegacyFileError) as caught:
+            opening()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert f"`spotler-pipeline convert-legacy --database {old_file}`" in message
+        assert "DuckDB 2.0.1" in message and "unchanged" in message
+    assert old_file.read_bytes() == original
+    assert sorted(p.name for p in old_file.parent.iterdir()) == ["spotler.duckdb"]
 
 
 def test_current_and_missing_files_are_left_alone(tmp_path: Path) -> None:
@@ -120,23 +130,28 @@ def test_current_and_missing_files_are_left_alone(tmp_path: Path) -> None:
     conn.close()
     before = current.read_bytes()
     assert not legacy.needs_upgrade(current)
-    assert legacy.upgrade_file_format(current) is False
+    assert legacy.convert_legacy_file(current) is None
     assert current.read_bytes() == before
-    assert legacy.upgrade_file_format(tmp_path / "missing.duckdb") is False
+    assert legacy.convert_legacy_file(tmp_path / "missing.duckdb") is None
     not_duckdb = tmp_path / "notes.duckdb"
     not_duckdb.write_text("not a database")
-    assert legacy.upgrade_file_format(not_duckdb) is False
+    assert legacy.convert_legacy_file(not_duckdb) is None
     assert not list(tmp_path.glob(f"*{legacy.BACKUP_SUFFIX}"))
 
 
-def test_upgrade_keeps_every_row_and_view(old_file: Path, side_duckdb: Path) -> None:
+def test_the_command_converts_keeping_every_row_and_view(
+    old_file: Path, side_duckdb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     original = old_file.read_bytes()
     before = _dump(old_file, side_duckdb)
     assert before["version"] == "2.0.1"
 
-    assert legacy.upgrade_file_format(old_file) is True
+    assert cli.main(["convert-legacy", "--database", str(old_file)]) == 0
 
     backup = old_file.with_name(old_file.name + legacy.BACKUP_SUFFIX)
+    said = capsys.readouterr().out
+    assert f"converted {old_file} (written by DuckDB 2.0.1)" in said
+    assert f"the old file is kept as {backup}" in said
     assert backup.read_bytes() == original, "the old file is kept unchanged beside the new one"
     assert sorted(p.name for p in old_file.parent.iterdir()) == [
         "spotler.duckdb",
@@ -183,7 +198,7 @@ def test_upgrade_keeps_every_row_and_view(old_file: Path, side_duckdb: Path) -> 
     assert after["version"] == duckdb.__version__
     assert after["tables"] == before["tables"], "every value survives the conversion"
 
-    assert legacy.upgrade_file_format(old_file) is False, "converted once only"
+    assert legacy.convert_legacy_file(old_file) is None, "converted once only"
 
 
 def test_rows_only_in_the_old_wal_are_kept(old_file: Path, side_duckdb: Path) -> None:
@@ -202,7 +217,7 @@ def test_rows_only_in_the_old_wal_are_kept(old_file: Path, side_duckdb: Path) ->
     )
     assert old_file.with_name(old_file.name + ".wal").exists()
 
-    assert legacy.upgrade_file_format(old_file) is True
+    assert legacy.convert_legacy_file(old_file) is not None
 
     assert not old_file.with_name(old_file.name + ".wal").exists()
     conn = open_warehouse(old_file, read_only=True, lock_timeout=0)
@@ -214,23 +229,31 @@ def test_rows_only_in_the_old_wal_are_kept(old_file: Path, side_duckdb: Path) ->
         conn.close()
 
 
-def test_a_failed_side_install_says_what_to_run_and_changes_nothing(
+def test_the_side_install_is_pinned_and_a_failed_one_says_what_to_run(
     old_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(legacy.LEGACY_DIR_ENV, str(tmp_path / "side"))
     original = old_file.read_bytes()
+    asked: list[list[str]] = []
 
-    def no_registry(target: Path, version: str) -> subprocess.CompletedProcess[str]:
+    def no_registry(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        command = [str(a) for a in args[0]]  # type: ignore[union-attr]
+        requirements = Path(command[command.index("-r") + 1])
+        asked.append([*command, requirements.read_text()])
         return subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(legacy, "_pip_install", no_registry)
+    monkeypatch.setattr(legacy.subprocess, "run", no_registry)
+    said: list[str] = []
     with pytest.raises(legacy.LegacyUpgradeError) as caught:
-        legacy.upgrade_file_format(old_file)
+        legacy.convert_legacy_file(old_file, say=said.append)
+    (command,) = asked
+    assert {"--require-hashes", "--only-binary=:all:", "--no-deps"} <= set(command)
+    pinned = command[-1]
+    assert pinned.startswith("duckdb==2.0.1 ")
+    assert pinned.count("--hash=sha256:") == len(legacy.LEGACY_DUCKDB_WHEELS) > 0
+    assert said and said[0].startswith(f"installing duckdb==2.0.1 into {tmp_path / 'side'}")
     message = str(caught.value)
-    assert (
-        f"-m pip install --no-deps --target {tmp_path / 'side' / 'duckdb-2.0.1'} duckdb==2.0.1"
-        in message
-    )
+    assert f"--target {tmp_path / 'side' / 'duckdb-2.0.1'} duckdb==2.0.1" in message
     assert "No matching distribution" in message
     assert "unchanged" in message
     assert old_file.read_bytes() == original
@@ -247,9 +270,9 @@ def test_a_conversion_that_dies_before_the_swap_leaves_the_old_file(
 
     monkeypatch.setattr(legacy, "_swap", crash)
     with pytest.raises(KeyboardInterrupt):
-        legacy.upgrade_file_format(old_file)
+        legacy.convert_legacy_file(old_file)
     assert old_file.read_bytes() == original
     assert sorted(p.name for p in old_file.parent.iterdir()) == ["spotler.duckdb"]
 
     monkeypatch.undo()
-    assert legacy.upgrade_file_format(old_file) is True
+    assert legacy.convert_legacy_file(old_file) is not None

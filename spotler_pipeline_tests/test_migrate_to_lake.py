@@ -73,11 +73,12 @@ def test_the_first_release_warehouse_moves_into_the_lake(
     monkeypatch.setenv(CATALOG_ENV, lake_settings.catalog)
     monkeypatch.setenv(DATA_PATH_ENV, lake_settings.data_path)
 
+    assert cli.main(["migrate-to-lake"]) == 1
+    assert "spotler-pipeline convert-legacy" in capsys.readouterr().err
+    assert cli.main(["convert-legacy"]) == 0
+    assert "duckdb2-backup" in capsys.readouterr().out
     assert cli.main(["migrate-to-lake"]) == 0
-
     out, err = capsys.readouterr()
-    assert "converted" in err and "duckdb2-backup" in err
-    assert first_release_file.with_name("spotler.duckdb.duckdb2-backup").exists()
     source = open_warehouse(first_release_file, read_only=True, lock_timeout=0)
     try:
         file_tables, file_views = _tables_and_views(source)

@@ -5,6 +5,8 @@ our code or the libraries behind it (only Dagster's own frames down to the raise
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -61,6 +63,16 @@ def _fields(h: Harness, **changes: Any) -> dict[str, Any]:
     return {**fields, **changes}
 
 
+def _first_release_file(h: Harness) -> Path:
+    """A copy of the warehouse file release 0.1.0 wrote (DuckDB 2.0.1)."""
+    path = h.database.parent / "release-0.1.0" / "spotler.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fixture = Path(__file__).parent / "fixtures" / "warehouse_v0_1_0.duckdb.gz"
+    with gzip.open(fixture, "rb") as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return path
+
+
 # Each user error: what the run gets, and what the line it must show says.
 CASES: dict[str, tuple[Callable[[Harness], dict[str, Any]], str, str]] = {
     "credentials": (
@@ -77,6 +89,11 @@ CASES: dict[str, tuple[Callable[[Harness], dict[str, Any]], str, str]] = {
         lambda h: {"spotler": OneAttempt(**_fields(h, base_url="http://127.0.0.1:9"))},
         "mailings",
         "Cannot reach Spotler at 127.0.0.1:9 (SPOTLER_BASE_URL)",
+    ),
+    "first release's file": (
+        lambda h: {"warehouse": WarehouseResource(database=str(_first_release_file(h)))},
+        "mailings",
+        "was written by DuckDB 2.0.1 (spotler_pipeline 0.1.0)",
     ),
     "refused partition": (
         lambda h: {},

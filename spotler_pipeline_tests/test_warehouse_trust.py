@@ -233,9 +233,9 @@ def test_the_warehouse_written_by_release_0_1_0_opens_and_upgrades(tmp_path: Pat
     path = tmp_path / "spotler.duckdb"
     with gzip.open(FIXTURES / "warehouse_v0_1_0.duckdb.gz") as src, path.open("wb") as dst:
         shutil.copyfileobj(src, dst)
-    from spotler_pipeline.warehouse.legacy import upgrade_file_format
+    from spotler_pipeline.warehouse.legacy import convert_legacy_file
 
-    upgrade_file_format(path)
+    assert convert_legacy_file(path) is not None
     conn = open_warehouse(path)
     before = {
         t: _count(conn, f"SELECT count(*) FROM spotler.{t}")

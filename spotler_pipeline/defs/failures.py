@@ -2,10 +2,11 @@
 
 The client and the warehouse raise typed errors whose message already says what happened and
 what to do (credentials rejected, Spotler unreachable, the file held by another process,
-another account's data, a warehouse from a newer release). :func:`failing_plainly` turns them
-into ``dg.Failure``: Dagster then shows the message as the failure's description, with the
-error's own details as metadata, and without the chained exceptions (HTTP library, DuckDB)
-behind it. Anything else is a bug and keeps its full stack trace.
+another account's data, a warehouse from a newer release or the first release's file).
+:func:`failing_plainly` turns them into ``dg.Failure``: Dagster then shows the message as the
+failure's description, with the error's own details as metadata, and without the chained
+exceptions (HTTP library, DuckDB) behind it. Anything else is a bug and keeps its full stack
+trace.
 
 Dagster attaches the frames between its step executor and the ``raise`` to every failure,
 ``dg.Failure`` included (no API leaves them out); what ``failing_plainly`` removes is our
@@ -27,12 +28,14 @@ from spotler_pipeline.client.errors import (
 from spotler_pipeline.warehouse.account import AccountMismatchError
 from spotler_pipeline.warehouse.connection import WarehouseLockedError
 from spotler_pipeline.warehouse.ddl import NewerWarehouseError
+from spotler_pipeline.warehouse.legacy import LegacyFileError
 
 #: Errors whose message tells the user what to do; retrying the run unchanged cannot help.
 FIX_FIRST: tuple[type[Exception], ...] = (
     SpotlerAuthError,
     AccountMismatchError,
     NewerWarehouseError,
+    LegacyFileError,
 )
 #: Errors whose message tells the user what to do, and that may pass by themselves (a retry
 #: policy may run the step again).

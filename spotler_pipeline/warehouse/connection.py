@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from spotler_pipeline.warehouse.legacy import upgrade_file_format
+from spotler_pipeline.warehouse.legacy import refuse_legacy
 from spotler_pipeline.warehouse.spill import SpillFolder
 from spotler_pipeline.warehouse.sql import sql_string
 
@@ -81,8 +81,8 @@ def open_warehouse(
     mode = " (READ_ONLY)" if read_only else ""
     settings: dict[str, str | int | bool] = {"memory_limit": DEFAULT_MEMORY_LIMIT, **(config or {})}
     spill_base = settings.pop("temp_directory", None) or path.parent / SPILL_FOLDER
-    # A file written by the first release's DuckDB 2.x is converted once (kept as a backup).
-    upgrade_file_format(path)
+    # A file written by the first release's DuckDB 2.x is converted by an explicit command.
+    refuse_legacy(path)
     started = time.monotonic()
     next_report = started + WAIT_REPORT_INTERVAL
     delay = 0.05

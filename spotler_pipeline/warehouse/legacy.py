@@ -4,15 +4,18 @@ The package pins DuckDB 1.5.5: it is the only DuckDB for which the package regis
 ``ducklake`` and ``postgres`` extensions as wheels, so the lake works with no network. DuckDB
 1.5.5 cannot open a file written by DuckDB 2.x ("Trying to read a database file with version
 number 999, but we can only read versions between 64 and 68"), and release 0.1.0 wrote its
-warehouse with DuckDB 2.0.1. :func:`upgrade_file_format` turns such a file into one DuckDB
-1.5.5 reads, keeping every table (rows, DDL, comments) and view:
+warehouse with DuckDB 2.0.1. Opening such a file fails with :class:`LegacyFileError`, one line
+naming the command that converts it, ``spotler-pipeline convert-legacy``; the file is left as
+it is. The command (:func:`convert_legacy_file`) turns it into one DuckDB 1.5.5 reads, keeping
+every table (rows, DDL, comments) and view:
 
 1. The file's header tells which storage version and DuckDB wrote it; when the installed DuckDB
    cannot read that storage version, the file needs converting.
-2. The DuckDB that wrote it (``duckdb==<that version>``, 2.0.1 for release 0.1.0) is installed
-   once in a side folder with ``python -m pip install --target``: ``$SPOTLER_LEGACY_DUCKDB_DIR``
-   if set, else ``<venv>/share/spotler_pipeline/duckdb2`` (or ``~/.cache/spotler_pipeline/duckdb2``
-   when the venv is not writable). A subprocess runs that DuckDB alone (``python -S``) and
+2. DuckDB 2.0.1 is installed once in a side folder with ``python -m pip install --target
+   --require-hashes``, its wheels' SHA-256 pinned here (:data:`LEGACY_DUCKDB_WHEELS`): in
+   ``$SPOTLER_LEGACY_DUCKDB_DIR`` if set, else ``<venv>/share/spotler_pipeline/duckdb2`` (or
+   ``~/.cache/spotler_pipeline/duckdb2`` when the venv is not writable). The command says what
+   it installs where before it does. A subprocess runs that DuckDB alone (``python -S``) and
    exports every table as Parquet plus a manifest (DDL, comments, row counts, views); see
    :mod:`._legacy_export`.
 3. The installed DuckDB builds a new file beside the old one from the export and checks every
@@ -21,8 +24,8 @@ warehouse with DuckDB 2.0.1. :func:`upgrade_file_format` turns such a file into 
    new file atomically replaces ``<name>``. A crash at any step leaves ``<name>`` a complete
    file, old or new; the next call simply starts again.
 
-Concurrent callers (several run workers starting at once) take turns on a lock file beside the
-warehouse; whoever comes second finds the file already converted.
+Two conversions started at once take turns on a lock file beside the warehouse; whoever comes
+second finds the file already converted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +50,34 @@ from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
 
 #: Environment variable naming the folder for (or holding) the side installs of DuckDB 2.x.
 LEGACY_DIR_ENV = "SPOTLER_LEGACY_DUCKDB_DIR"
-#: The DuckDB that release 0.1.0 wrote its warehouse with; installed when a file's header does
-#: not name a plain release version.
+#: The DuckDB that release 0.1.0 wrote its warehouse with, the one the conversion installs.
 DEFAULT_LEGACY_DUCKDB = "2.0.1"
+#: SHA-256 of each published wheel of DuckDB 2.0.1 that pip may install (``--require-hashes``):
+#: CPython 3.11 and 3.12+ (abi3) on Linux x86_64 and aarch64 (manylinux 2.28) and macOS arm64,
+#: as the package registry lists them. Elsewhere pip refuses, and the error says how to
+#: provide DuckDB 2.0.1 by hand (:data:`LEGACY_DIR_ENV`).
+LEGACY_DUCKDB_WHEELS = {
+    "duckdb-2.0.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl": (
+        "eb32b389d99d14cbbec4c110f58237c77eacefc65ef6f737619f413c97a91a77"
+    ),
+    "duckdb-2.0.1-cp311-cp311-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl": (
+        "dd8961476eb9e048d1e784eb6bad7aad39304d72b4e4fd8c021f1863b7ee6425"
+    ),
+    "duckdb-2.0.1-cp311-cp311-macosx_11_0_arm64.whl": (
+        "6034635ec5da2d204e671858287aba90b9174d3e2773db6680f939cbfb810683"
+    ),
+    "duckdb-2.0.1-cp312-abi3-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl": (
+        "39ffeb136abed770a496e5592a464f18a07b1543e7ddb1ff6453215e179f1647"
+    ),
+    "duckdb-2.0.1-cp312-abi3-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl": (
+        "ba06918b64d4061bd9ed722dc10adf66f9a10f96426e2403db93a36f590ba3dc"
+    ),
+    "duckdb-2.0.1-cp312-abi3-macosx_11_0_arm64.whl": (
+        "68ff6c4ff3dda16762019db0591ee775954094c266f99e16212884a4e656009d"
+    ),
+}
+#: The command that converts a file (the one line a refused open names).
+CONVERT_COMMAND = "spotler-pipeline convert-legacy"
 #: Suffix of the old file kept beside the converted one.
 BACKUP_SUFFIX = ".duckdb2-backup"
 
@@ -60,6 +88,31 @@ _VERSION_ERRORS = ("version number", "can only read versions", "newer version of
 
 class LegacyUpgradeError(RuntimeError):
     """The file needs converting and it could not be done; the message says what to do."""
+
+
+class LegacyFileError(LegacyUpgradeError):
+    """A warehouse file written by DuckDB 2.x was opened: it must be converted first, with
+    ``spotler-pipeline convert-legacy``; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert_legacy_file` did: the file converted, where the old one is kept,
+    and what it carried over."""
+
+    path: Path
+    backup: Path
+    written_by: str
+    tables: int
+    views: int
+    rows: int
+
+    def describe(self) -> str:
+        return (
+            f"converted {self.path} (written by DuckDB {self.written_by}) for DuckDB "
+            f"{duckdb.__version__}: {self.tables} tables with {self.rows:,} rows and "
+            f"{self.views} views; the old file is kept as {self.backup}"
+        )
 
 
 @dataclass(frozen=True)
@@ -126,25 +179,40 @@ def needs_upgrade(path: str | os.PathLike[str]) -> bool:
         conn.close()
 
 
-def upgrade_file_format(path: str | os.PathLike[str]) -> bool:
-    """Convert ``path`` in place if it was written by a DuckDB too new to read it.
+def refuse_legacy(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`LegacyFileError` if ``path`` was written by a DuckDB too new to open it."""
+    if needs_upgrade(path):
+        header = read_header(path)
+        written_by = (header.library_version if header else None) or "2.x"
+        raise LegacyFileError(
+            f"{path} was written by DuckDB {written_by.lstrip('v')} (spotler_pipeline 0.1.0) and "
+            f"DuckDB {duckdb.__version__} cannot open it: convert it once with "
+            f"`{CONVERT_COMMAND} --database {path}` (the file is unchanged)"
+        )
 
-    Returns True if it converted the file (the old one is kept as ``<name>.duckdb2-backup``),
-    False if there was nothing to do (no such file, or the installed DuckDB reads it). Raises
+
+def convert_legacy_file(
+    path: str | os.PathLike[str], *, say: Callable[[str], None] = lambda _msg: None
+) -> Conversion | None:
+    """Convert ``path`` in place if it was written by a DuckDB too new to read it, telling
+    ``say`` what it installs and does.
+
+    Returns what it converted (the old file is kept as ``<name>.duckdb2-backup``), or None if
+    there was nothing to do (no such file, or the installed DuckDB reads it). Raises
     :class:`LegacyUpgradeError` if the file needs converting and that failed; the warehouse is
     then exactly as it was.
     """
     path = Path(path)
     if not needs_upgrade(path):
-        return False
+        return None
     with _upgrade_lock(path):
         if not needs_upgrade(path):  # another process converted it while we waited
-            return False
+            return None
         header = read_header(path)
         assert header is not None
-        side = ensure_legacy_duckdb(_wanted_version(header.library_version))
-        _convert(path, side)
-    return True
+        side = ensure_legacy_duckdb(_wanted_version(header.library_version), say=say)
+        say(f"exporting {path} with the DuckDB in {side}")
+        return _convert(path, side, (header.library_version or "2.x").lstrip("v"))
 
 
 # -- the side install ------------------------------------------------------------------------
@@ -180,25 +248,35 @@ def _installed(target: Path, version: str) -> bool:
     )
 
 
-def ensure_legacy_duckdb(version: str = DEFAULT_LEGACY_DUCKDB) -> Path:
-    """The side folder holding ``duckdb==version``, installing it with pip if missing."""
+def ensure_legacy_duckdb(
+    version: str = DEFAULT_LEGACY_DUCKDB, *, say: Callable[[str], None] = lambda _msg: None
+) -> Path:
+    """The side folder holding ``duckdb==version``, installing it with pip if missing (only
+    :data:`DEFAULT_LEGACY_DUCKDB`, whose wheels' hashes are pinned; another version must be
+    provided by hand)."""
     root = legacy_root()
     target = root / f"duckdb-{version}"
     if _installed(target, version):
         return target
-    install = f"{sys.executable} -m pip install --no-deps --target {target} duckdb=={version}"
+    if version != DEFAULT_LEGACY_DUCKDB:
+        reason = f"only DuckDB {DEFAULT_LEGACY_DUCKDB} is installed automatically"
+        raise LegacyUpgradeError(_install_advice(version, target, reason))
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".duckdb-{version}-", dir=root))
     except OSError as exc:
         reason = f"cannot create {root}: {exc}"
-        raise LegacyUpgradeError(_install_advice(version, install, reason)) from None
+        raise LegacyUpgradeError(_install_advice(version, target, reason)) from None
     try:
+        say(
+            f"installing duckdb=={version} into {target} with pip, checked against the "
+            "SHA-256 of its wheels pinned in spotler_pipeline.warehouse.legacy"
+        )
         done = _pip_install(staging, version)
         if done.returncode != 0 or not _installed(staging, version):
             detail = (done.stderr or done.stdout).strip().splitlines()
             reason = "; ".join(detail[-3:]) or f"pip exited with {done.returncode}"
-            raise LegacyUpgradeError(_install_advice(version, install, reason))
+            raise LegacyUpgradeError(_install_advice(version, target, reason))
         staging.chmod(0o755)  # mkdtemp made it private; other users may convert files too
         try:
             staging.rename(target)
@@ -211,35 +289,43 @@ def ensure_legacy_duckdb(version: str = DEFAULT_LEGACY_DUCKDB) -> Path:
 
 
 def _pip_install(target: Path, version: str) -> subprocess.CompletedProcess[str]:
-    """``pip install --target`` DuckDB ``version`` (its wheel has no required dependencies)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-deps",
-            "--target",
-            str(target),
-            f"duckdb=={version}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    """``pip install --target`` DuckDB ``version`` (its wheel has no required dependencies),
+    only a wheel whose SHA-256 is one of :data:`LEGACY_DUCKDB_WHEELS`."""
+    hashes = " ".join(f"--hash=sha256:{h}" for h in LEGACY_DUCKDB_WHEELS.values())
+    with tempfile.TemporaryDirectory(prefix="spotler-duckdb-pin-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(f"duckdb=={version} {hashes}\n", encoding="utf-8")
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "--target",
+                str(target),
+                "-r",
+                str(requirements),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
 
 
-def _install_advice(version: str, command: str, reason: str) -> str:
+def _install_advice(version: str, target: Path, reason: str) -> str:
     return (
-        f"This warehouse file was written by DuckDB {version} (spotler_pipeline 0.1.0) and "
-        f"must be converted once for DuckDB {duckdb.__version__}. The conversion reads it with "
-        f"DuckDB {version} installed in a side folder, and installing that failed ({reason}). "
-        f"Run `{command}` (or install duckdb=={version} into any folder and set "
-        f"{LEGACY_DIR_ENV} to the folder that contains duckdb-{version}/), then retry. "
-        "The warehouse file is unchanged."
+        f"This warehouse file was written by DuckDB {version} (spotler_pipeline 0.1.0); "
+        f"converting it reads it with DuckDB {version} installed in a side folder, and "
+        f"installing that failed ({reason}). Install duckdb=={version} into {target} yourself "
+        f"(`python -m pip install --no-deps --target {target} duckdb=={version}`), or into any "
+        f"folder and set {LEGACY_DIR_ENV} to the folder that contains duckdb-{version}/, then "
+        f"run `{CONVERT_COMMAND}` again. The warehouse file is unchanged."
     )
 
 
@@ -259,7 +345,7 @@ def _upgrade_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _convert(path: Path, side: Path) -> None:
+def _convert(path: Path, side: Path, written_by: str) -> Conversion:
     export = path.with_name(path.name + ".duckdb2-export")
     new = path.with_name(path.name + ".converting")
     backup = path.with_name(path.name + BACKUP_SUFFIX)
@@ -272,6 +358,14 @@ def _convert(path: Path, side: Path) -> None:
         manifest = _export(path, side, export)
         _build(new, export, manifest)
         _swap(path, new, backup)
+        return Conversion(
+            path,
+            backup,
+            written_by,
+            tables=len(manifest["tables"]),
+            views=len(manifest["views"]),
+            rows=sum(t["rows"] for t in manifest["tables"]),
+        )
     finally:
         shutil.rmtree(export, ignore_errors=True)
         for leftover in (new, Path(f"{new}.wal")):

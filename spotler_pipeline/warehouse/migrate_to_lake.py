@@ -5,9 +5,8 @@ hashes) is copied with every table (its DDL, rows and comments) and view, in one
 transaction: the lake shows all of it or none of it. Before the commit, each lake table's row
 count is checked against the file's, and again from a fresh read-only connection after it.
 
-A file written by DuckDB 2.x (release 0.1.0) is first converted for this DuckDB by
-:func:`~spotler_pipeline.warehouse.legacy.upgrade_file_format` (the old file is kept as
-``<name>.duckdb2-backup``). The file is otherwise only read.
+A file written by DuckDB 2.x (release 0.1.0) is refused, naming the command that converts it
+(``spotler-pipeline convert-legacy``). The file is only read.
 
 A lake that already holds rows in those schemas is refused unless ``replace=True``, which
 drops the lake's tables and views there and writes the file's (in the same transaction; the
@@ -36,7 +35,7 @@ from spotler_pipeline.warehouse.lake import (
     open_lake,
     retry_on_conflict,
 )
-from spotler_pipeline.warehouse.legacy import upgrade_file_format
+from spotler_pipeline.warehouse.legacy import refuse_legacy
 from spotler_pipeline.warehouse.sql import sql_identifier, sql_string
 
 SOURCE_ALIAS = "migration_source"
@@ -62,7 +61,6 @@ class MigrationReport:
     """What :func:`migrate_to_lake` copied."""
 
     source: Path
-    converted_from_duckdb2: bool = False
     tables: list[TableCopy] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
     replaced_rows: int = 0
@@ -140,9 +138,7 @@ def migrate_to_lake(
             )
     say = progress or (lambda _msg: None)
     report = MigrationReport(source=path)
-    if upgrade_file_format(path):
-        report.converted_from_duckdb2 = True
-        say(f"converted {path} from DuckDB 2 (old file kept as {path.name}.duckdb2-backup)")
+    refuse_legacy(path)
 
     conn = open_lake(settings, config={"preserve_insertion_order": False})
     try:
