@@ -96,6 +96,48 @@ def test_write_then_read_from_a_second_read_only_connection(lake_settings: LakeS
     assert any(Path(lake_settings.data_path).rglob("*.parquet")), "data lives under the data path"
 
 
+def _tampered_copy(name: str, folder: Path, as_name: str) -> Path:
+    """A copy of ``name``'s extension file from its wheel with one byte changed (its
+    signature no longer holds), saved as ``<as_name>.duckdb_extension``."""
+    original = lake.extension_path(name)
+    assert original is not None, f"the {name} wheel is installed for the lake tests"
+    data = bytearray(original.read_bytes())
+    data[-10] ^= 0xFF
+    copy = folder / f"{as_name}.duckdb_extension"
+    copy.write_bytes(bytes(data))
+    return copy
+
+
+def test_readers_keep_the_signature_check_and_writers_check_the_wheels_hashes(
+    lake_settings: LakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_lake(lake_settings)
+    _make_table(writer)
+    reader = open_lake(lake_settings, read_only=True)
+    try:
+        unsigned = "SELECT current_setting('allow_unsigned_extensions')"
+        assert reader.execute(unsigned).fetchone() == (False,)
+        assert writer.execute(unsigned).fetchone() == (True,)
+        # A later LOAD on an analyst's connection cannot run an unsigned file.
+        probe = _tampered_copy("ducklake", tmp_path, "probe")
+        with pytest.raises(duckdb.IOException, match="signature is either missing or invalid"):
+            reader.execute(f"LOAD '{probe}'")
+    finally:
+        reader.close()
+        writer.close()
+
+    # A writer refuses an extension file that is not the one pip installed.
+    changed = _tampered_copy("ducklake", tmp_path, "ducklake")
+    real = lake.extension_path
+    monkeypatch.setattr(
+        lake,
+        "extension_path",
+        lambda name, v=None: changed if name == "ducklake" else real(name, v),
+    )
+    with pytest.raises(lake.ExtensionTamperedError, match="its content changed"):
+        open_lake(lake_settings)
+
+
 def test_time_travel(lake_settings: LakeSettings) -> None:
     conn = open_lake(lake_settings)
     _make_table(conn)

@@ -17,6 +17,12 @@ Offline extensions
     wheel matching the installed DuckDB, a plain ``LOAD <name>`` (an extension the user
     installed themselves) is the fallback, then a clear error.
 
+    Readers (``read_only``: notebooks, checks) load them with DuckDB's signature check, so
+    their connections never run an unsigned file. Writers skip that check, which costs a
+    noticeable part of a connection's start-up, only after each file matched the SHA-256
+    that pip recorded for it when it installed the wheel (the distribution's ``RECORD``);
+    a file changed or damaged since then is refused.
+
 Secrets
     A password in the catalog string (``password=…`` or ``postgresql://user:pw@…``) is taken
     out of it and handed to DuckDB as a temporary ``postgres`` secret. DuckDB prints the
@@ -74,7 +80,11 @@ What DuckLake (extension ``d8a1881e``, format 1.0, DuckDB 1.5.5) does, found wit
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
+import hashlib
+import importlib.metadata
 import importlib.resources
 import os
 import re
@@ -276,12 +286,56 @@ def extension_path(name: str, duckdb_version: str | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_extensions(conn: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
-    """LOAD ``names`` from their wheels (no network); raise a clear error if one is missing."""
+class ExtensionTamperedError(duckdb.IOException):
+    """An extension file no longer matches the hash its wheel recorded at install."""
+
+
+def verify_extension(name: str, path: Path, duckdb_version: str) -> None:
+    """Check ``path`` (``name``'s file for ``duckdb_version``) against the SHA-256 that pip
+    recorded for the wheel's file in the installed distribution's ``RECORD``; raise
+    :class:`ExtensionTamperedError` if it differs or no hash is recorded."""
+    package = _EXTENSION_WHEELS[name]
+    wheel_file = f"{package}/extensions/{duckdb_version}/{name}.duckdb_extension"
+    try:
+        files = importlib.metadata.distribution(package).files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    recorded = next((f.hash.value for f in files if f.hash and str(f) == wheel_file), None)
+    stat = path.stat()
+    actual = _sha256(path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if recorded is None or recorded != actual:
+        why = "no hash is recorded for it" if recorded is None else "its content changed"
+        wheel = package.replace("_", "-")
+        raise ExtensionTamperedError(
+            f"the DuckDB extension file {path} does not match what pip installed from "
+            f"{wheel} ({why}); reinstall that wheel "
+            f"(pip install --force-reinstall '{wheel}=={duckdb_version.lstrip('v')}')"
+        )
+
+
+@functools.cache
+def _sha256(path: Path, size: int, mtime_ns: int, inode: int) -> str:
+    """``path``'s SHA-256 as RECORD writes it (urlsafe base64, unpadded); remembered for the
+    process while the file's size, time and inode stay the same."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def load_extensions(
+    conn: duckdb.DuckDBPyConnection, names: tuple[str, ...], *, verify: bool = False
+) -> None:
+    """LOAD ``names`` from their wheels (no network); raise a clear error if one is missing.
+    ``verify``: check each wheel's file against its recorded hash first (a connection that
+    loads unsigned extensions)."""
     version = _library_version(conn)
     for name in names:
         path = extension_path(name, version)
         if path is not None:
+            if verify:
+                verify_extension(name, path, version)
             conn.execute(f"LOAD {sql_string(str(path))}")
             continue
         try:
@@ -357,19 +411,18 @@ def open_lake(
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
-    if _all_from_wheels(_extensions_for(catalog)):
-        # DuckDB checks an extension file's RSA signature on every LOAD: 0.8-1.3 s per
-        # connection on a 2-core machine, and a run opens several. These files come from
-        # wheels pip installed into this environment, beside duckdb's own Python package;
-        # whoever can replace them can replace that too, so the check protects nothing here.
-        # An extension installed by hand (no wheel) is still loaded with the check.
+    # A writer loads the wheels' files without DuckDB's signature check (each LOAD would
+    # check again) once they match their recorded hashes; a reader keeps the check, so no
+    # later LOAD on an analyst's connection runs an unsigned file.
+    unsigned = not read_only and _all_from_wheels(_extensions_for(catalog))
+    if unsigned:
         settings_["allow_unsigned_extensions"] = True
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", alias):
         raise ValueError(f"not a plain alias: {alias!r}")
     conn = duckdb.connect(config=dict(settings_))
     failure: duckdb.Error | None = None
     try:
-        load_extensions(conn, _extensions_for(catalog))
+        load_extensions(conn, _extensions_for(catalog), verify=unsigned)
         if password is not None:
             # The unnamed postgres secret is what the postgres extension adds to a connection
             # string without a password; TEMPORARY: it lives in this connection's memory only.
