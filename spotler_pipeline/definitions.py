@@ -122,7 +122,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
         schedules=schedules,
         resources=default_resources(settings),
     )
-    # Campaigns, forms and the contact card (issue 4): each group brings its own assets,
+    # Campaigns, forms and the contact card: each group brings its own assets,
     # checks, jobs and schedules; one sensor evaluates every group's freshness checks.
     groups = dg.Definitions.merge(
         mailing_defs,
@@ -134,7 +134,7 @@ def _build_definitions(settings: DeploymentSettings) -> dg.Definitions:
     sensors = [freshness_sensor(groups), automation_sensor()]
     # In-process: a run (from the UI, a schedule or `dagster asset materialize`) is one
     # process, whose steps share its interpreter; the checks that guard a write run inside
-    # the writing step. One process per step cost ~2-3 s of start-up each (issue 10).
+    # the writing step. A process per step would pay Dagster's start-up for every step.
     return dg.Definitions.merge(
         groups,
         nightly_definitions(groups, tz),

@@ -245,7 +245,7 @@ class Harness:
         raise KeyError(f"no check {check!r} on {table}")
 
 
-# -- campaigns, forms and contacts (issue 4) -------------------------------------------------
+# -- campaigns, forms and contacts ---------------------------------------------------------
 
 CAMPAIGN_CATALOG = ("campaigns", "campaign_triggers", "campaign_mailings", "campaign_mailing_links")
 CAMPAIGN_INTERACTIONS = (

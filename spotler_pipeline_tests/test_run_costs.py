@@ -1,4 +1,4 @@
-"""A run costs what its data costs (issue 10): checks run inline on the days written, whole-
+"""A run costs what its data costs: checks run inline on the days written, whole-
 table checks only nightly, campaign interactions are listed once per step and kind for a run's
 window, complete recipients are not read again, and statistics snapshots scale with the
 request cap."""

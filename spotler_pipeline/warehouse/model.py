@@ -121,8 +121,8 @@ PRESENT = Column(
 
 #: Columns of opaque random tokens, one per row (Spotler's encryptedId of a contact), stored
 #: uncompressed: DuckDB's string compression finds nothing to share in them, yet analyses
-#: every block to find out. Writing the 4M-row send day of ``make bench`` took ~1 s less
-#: (3.4 s -> 2.3-2.5 s) for a 4% larger file (158 -> 165 MB).
+#: every block to find out, so a big day's insert is markedly faster for a slightly larger
+#: file (figures in docs/benchmark-log.md).
 UNCOMPRESSED_COLUMNS = frozenset({"contact_encrypted_id"})
 
 

@@ -80,13 +80,10 @@ def _restrict(table: Table, window: Window | None, alias: str | None = None) -> 
 
 #: Rows a grouping query handles at once at most: a key check over more is split into
 #: slices by a hash of the key (a duplicate lands in one slice), so it stays within the
-#: connection's memory limit (DuckDB's hash aggregate did not finish within 96 MB on 28M
-#: rows, nor within 64 MB on a 4M-row slice).
+#: connection's memory limit (DuckDB's hash aggregate over a whole busy table does not).
 SLICE_ROWS = 4_000_000
 #: Bytes of the connection's ``memory_limit`` a slice may count on per row: a slice has at
-#: most ``memory_limit / SLICE_ROW_BYTES`` rows (64 MB: ~2M rows; measured on 28M recipient
-#: rows with two 24-character keys: 4M-row slices ran out of memory at 64 MB, 2M-row ones
-#: passed).
+#: most ``memory_limit / SLICE_ROW_BYTES`` rows (enough room for two 24-character keys a row).
 SLICE_ROW_BYTES = 32
 #: Times a sliced check that ran out of memory is tried again with twice the slices.
 SLICE_RETRIES = 4
@@ -97,9 +94,10 @@ def single_threaded(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run the block's queries on one DuckDB thread, then restore the connection's threads.
 
     Each thread of a query builds its own hash tables, whatever the data: a reconciliation
-    with a dozen joins and groupings (``contact_mailing_card_vs_history``) needed more than
-    the inline checks' 61 MiB on two threads over 29k rows, and 20 MiB on one. A check that
-    ran out of memory is tried once more this way before it is reported as not evaluated.
+    with a dozen joins and groupings (``contact_mailing_card_vs_history``) can need more than
+    the inline checks' memory limit on two threads over a small table, and fits on one. A
+    check that ran out of memory is tried once more this way before it is reported as not
+    evaluated.
     """
     threads = conn.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[index]
     conn.execute("SET threads = 1")
@@ -153,9 +151,8 @@ def _finding(
 def _smaller_slices_if_needed(attempt: Callable[[int], _T], slices: int, retries: int) -> _T:
     """``attempt(slices)``; when it runs out of memory, again with twice the slices, up to
     ``retries`` times (then the error is raised)."""
-    # Whether a slice fits also depends on how the threads' partial tables happen to fill:
-    # at memory_limit / SLICE_ROW_BYTES rows, about 1 key check in 10 ran out of memory
-    # under 48 MB. Smaller slices cost one more scan each, only then.
+    # Whether a slice fits also depends on how the threads' partial tables happen to fill,
+    # so now and then one does not. Smaller slices cost one more scan each, only then.
     for _ in range(retries):
         try:
             return attempt(slices)
@@ -229,10 +226,9 @@ def duplicate_keys(
     """Key values that occur more than once in ``table`` (in ``window``).
 
     The keys' hashes are grouped first: one 8-byte number per row instead of the keys'
-    strings, 0.3 s instead of 0.7-0.9 s for the 2.7M recipients of the 4M-row send day of
-    ``make bench``. Only when two rows share a hash (a duplicate, or rarely two keys with
-    the same hash) are the keys themselves grouped, which tells the two apart and samples
-    the duplicates.
+    strings, which takes about half the time. Only when two rows share a hash (a duplicate,
+    or rarely two keys with the same hash) are the keys themselves grouped, which tells the
+    two apart and samples the duplicates.
     """
     keys = ", ".join(f'"{k}"' for k in table.primary_key)
     where = _restrict(table, window)
@@ -367,7 +363,7 @@ def unique_contacts_vs_statistics(
     )
 
 
-# -- campaigns, forms and the contact card (issue 4) -----------------------------------------
+# -- campaigns, forms and the contact card ---------------------------------------------------
 
 
 def campaign_clicks_without_link(

@@ -44,8 +44,8 @@ def remove_abandoned(directory: Path) -> list[Path]:
     ]
 
 
-#: Pages conformed and waiting for the writer thread at most (a page is ~1 MB): fetch
-#: threads wait rather than pile pages up in memory when the disk is slower than the API.
+#: Pages conformed and waiting for the writer thread at most: fetch threads wait rather than
+#: pile pages up in memory when the disk is slower than the API.
 MAX_PENDING_PAGES = 16
 
 
@@ -56,9 +56,8 @@ class StagingArea:
     ``None``); :attr:`abandoned` lists the folders of killed runs removed on the way in.
 
     Pages are conformed in the calling (fetch) thread and written by one thread of the
-    area's own: Arrow's allocator (mimalloc) keeps a heap per thread, and Parquet writers fed
-    from eight fetch threads held +150 MB for a 4M-row day, from one thread +26 MB (an Arrow
-    stream written from any thread: +5 MB).
+    area's own: Arrow's allocator (mimalloc) keeps a heap per thread, so Parquet writers fed
+    from every fetch thread held several times the memory of one writing thread.
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
@@ -171,10 +170,10 @@ class _PageWriter:
 
     The file lives only until the final write, so it is written for DuckDB to read back
     cheaply rather than to keep: no compression, dictionary or statistics (with them, the
-    writer kept ~150 MB per 4M-row run until closed; without, ~35 MB). Parquet rather than
-    an Arrow IPC stream because DuckDB reads Parquet itself: inserting 2.7M staged rows
-    inside the write's transaction took +350 MB from an Arrow stream (whatever
-    ``memory_limit``) and +80 MB with ``read_parquet``, in half the time.
+    writer keeps its buffers until closed). Parquet rather than an Arrow IPC stream because
+    DuckDB reads Parquet itself: ``read_parquet`` inserts the staged rows within the
+    connection's ``memory_limit``, where an Arrow stream took several times the memory
+    (whatever the limit) and twice the time.
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:

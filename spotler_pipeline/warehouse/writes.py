@@ -37,8 +37,8 @@ class WriteMemory:
     """How much memory DuckDB may use while a write replaces rows.
 
     A delete cannot spill: DuckDB keeps ~10 bytes per deleted row in memory until the
-    commit (the daily refresh of 30 send days deletes 9.5M stored opens at scale 10: ~90 MB;
-    under a fixed cap of 48 MB a delete of ~5M rows failed). So deletes run under
+    commit, so the daily refresh of 30 send days of a large account needs more than a small
+    fixed cap allows. So deletes run under
     ``ceiling`` alone. An insert streams; uncapped, DuckDB would keep every block it wrote
     cached and a run's memory would grow with the partition. So each insert may use
     ``insert`` on top of what the transaction holds when it starts (its deletes), never
