@@ -136,10 +136,10 @@ def evaluate(
         fu.refresh_status_view(conn)
         reconciled = fu.reconcile(conn, rule.name, now)
         to_act_on, new = fu.events_to_act_on(conn, rule.name, include_unknown=resend_unknown)
-        (events,) = conn.execute(f"SELECT count(*) FROM {fu.rule_table(rule.name)}").fetchone()
+        events = fu.event_count(conn, rule.name)
         found = Evaluation(
             columns=columns,
-            events=int(events),
+            events=events,
             to_act_on=to_act_on,
             new=new,
             reconciled=reconciled,

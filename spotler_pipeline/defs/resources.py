@@ -43,6 +43,7 @@ from spotler_pipeline.warehouse.writes import (
     WriteMemory,
     memory_bytes,
     merge_presence,
+    transaction,
     with_table_rows,
 )
 
@@ -396,14 +397,8 @@ class WarehouseResource(DuckDBResource):
         as :meth:`write`'s are (the follow-up rules' own tables and log)."""
 
         def in_transaction(conn: duckdb.DuckDBPyConnection) -> _T:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+            with transaction(conn, None):
+                return work(conn)
 
         return self._write(in_transaction)
 

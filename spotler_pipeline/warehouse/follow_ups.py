@@ -286,6 +286,12 @@ def record_outcome(
     )
 
 
+def event_count(conn: duckdb.DuckDBPyConnection, rule: str) -> int:
+    """Events in the rule's table (what its query found at the last evaluation)."""
+    (count,) = conn.execute(f"SELECT count(*) FROM {rule_table(rule)}").fetchone() or (0,)
+    return int(count)
+
+
 def duplicate_keys(conn: duckdb.DuckDBPyConnection, rule: str) -> int:
     """Event keys found more than once in the rule's table (each must be unique)."""
     (count,) = conn.execute(
