@@ -104,7 +104,7 @@ def single_threaded(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute(f"SET threads = {int(threads)}")
+        conn.execute("SET threads = ?", [int(threads)])
 
 
 def _execute(
