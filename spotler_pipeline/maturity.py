@@ -6,6 +6,10 @@ send, shows how its opens and clicks arrive. Comparing different mailings at dif
 would not: a curve of "the opens of whichever mailings were 3 days old" mixes big and small
 sends and says nothing about any of them.
 
+Opens are Spotler's total opens (``openCount``): contacts who loaded the images *or* clicked
+a link, since every click also counts as an open. ``openRenderedCount`` (image loads alone)
+is kept beside it as ``rendered_open_rate``; it misses whoever reads with images off.
+
 A mailing counts when its snapshots start no later than :data:`FIRST_DAY` days after its send
 and reach at least :data:`MIN_DAYS` days after it; its latest snapshot stands in for its final
 count (the long tail adds a little after that). With fewer than :data:`MIN_MAILINGS` such
@@ -34,20 +38,35 @@ SHARE = 0.9
 #: Every e-mail mailing's snapshots, with what :func:`maturity` needs (run with ``con.sql``).
 SNAPSHOT_QUERY = """
 SELECT s.mailing_id, coalesce(m.name, s.mailing_id) AS name, s.send_day, s.snapshot_day,
-       s.snapshot_at, s.days_since_send, s.accepted_count, s.open_count, s.click_count
+       s.snapshot_at, s.days_since_send, s.accepted_count, s.open_count,
+       s.open_rendered_count, s.click_count
 FROM spotler.mailing_stats_snapshots s
 LEFT JOIN spotler.mailings m ON m.encrypted_id = s.mailing_id
 WHERE m.type IS DISTINCT FROM 'SMS' AND s.accepted_count > 0
 ORDER BY s.mailing_id, s.days_since_send
 """
+#: The columns of :data:`SNAPSHOT_QUERY` (an empty frame of them: no snapshots loaded).
+SNAPSHOT_COLUMNS = (
+    "mailing_id",
+    "name",
+    "send_day",
+    "snapshot_day",
+    "snapshot_at",
+    "days_since_send",
+    "accepted_count",
+    "open_count",
+    "open_rendered_count",
+    "click_count",
+)
 
 
 @dataclass(frozen=True)
 class Maturity:
     """Per-mailing curves and their median; see the module docstring."""
 
-    #: One row per followed mailing and days since its send: ``open_rate``, ``click_rate``
-    #: (of accepted), ``share_of_final_opens`` / ``_clicks`` (of its latest snapshot).
+    #: One row per followed mailing and days since its send: ``open_rate`` (total opens,
+    #: clicks included), ``rendered_open_rate`` (image loads), ``click_rate`` (each of
+    #: accepted), ``share_of_final_opens`` / ``_clicks`` (of its latest snapshot).
     followed: pd.DataFrame
     #: Median over the followed mailings per days since send (the days every one of them has).
     curve: pd.DataFrame
@@ -104,6 +123,7 @@ def maturity(snapshots: pd.DataFrame) -> Maturity:
     latest = followed.groupby("mailing_id")[["open_count", "click_count"]].transform("last")
     followed = followed.assign(
         open_rate=followed.open_count / followed.accepted_count,
+        rendered_open_rate=followed.open_rendered_count / followed.accepted_count,
         click_rate=followed.click_count / followed.accepted_count,
         share_of_final_opens=followed.open_count / latest.open_count.where(latest.open_count > 0),
         share_of_final_clicks=(
@@ -111,7 +131,15 @@ def maturity(snapshots: pd.DataFrame) -> Maturity:
         ),
     )
     by_day = followed.groupby("days_since_send")
-    curve = by_day[["open_rate", "click_rate", "share_of_final_opens", "share_of_final_clicks"]]
+    curve = by_day[
+        [
+            "open_rate",
+            "rendered_open_rate",
+            "click_rate",
+            "share_of_final_opens",
+            "share_of_final_clicks",
+        ]
+    ]
     curve = curve.median().assign(mailings=by_day.mailing_id.nunique()).reset_index()
     # The same mailings on every day of the curve: a median over whichever mailings happen to
     # reach a day would drop and jump as they come and go (the artefact this module avoids).

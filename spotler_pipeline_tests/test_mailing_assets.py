@@ -134,6 +134,16 @@ def test_snapshot_of_today_and_refusal_of_a_past_day(harness: Harness) -> None:
     )
     n, snap_day, max_age, distinct = rows[0]
     assert n == distinct > 0 and snap_day == today and max_age <= 60
+    # conversionValue is stored as Spotler serves it, whole cents, and absent stays NULL
+    stored = dict(
+        harness.query(
+            "SELECT mailing_id, conversion_value_cents FROM spotler.mailing_stats_snapshots"
+        )
+    )
+    client = harness.client()
+    served = {m: client.get_mailing_statistics(m).conversion_value for m in stored}
+    assert stored == {m: None if v is None else round(v) for m, v in served.items()}
+    assert all(v is None or type(v) is int for v in stored.values())
 
     # the next day: a second snapshot, the first kept
     harness.sim.advance(timedelta(days=1))

@@ -26,6 +26,7 @@ def _snapshots(mailings: dict[str, tuple[int, int, list[int]]]) -> pd.DataFrame:
                     "days_since_send": age,
                     "accepted_count": 1000,
                     "open_count": opens[min(age, len(opens) - 1)],
+                    "open_rendered_count": opens[min(age, len(opens) - 1)] * 9 // 10,
                     "click_count": opens[min(age, len(opens) - 1)] // 10,
                 }
             )

@@ -184,7 +184,7 @@ def test_a_first_release_warehouse_is_upgraded_in_place_with_its_rows(tmp_path: 
     history = conn.execute(
         "SELECT version, description FROM spotler_meta.schema_version ORDER BY version"
     ).fetchall()
-    assert [v for v, _ in history] == [2]
+    assert [v for v, _ in history] == [2, 3]
     # every view of this release exists and runs
     for name in VIEWS:
         conn.execute(f"SELECT * FROM spotler.{name} LIMIT 1").fetchall()
@@ -205,7 +205,7 @@ def test_a_first_release_warehouse_is_upgraded_in_place_with_its_rows(tmp_path: 
     )
     assert columns == {f"mailing_opens.{c.name}": c.description for c in MAILING_OPENS.columns}
     ddl.ensure_schema(conn)  # idempotent
-    assert len(conn.execute("SELECT * FROM spotler_meta.schema_version").fetchall()) == 1
+    assert len(conn.execute("SELECT * FROM spotler_meta.schema_version").fetchall()) == 2
     conn.close()
 
 
@@ -245,9 +245,15 @@ def test_the_warehouse_written_by_release_0_1_0_opens_and_upgrades(tmp_path: Pat
         ).fetchall()
     }
     assert before["mailing_recipients"] == 2732 and before["mailings"] == 8
+    money = "SELECT mailing_id, snapshot_day, {} FROM spotler.mailing_stats_snapshots ORDER BY 1, 2"
+    stored = conn.execute(money.format("conversion_value")).fetchall()
     ddl.ensure_schema(conn)
     after = {t: _count(conn, f"SELECT count(*) FROM spotler.{t}") for t in before}
     assert after == before
+    # the numbers stored as a DOUBLE are the same whole numbers under the cents column
+    cents = conn.execute(money.format("conversion_value_cents")).fetchall()
+    assert cents == [(m, d, None if v is None else round(v)) for m, d, v in stored]
+    assert any(v is not None for _, _, v in cents)
     assert _count(conn, "SELECT count(*) FROM spotler.mailings WHERE present") == 8
     assert _count(conn, "SELECT count(*) FROM spotler.mailing_stats_latest") > 0
     conn.close()
@@ -269,8 +275,17 @@ def test_views_are_recreated_when_their_definition_changes(
         "CREATE OR REPLACE VIEW spotler.mailing_stats_latest AS SELECT 42 AS answer"
     )
     monkeypatch.setattr(ddl, "VIEWS", changed)
+    monkeypatch.setattr(ddl, "VIEW_COLUMN_DESCRIPTIONS", {})
     ddl.ensure_schema(conn)
     assert conn.execute("SELECT * FROM spotler.mailing_stats_latest").fetchall() == [(42,)]
+    # and when only what a view's columns mean changed, the comments are renewed
+    monkeypatch.setattr(
+        ddl, "VIEW_COLUMN_DESCRIPTIONS", {"mailing_stats_latest": {"answer": "The answer."}}
+    )
+    ddl.ensure_schema(conn)
+    assert conn.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'mailing_stats_latest'"
+    ).fetchall() == [("The answer.",)]
 
 
 def test_contact_tokens_are_stored_uncompressed_in_a_new_file(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, Ware
 from spotler_pipeline.defs.writing import ItemScope, write_rows
 from spotler_pipeline.warehouse import Table, WriteResult
 from spotler_pipeline.warehouse.mailing_tables import (
+    CONVERSION_VALUE_CENTS,
     MAILING_BOUNCES,
     MAILING_CLICKS,
     MAILING_INTERACTION_TABLES,
@@ -136,8 +137,19 @@ def _snapshot_row(summary: MailingSummary, stat: Any, now: datetime) -> dict[str
         "mailing_id": summary.encrypted_id,
         "send_day": send_day,
         "days_since_send": (now.date() - send_day).days,
-        **{col.name: getattr(stat, col.name) for col in STATISTIC_COLUMNS},
+        **{
+            col.name: getattr(stat, col.name)
+            for col in STATISTIC_COLUMNS
+            if col is not CONVERSION_VALUE_CENTS
+        },
+        CONVERSION_VALUE_CENTS.name: _whole_cents(stat.conversion_value),
     }
+
+
+def _whole_cents(value: float | None) -> int | None:
+    """Spotler's conversionValue (an integer count of cents) as the BIGINT column stores it;
+    a client that decoded it as a JSON number hands a float, rounded here. NULL stays NULL."""
+    return None if value is None else round(value)
 
 
 def _write_for_mailings(

@@ -33,7 +33,7 @@ INTERACTION_DESCRIPTIONS = {
         "twice has two subscriptions."
     ),
     api.SEND_DATE.name: "When the message was sent.",
-    api.OPEN_DATE.name: "When the message was opened.",
+    api.OPEN_DATE.name: "When the contact's mail client loaded the message's images.",
     api.LINK_ID.name: "The clicked link (campaign_mailing_links.link_id).",
 }
 CAMPAIGN_SUBSCRIPTION_ID = api_column(
@@ -133,7 +133,9 @@ CAMPAIGN_MAILING_RECIPIENTS = _interaction(
 )
 CAMPAIGN_MAILING_OPENS = _interaction(
     "campaign_mailing_opens",
-    "One row per open of a campaign message.",
+    "One row per rendered open of a campaign message (the images loaded). A contact who "
+    "clicked without loading the images has no row here yet counts as opened (every click is "
+    "also an open): see contact_campaign_mailing_card.opened.",
     api.CAMPAIGN_OPEN_LAYOUT,
     (api.OPEN_DATE.name,),
 )

@@ -18,7 +18,13 @@ ACTIVITY_DAY = Column(
     "Day of the contact's activity that made the pipeline read this history (account time zone).",
 )
 FETCHED_AT = Column("fetched_at", "TIMESTAMPTZ", "When the history was read from Spotler.")
-OPENED = Column("opened", "BOOLEAN", "The contact opened it (as Spotler reports).")
+OPENED = Column(
+    "opened",
+    "BOOLEAN",
+    "The contact opened it, as Spotler's history reports (the contract does not say whether "
+    "a click without loaded images counts: compare opened OR clicked with the card views' "
+    "opened, which counts every click as an open).",
+)
 CLICKED = Column("clicked", "BOOLEAN", "The contact clicked a link in it (as Spotler reports).")
 BOUNCE = Column("bounce", "VARCHAR", "HARDBOUNCE, SOFTBOUNCE or NULL when it did not bounce.")
 SENT_DATE = Column("sent_date", "TIMESTAMPTZ", "When it was sent to the contact.")

@@ -20,10 +20,15 @@ import duckdb
 
 from spotler_pipeline.warehouse.account import META_SCHEMA
 from spotler_pipeline.warehouse.catalog import ALL_TABLES
-from spotler_pipeline.warehouse.migrations import CURRENT_VERSION, MIGRATIONS, release
+from spotler_pipeline.warehouse.migrations import (
+    CURRENT_VERSION,
+    MIGRATIONS,
+    database_type,
+    release,
+)
 from spotler_pipeline.warehouse.model import SCHEMA, Table
 from spotler_pipeline.warehouse.sql import sql_string
-from spotler_pipeline.warehouse.views import VIEWS
+from spotler_pipeline.warehouse.views import VIEW_COLUMN_DESCRIPTIONS, VIEWS
 
 #: The version of a warehouse written by the first release, which kept no version.
 FIRST_RELEASE_VERSION = 1
@@ -137,16 +142,8 @@ def _create_missing_tables(conn: duckdb.DuckDBPyConnection) -> None:
 def create_table(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
     """``CREATE TABLE`` for ``table`` with its table and column comments; the columns'
     storage compression only in a DuckDB file (DuckLake writes Parquet its own way)."""
-    conn.execute(table.create_sql(compression=_database_type(conn) == "duckdb"))
+    conn.execute(table.create_sql(compression=database_type(conn) == "duckdb"))
     _comment(conn, table)
-
-
-def _database_type(conn: duckdb.DuckDBPyConnection) -> str | None:
-    """``duckdb`` for a DuckDB file (or memory), ``ducklake`` for a lake catalog."""
-    row = conn.execute(
-        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
-    return None if row is None else str(row[0])
 
 
 def _comment(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
@@ -184,7 +181,13 @@ def _add_missing_columns(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _view_hashes() -> dict[str, str]:
-    return {name: hashlib.sha256(sql.encode()).hexdigest() for name, sql in VIEWS.items()}
+    """Per view, a hash of its SQL and its column descriptions: either changing re-creates it."""
+    return {
+        name: hashlib.sha256(
+            (sql + repr(sorted(VIEW_COLUMN_DESCRIPTIONS.get(name, {}).items()))).encode()
+        ).hexdigest()
+        for name, sql in VIEWS.items()
+    }
 
 
 def _views_changed(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -194,7 +197,13 @@ def _views_changed(conn: duckdb.DuckDBPyConnection) -> bool:
 
 def _refresh_views(conn: duckdb.DuckDBPyConnection) -> None:
     """Re-create every view from code (in order: later views use earlier ones)."""
-    for sql in VIEWS.values():
+    describe = database_type(conn) == "duckdb"  # a DuckLake catalog keeps no view comments
+    for name, sql in VIEWS.items():
         conn.execute(sql)
+        for column, description in VIEW_COLUMN_DESCRIPTIONS.get(name, {}).items():
+            if describe:
+                conn.execute(
+                    f'COMMENT ON COLUMN {SCHEMA}.{name}."{column}" IS {sql_string(description)}'
+                )
     conn.execute(f"DELETE FROM {META_SCHEMA}.views")
     conn.executemany(f"INSERT INTO {META_SCHEMA}.views VALUES (?, ?)", list(_view_hashes().items()))

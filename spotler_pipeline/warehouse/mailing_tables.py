@@ -17,7 +17,7 @@ MAILING_ID = Column("mailing_id", "VARCHAR", "Spotler's encryptedId of the maili
 INTERACTION_DESCRIPTIONS = {
     api.CONTACT_EXTERNAL_ID.name: "The contact's external id (often an e-mail address).",
     api.CONTACT_ENCRYPTED_ID.name: "Spotler's encrypted contact id.",
-    api.OPEN_DATE.name: "When the mailing was opened.",
+    api.OPEN_DATE.name: "When the contact's mail client loaded the mailing's images.",
     api.CLICK_DATE.name: "When the link was clicked.",
     api.LINK_ID.name: "The clicked link (mailing_links.link_id).",
     api.BOUNCE_DATE.name: "When the bounce was registered.",
@@ -68,21 +68,45 @@ MAILING_LINKS = Table(
     partition_column="send_day",
 )
 
+#: Money as Spotler reports it: an exact count of euro cents (``conversionValue``, int64).
+CONVERSION_VALUE_CENTS = Column(
+    "conversion_value_cents",
+    "BIGINT",
+    "Total conversion value in euro cents, as Spotler reports it (conversionValue); NULL when "
+    "the account has no eCommerce.",
+)
+
 STATISTIC_COLUMNS: tuple[Column, ...] = (
     Column("sent_count", "BIGINT", "Messages sent."),
     Column("accepted_count", "BIGINT", "Messages accepted by the receiving servers."),
-    Column("open_count", "BIGINT", "Opens (unique openers as Spotler counts them)."),
-    Column("open_rendered_count", "BIGINT", "Opens with downloaded images."),
+    Column(
+        "open_count",
+        "BIGINT",
+        "Unique opens, total (openCount): contacts who loaded the images or clicked a link; "
+        "every click also counts as an open.",
+    ),
+    Column(
+        "open_rendered_count",
+        "BIGINT",
+        "Unique rendered opens (openRenderedCount): contacts who loaded the images, the "
+        "contacts of mailing_opens.",
+    ),
     Column("click_count", "BIGINT", "Clicks (unique clickers as Spotler counts them)."),
     Column("hardbounce_count", "BIGINT", "Hard bounces."),
     Column("softbounce_count", "BIGINT", "Soft bounces."),
     Column("not_retained_after_bounce_count", "BIGINT", "Contacts removed after bouncing."),
     Column("conversion_click_count", "BIGINT", "Clicks on conversion links."),
     Column("unsubscribe_count", "BIGINT", "Unsubscribes from this mailing."),
-    Column("to_webshop_count", "BIGINT", "Clicks through to the webshop."),
-    Column("shoppingcart_created_count", "BIGINT", "Shopping carts created."),
-    Column("shoppingcart_converted_count", "BIGINT", "Shopping carts converted to orders."),
-    Column("conversion_value", "DOUBLE", "Total conversion value."),
+    Column("to_webshop_count", "BIGINT", "Clicks through to the webshop; NULL without eCommerce."),
+    Column(
+        "shoppingcart_created_count", "BIGINT", "Shopping carts created; NULL without eCommerce."
+    ),
+    Column(
+        "shoppingcart_converted_count",
+        "BIGINT",
+        "Shopping carts converted to orders; NULL without eCommerce.",
+    ),
+    CONVERSION_VALUE_CENTS,
 )
 
 MAILING_STATS_SNAPSHOTS = Table(
@@ -129,7 +153,9 @@ MAILING_RECIPIENTS = _interaction(
 )
 MAILING_OPENS = _interaction(
     "mailing_opens",
-    "One row per open of a mailing; a contact who opens three times has three rows.",
+    "One row per rendered open of a mailing (the images loaded); a contact who opens three "
+    "times has three rows. A contact who clicked without loading the images has no row here "
+    "yet counts as opened (every click is also an open): see contact_mailing_card.opened.",
     api.OPEN_LAYOUT,
     (api.OPEN_DATE.name,),
 )

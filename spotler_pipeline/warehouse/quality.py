@@ -333,15 +333,29 @@ def unique_contacts_vs_statistics(
     relative_tolerance: float,
     absolute_tolerance: int,
     window: Window | None = None,
+    also: tuple[Table, ...] = (),
 ) -> Finding:
     """Mailings whose distinct contacts in ``interactions`` (rows in ``window``) differ from
     the latest snapshot's ``statistic`` by more than ``max(absolute, relative * statistic)``.
+    The contacts of the tables ``also`` count too: Spotler's total opens (``open_count``)
+    are the contacts with an open row or a click row, since every click is also an open.
 
     The two are read at different moments (interactions at their load, statistics at their
     snapshot), hence the tolerance; a mailing without a snapshot is not compared.
     """
+    tables = (interactions, *also)
     where = _restrict(interactions, window)
-    rows = _count(conn, f"SELECT count(*) FROM {interactions.qualified_name} WHERE {where}", window)
+    rows = sum(
+        _count(
+            conn, f"SELECT count(*) FROM {t.qualified_name} WHERE {_restrict(t, window)}", window
+        )
+        for t in tables
+    )
+    contacts = " UNION ALL ".join(
+        f"SELECT mailing_id, contact_encrypted_id FROM {t.qualified_name} "
+        f"WHERE {_restrict(t, window)} AND {{slice}}"
+        for t in tables
+    )
     return _finding(
         conn,
         f"SELECT count(DISTINCT mailing_id) FROM {interactions.qualified_name} WHERE {where}",
@@ -350,7 +364,7 @@ def unique_contacts_vs_statistics(
                i.contacts AS distinct_contacts
         FROM {SCHEMA}.mailing_stats_latest s
         JOIN (SELECT mailing_id, count(DISTINCT contact_encrypted_id) AS contacts
-              FROM {interactions.qualified_name} WHERE {where} AND {{slice}}
+              FROM ({contacts})
               GROUP BY mailing_id) i
           ON i.mailing_id = s.mailing_id
         WHERE abs(i.contacts - s.{statistic}) >
@@ -494,7 +508,8 @@ def contact_campaign_card_vs_history(
 
 def mailing_card_of(contacts: str) -> str:
     """The rows of view ``contact_mailing_card`` for the contacts ``contacts`` selects (by
-    external id): each recipient row with opened / clicked / bounce as the view defines them.
+    external id): each recipient row with opened (an open or a click row) / clicked /
+    bounce as the view defines them.
 
     The view aggregates every contact's opens, clicks and bounces before it can be filtered
     (on 40M rows that exceeded the check connection's memory); here the interaction tables
@@ -516,7 +531,8 @@ def mailing_card_of(contacts: str) -> str:
                    WHERE contact_encrypted_id IN (SELECT contact_encrypted_id FROM enc)
                    GROUP BY ALL)
         SELECT r.contact_external_id, r.mailing_id,
-               o.mailing_id IS NOT NULL AS opened, k.mailing_id IS NOT NULL AS clicked,
+               o.mailing_id IS NOT NULL OR k.mailing_id IS NOT NULL AS opened,
+               k.mailing_id IS NOT NULL AS clicked,
                b.bounce
         FROM r
         LEFT JOIN o USING (mailing_id, contact_encrypted_id)
@@ -542,7 +558,8 @@ def campaign_card_of(contacts: str) -> str:
              b AS (SELECT {key}, arg_max(bounce_type, bounce_date) AS bounce
                    FROM {SCHEMA}.campaign_mailing_bounces WHERE {narrowed} GROUP BY ALL)
         SELECT r.contact_external_id, r.campaign_mailing_id, r.campaign_subscription_id,
-               o.campaign_mailing_id IS NOT NULL AS opened,
+               o.campaign_mailing_id IS NOT NULL OR k.campaign_mailing_id IS NOT NULL
+                   AS opened,
                k.campaign_mailing_id IS NOT NULL AS clicked, b.bounce
         FROM r
         LEFT JOIN o USING ({key})
@@ -558,6 +575,13 @@ def _reconcile(
     key: tuple[str, ...],
     window: Window | None,
 ) -> Finding:
+    """Rows of the API history and the card that are missing on one side or disagree.
+
+    The card's ``opened`` counts a click as an open (the contract's rule for total opens).
+    The contract does not describe the history's ``opened`` flag, so it is compared as
+    ``opened OR clicked``: the same total-opens figure whether Spotler's flag counts clicks
+    or image loads only.
+    """
     on = " AND ".join(f"a.{k} = c.{k}" for k in key)
     keys = ", ".join(f"coalesce(a.{k}, c.{k}) AS {k}" for k in key)
     return _finding(
@@ -575,7 +599,8 @@ def _reconcile(
                a.bounce AS api_bounce, c.bounce AS card_bounce
         FROM api a FULL JOIN card c ON {on}
         WHERE a.{key[-1]} IS NULL OR c.{key[-1]} IS NULL
-           OR a.opened IS DISTINCT FROM c.opened OR a.clicked IS DISTINCT FROM c.clicked
+           OR (a.opened OR a.clicked) IS DISTINCT FROM c.opened
+           OR a.clicked IS DISTINCT FROM c.clicked
            OR a.bounce IS DISTINCT FROM c.bounce
         """,
         "ALL",

@@ -6,11 +6,14 @@ schema, so the views work however the file is opened (see ``connection.py``).
 
 from __future__ import annotations
 
+from spotler_pipeline.warehouse.mailing_tables import MAILING_STATS_SNAPSHOTS
 from spotler_pipeline.warehouse.model import SCHEMA
 
 MAILING_STATS_LATEST = f"""
 CREATE OR REPLACE VIEW {SCHEMA}.mailing_stats_latest AS
-SELECT *
+SELECT *,
+       CAST(conversion_value_cents * 0.01 AS DECIMAL(20, 2))
+           AS conversion_value_eur
 FROM mailing_stats_snapshots
 QUALIFY row_number() OVER (PARTITION BY mailing_id ORDER BY snapshot_at DESC) = 1
 """
@@ -40,8 +43,11 @@ WITH events AS (
 SELECT e.event_day, e.campaign_id, c.name AS campaign_name, e.campaign_mailing_id,
        m.name AS campaign_mailing_name, m.position,
        count(*) FILTER (WHERE kind = 'send') AS sends,
-       count(*) FILTER (WHERE kind = 'open') AS opens,
-       count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'open') AS unique_openers,
+       count(*) FILTER (WHERE kind = 'open') AS rendered_opens,
+       count(DISTINCT contact_encrypted_id) FILTER (WHERE kind IN ('open', 'click'))
+           AS unique_openers,
+       count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'open')
+           AS unique_rendered_openers,
        count(*) FILTER (WHERE kind = 'click') AS clicks,
        count(DISTINCT contact_encrypted_id) FILTER (WHERE kind = 'click') AS unique_clickers,
        count(*) FILTER (WHERE kind = 'bounce') AS bounces
@@ -112,8 +118,11 @@ WITH opens AS (
 SELECT r.contact_external_id, r.contact_encrypted_id, r.mailing_id,
        m.name AS mailing_name, m.type AS mailing_type,
        m.scheduled_start_date AS sent_date, r.send_day AS sent_day,
-       o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
-       coalesce(o.opens, 0) AS opens, o.first_open_date,
+       o.opens IS NOT NULL OR c.clicks IS NOT NULL AS opened,
+       o.opens IS NOT NULL AS opened_rendered, c.clicks IS NOT NULL AS clicked, b.bounce,
+       coalesce(o.opens, 0) AS rendered_opens,
+       least(o.first_open_date, c.first_click_date) AS first_open_date,
+       o.first_open_date AS first_rendered_open_date,
        coalesce(c.clicks, 0) AS clicks, c.first_click_date
 FROM mailing_recipients r
 LEFT JOIN mailings m ON m.encrypted_id = r.mailing_id
@@ -143,8 +152,11 @@ SELECT r.contact_external_id, r.contact_encrypted_id, r.campaign_id,
        cp.name AS campaign_name, r.campaign_mailing_id,
        m.name AS campaign_mailing_name, m.type AS campaign_mailing_type,
        r.campaign_subscription_id, r.send_date AS sent_date, r.event_day AS sent_day,
-       o.opens IS NOT NULL AS opened, c.clicks IS NOT NULL AS clicked, b.bounce,
-       coalesce(o.opens, 0) AS opens, o.first_open_date,
+       o.opens IS NOT NULL OR c.clicks IS NOT NULL AS opened,
+       o.opens IS NOT NULL AS opened_rendered, c.clicks IS NOT NULL AS clicked, b.bounce,
+       coalesce(o.opens, 0) AS rendered_opens,
+       least(o.first_open_date, c.first_click_date) AS first_open_date,
+       o.first_open_date AS first_rendered_open_date,
        coalesce(c.clicks, 0) AS clicks, c.first_click_date
 FROM campaign_mailing_recipients r
 LEFT JOIN campaigns cp ON cp.encrypted_id = r.campaign_id
@@ -182,3 +194,39 @@ VIEWS.update(
         "contact_form_card": CONTACT_FORM_CARD,
     }
 )
+
+_CARD_COLUMNS = {
+    "opened": (
+        "Opened, as Spotler counts opens (openCount): the images were loaded or a link was "
+        "clicked; every click also counts as an open."
+    ),
+    "opened_rendered": (
+        "The images were loaded (a rendered open, as openRenderedCount counts them): at least "
+        "one row in the opens table."
+    ),
+    "rendered_opens": "Rendered opens (image loads): the rows in the opens table.",
+    "first_open_date": "First open of either kind: image load or click.",
+    "first_rendered_open_date": "First image load.",
+}
+
+#: What the view columns that are easy to misread mean. A DuckDB file shows them as column
+#: comments (``duckdb_columns()``); a DuckLake catalog keeps no comments on view columns.
+VIEW_COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "mailing_stats_latest": {
+        **{c.name: c.description for c in MAILING_STATS_SNAPSHOTS.columns},
+        "conversion_value_eur": (
+            "Total conversion value in euros (conversion_value_cents / 100, exact); NULL when "
+            "the account has no eCommerce."
+        ),
+    },
+    "campaign_mailing_daily": {
+        "rendered_opens": "Rendered opens (image loads) that day: rows of campaign_mailing_opens.",
+        "unique_openers": (
+            "Contacts who opened that day as Spotler counts opens: an image load or a click "
+            "(every click also counts as an open)."
+        ),
+        "unique_rendered_openers": "Contacts who loaded the images that day.",
+    },
+    "contact_mailing_card": _CARD_COLUMNS,
+    "contact_campaign_mailing_card": _CARD_COLUMNS,
+}
