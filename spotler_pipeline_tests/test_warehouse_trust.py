@@ -203,7 +203,9 @@ def test_a_first_release_warehouse_is_upgraded_in_place_with_its_rows(tmp_path: 
             "WHERE schema_name = 'spotler' AND table_name = 'mailing_opens'"
         ).fetchall()
     )
-    assert columns == {f"mailing_opens.{c.name}": c.description for c in MAILING_OPENS.columns}
+    assert columns == {
+        f"mailing_opens.{c.name}": MAILING_OPENS.describe(c) for c in MAILING_OPENS.columns
+    }
     ddl.ensure_schema(conn)  # idempotent
     assert len(conn.execute("SELECT * FROM spotler_meta.schema_version").fetchall()) == 2
     conn.close()
