@@ -142,14 +142,9 @@ def _snapshot_row(summary: MailingSummary, stat: Any, now: datetime) -> dict[str
             for col in STATISTIC_COLUMNS
             if col is not CONVERSION_VALUE_CENTS
         },
-        CONVERSION_VALUE_CENTS.name: _whole_cents(stat.conversion_value),
+        # the client's name for Spotler's conversionValue; the column names its unit
+        CONVERSION_VALUE_CENTS.name: stat.conversion_value,
     }
-
-
-def _whole_cents(value: float | None) -> int | None:
-    """Spotler's conversionValue (an integer count of cents) as the BIGINT column stores it;
-    a client that decoded it as a JSON number hands a float, rounded here. NULL stays NULL."""
-    return None if value is None else round(value)
 
 
 def _write_for_mailings(
