@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DeploymentSettings
+from spotler_pipeline.defs.follow_up_assets import run_follow_ups
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.maturity import SNAPSHOT_QUERY, maturity
@@ -258,8 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "spotler_contact_histories": {"config": {"max_contacts_per_day": DEMO_CONTACTS}}
             },
         )
+        follow_ups = run_follow_ups(defs, resources, instance)
         failed = failed_checks(defs, instance)
     print(summary(args.database))
+    print(follow_ups)
     for line in failed:
         print(f"FAILED CHECK {line}")
     if failed:

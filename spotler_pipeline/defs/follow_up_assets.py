@@ -21,6 +21,7 @@ Contacts appear in metadata and logs only as masked tags.
 """
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,12 +42,6 @@ from spotler_pipeline.warehouse import ALL_TABLES, ensure_schema
 from spotler_pipeline.warehouse import follow_ups as fu
 
 GROUP = "follow_ups"
-#: Where a contact must appear to count as known (a recipient, or a form's submitter).
-KNOWN_IN = (
-    "spotler.mailing_recipients",
-    "spotler.campaign_mailing_recipients",
-    "spotler.contact_form_history",
-)
 SAMPLE_SIZE = 5
 _TABLES = {t.name: t for t in ALL_TABLES}
 
@@ -92,8 +87,7 @@ class Evaluation:
 
     columns: list[str]
     events: int
-    to_act_on: list[fu.Event]
-    new: int
+    pending: fu.Pending
     reconciled: int
     duplicates: int
     unknown_contacts: int
@@ -135,16 +129,18 @@ def evaluate(
             raise ValueError(f"the action's fields name no column {', '.join(missing)}")
         fu.refresh_status_view(conn)
         reconciled = fu.reconcile(conn, rule.name, now)
-        to_act_on, new = fu.events_to_act_on(conn, rule.name, include_unknown=resend_unknown)
-        events = fu.event_count(conn, rule.name)
+        # Live, the cap's worth is all a run may send (more fails it); a dry run shows a sample.
+        limit = (
+            SAMPLE_SIZE if rule.dry_run or rule.action is None else rule.action.max_sends_per_run
+        )
+        pending = fu.events_to_act_on(conn, rule.name, limit=limit, include_unknown=resend_unknown)
         found = Evaluation(
             columns=columns,
-            events=events,
-            to_act_on=to_act_on,
-            new=new,
+            events=fu.event_count(conn, rule.name),
+            pending=pending,
             reconciled=reconciled,
             duplicates=fu.duplicate_keys(conn, rule.name),
-            unknown_contacts=fu.unknown_contacts(conn, rule.name, KNOWN_IN),
+            unknown_contacts=fu.unknown_contacts(conn, rule.name, fu.KNOWN_CONTACTS_IN),
         )
         if rule.dry_run:
             found.previewed = fu.record_dry_run(conn, rule.name, run_id, now)
@@ -180,39 +176,57 @@ def act(
     *,
     resend_unknown: bool,
 ) -> Sends:
-    """Step 3, switched on: claim, send, record, one event at a time (the warehouse is
-    opened only for the two short writes around each request, never across it)."""
+    """Step 3, switched on: claim, send, record, one event at a time. The warehouse is
+    opened only between requests, never across one: each transaction records the previous
+    event's answer and claims the next event, committed before its request goes out."""
     action = rule.action
     assert action is not None
     sends = Sends()
+    answered: tuple[fu.Event, int, Outcome] | None = None
+
+    def record(conn: duckdb.DuckDBPyConnection) -> None:
+        if answered is not None:
+            event, attempt, outcome = answered
+            fu.record_outcome(
+                conn,
+                rule.name,
+                event.event_key,
+                attempt,
+                status=outcome.status,
+                http_status=outcome.http_status,
+                error_type=outcome.error_type,
+                message=outcome.message,
+                now=now(),
+            )
+
+    def record_and_claim(conn: duckdb.DuckDBPyConnection, event: fu.Event) -> int | None:
+        record(conn)
+        if not event.contact_external_id:
+            _no_contact(conn, rule, event, run_id, now())
+            return None
+        return fu.claim(
+            conn, rule.name, event, action.label(), run_id, now(), include_unknown=resend_unknown
+        )
+
     with client_of() as client:
         for event in events:
+            try:
+                attempt = warehouse.transact(lambda c, e=event: record_and_claim(c, e))
+            except Exception:
+                # The claim failed: the answer already in hand is still worth recording.
+                if answered is not None:
+                    with suppress(Exception):
+                        warehouse.transact(record)
+                raise
+            answered = None
             if not event.contact_external_id:
-                warehouse.transact(lambda c, e=event: _no_contact(c, rule, e, run_id, now()))
                 sends.add("rejected")
                 continue
-            attempt = warehouse.transact(
-                lambda c, e=event: fu.claim(
-                    c, rule.name, e, action.label(), run_id, now(), include_unknown=resend_unknown
-                )
-            )
             if attempt is None:  # sent or claimed by another run since this one looked
                 sends.skipped += 1
                 continue
             outcome = send_one(client, rule, event)
-            warehouse.transact(
-                lambda c, e=event, a=attempt, o=outcome: fu.record_outcome(
-                    c,
-                    rule.name,
-                    e.event_key,
-                    a,
-                    status=o.status,
-                    http_status=o.http_status,
-                    error_type=o.error_type,
-                    message=o.message,
-                    now=now(),
-                )
-            )
+            answered = (event, attempt, outcome)
             sends.add(outcome.status)
             if outcome.status != "sent":
                 log.warning(
@@ -222,6 +236,8 @@ def act(
                     f"{', ' + outcome.error_type if outcome.error_type else ''}"
                     f"{': ' + outcome.message if outcome.message else ''})"
                 )
+        if answered is not None:
+            warehouse.transact(record)
     return sends
 
 
@@ -314,10 +330,10 @@ def build_rule_asset(rule: Rule, settings: DeploymentSettings) -> dg.AssetsDefin
         sends = Sends()
         if not rule.dry_run:
             assert action is not None
-            if len(found.to_act_on) > action.max_sends_per_run:
+            if found.pending.count > action.max_sends_per_run:
                 raise dg.Failure(
                     description=(
-                        f"Follow-up rule '{rule.name}' would send {len(found.to_act_on)} "
+                        f"Follow-up rule '{rule.name}' would send {found.pending.count} "
                         f"requests, more than max_sends_per_run={action.max_sends_per_run}; "
                         "nothing was sent. Raise max_sends_per_run of this rule in the rules "
                         "file (or narrow its query) to send them."
@@ -327,7 +343,7 @@ def build_rule_asset(rule: Rule, settings: DeploymentSettings) -> dg.AssetsDefin
                 warehouse,
                 lambda: spotler.get_client(warehouse.contact_key()),
                 rule,
-                found.to_act_on,
+                found.pending.first,
                 run_id,
                 lambda: clock.now(tz),
                 context.log,
@@ -366,7 +382,7 @@ def _metadata(
     meta: dict[str, Any] = {
         "mode": "dry run" if rule.dry_run else "live",
         "events": dg.MetadataValue.int(found.events),
-        "new_events": dg.MetadataValue.int(found.new),
+        "new_events": dg.MetadataValue.int(found.pending.new),
         "sent": dg.MetadataValue.int(status["sent"]),
         "rejected": dg.MetadataValue.int(status["rejected"]),
         "rejected_by_reason": dg.MetadataValue.json(status["rejected_by_reason"]),
@@ -375,9 +391,9 @@ def _metadata(
         "needs_attention": dg.MetadataValue.int(status["needs_attention"]),
     }
     if rule.dry_run:
-        meta["would_send"] = dg.MetadataValue.int(len(found.to_act_on))
+        meta["would_send"] = dg.MetadataValue.int(found.pending.count)
         meta["sample"] = dg.MetadataValue.md(
-            sample_table(found.to_act_on, found.columns, contact_key)
+            sample_table(found.pending.first, found.columns, contact_key)
         )
     else:
         meta["this_run"] = dg.MetadataValue.json({**sends.outcomes, "skipped": sends.skipped})
@@ -390,3 +406,33 @@ def build_follow_up_definitions(
     """One asset per rule (the rules file's, unless ``rules`` are given)."""
     rules = load_rules() if rules is None else rules
     return dg.Definitions(assets=[build_rule_asset(r, settings) for r in rules])
+
+
+def run_follow_ups(
+    defs: dg.Definitions, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> str:
+    """Materialise every follow-up rule of ``defs`` in one run and say, per rule, what it
+    found and what it sent or would send (the demo's last lines)."""
+    assets = [
+        a
+        for a in defs.assets or []
+        if isinstance(a, dg.AssetsDefinition) and any(k.path[0] == GROUP for k in a.keys)
+    ]
+    result = dg.materialize(
+        assets,
+        resources=resources,
+        instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    lines = ["Follow-up rules (schema follow_ups; dry run unless switched on):"]
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        plan = (
+            f"would send {meta['would_send']}"
+            if "would_send" in meta
+            else f"sent {meta['sent']}, rejected {meta['rejected']}, pending {meta['pending']}"
+        )
+        lines.append(
+            f"  {event.asset_key.path[-1]:<18} {meta['events']:>6} events, {plan} ({meta['mode']})"
+        )
+    return "\n".join(lines)

@@ -35,6 +35,13 @@ STATUS_VIEW = f"{SCHEMA}.follow_up_status"
 #: Columns every rule's query must return (besides the fields its action uses).
 REQUIRED_COLUMNS = ("event_key", "contact_external_id", "reason", "event_at")
 
+#: Where a contact must appear to count as known (a recipient, or a form's submitter).
+KNOWN_CONTACTS_IN = (
+    "spotler.mailing_recipients",
+    "spotler.campaign_mailing_recipients",
+    "spotler.contact_form_history",
+)
+
 #: Latest states from which an event may be sent (``None``: never acted on).
 SENDABLE = ("dry_run", "failed")
 
@@ -200,27 +207,41 @@ _LATEST = f"""
 """
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The rule's events that may be sent now: how many, how many of them were never acted
+    on at all (new), and the first ``limit`` of them, oldest first."""
+
+    count: int
+    new: int
+    first: list[Event]
+
+
 def events_to_act_on(
-    conn: duckdb.DuckDBPyConnection, rule: str, *, include_unknown: bool = False
-) -> tuple[list[Event], int]:
-    """The rule's events that may be sent now (never acted on, previewed, or failed
-    transiently; ``unknown`` ones only with ``include_unknown``), oldest first, and how many
-    of them were never acted on at all (new)."""
+    conn: duckdb.DuckDBPyConnection, rule: str, *, limit: int, include_unknown: bool = False
+) -> Pending:
+    """The events never acted on, previewed, or failed transiently (``unknown`` ones only
+    with ``include_unknown``); only ``limit`` of them are read into memory."""
     states = [*SENDABLE, *(["unknown"] if include_unknown else [])]
-    cursor = conn.execute(
+    params = {"rule": rule, "states": states}
+    sendable = (
         f"WITH latest AS ({_LATEST}) SELECT e.*, l.status AS _state "
         f"FROM {rule_table(rule)} e LEFT JOIN latest l USING (event_key) "
-        "WHERE l.status IS NULL OR list_contains($states, l.status) "
-        "ORDER BY e.event_at, e.event_key",
-        {"rule": rule, "states": states},
+        "WHERE l.status IS NULL OR list_contains($states, l.status)"
+    )
+    count, new = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE _state IS NULL) FROM ({sendable})", params
+    ).fetchone() or (0, 0)
+    cursor = conn.execute(
+        f"{sendable} ORDER BY e.event_at, e.event_key LIMIT $limit", {**params, "limit": limit}
     )
     names = [d[0] for d in cursor.description]
-    events, new = [], 0
+    first = []
     for values in cursor.fetchall():
         row = dict(zip(names, values, strict=True))
-        new += row.pop("_state") is None
-        events.append(Event(row["event_key"], row["contact_external_id"], row))
-    return events, new
+        del row["_state"]
+        first.append(Event(row["event_key"], row["contact_external_id"], row))
+    return Pending(int(count), int(new), first)
 
 
 def record_dry_run(conn: duckdb.DuckDBPyConnection, rule: str, run_id: str, now: datetime) -> int:
