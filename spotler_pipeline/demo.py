@@ -27,11 +27,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from spotler_pipeline.defs.config import DEFAULT_DUCKDB_PATH, DeploymentSettings
-from spotler_pipeline.defs.follow_up_assets import run_follow_ups
+from spotler_pipeline.defs.follow_up_assets import FOLLOW_UPS_JOB
 from spotler_pipeline.defs.metadata import RANGE_END_TAG, RANGE_START_TAG
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.maturity import SNAPSHOT_QUERY, maturity
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.warehouse import follow_ups
 from spotler_pipeline.warehouse.connection import open_warehouse
 
 #: Days of daily statistics snapshots (the simulated month).
@@ -153,6 +154,7 @@ def summary(database: str) -> str:
             lines.append(
                 f"Most answered form:    {form[0]} ({form[1]:,} submissions, tests excluded)"
             )
+        lines += ["", follow_ups.summary(con)]
         return "\n".join(lines)
     finally:
         con.close()
@@ -259,10 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "spotler_contact_histories": {"config": {"max_contacts_per_day": DEMO_CONTACTS}}
             },
         )
-        follow_ups = run_follow_ups(defs, resources, instance)
+        _materialize(runs, FOLLOW_UPS_JOB, now, instance)
         failed = failed_checks(defs, instance)
     print(summary(args.database))
-    print(follow_ups)
     for line in failed:
         print(f"FAILED CHECK {line}")
     if failed:

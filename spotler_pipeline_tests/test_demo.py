@@ -68,5 +68,14 @@ def test_a_short_demo_snapshots_each_day_and_the_dagster_instance_shows_it(
             demo.CONTACTS_JOB,
             *demo.CATALOGUE_JOBS,
             *demo.REFRESH_JOBS,
+            demo.FOLLOW_UPS_JOB,
         }
     assert "FAILED CHECK" not in out
+    # the demo ends with the follow-up rules' counts, a dry run
+    follow_ups = out[out.index("Follow-up rules (schema follow_ups") :].splitlines()
+    assert [line.split()[0] for line in follow_ups[1:4]] == [
+        "hard_bounces",
+        "survey_call_back",
+        "webshop_clickers",
+    ]
+    assert all(" 0 sent," in line for line in follow_ups[1:4])

@@ -42,6 +42,8 @@ from spotler_pipeline.warehouse import ALL_TABLES, ensure_schema
 from spotler_pipeline.warehouse import follow_ups as fu
 
 GROUP = "follow_ups"
+#: The job that runs every rule at once (the automation runs each after its tables).
+FOLLOW_UPS_JOB = "spotler_follow_ups"
 SAMPLE_SIZE = 5
 _TABLES = {t.name: t for t in ALL_TABLES}
 
@@ -405,34 +407,13 @@ def build_follow_up_definitions(
 ) -> dg.Definitions:
     """One asset per rule (the rules file's, unless ``rules`` are given)."""
     rules = load_rules() if rules is None else rules
-    return dg.Definitions(assets=[build_rule_asset(r, settings) for r in rules])
-
-
-def run_follow_ups(
-    defs: dg.Definitions, resources: dict[str, Any], instance: dg.DagsterInstance
-) -> str:
-    """Materialise every follow-up rule of ``defs`` in one run and say, per rule, what it
-    found and what it sent or would send (the demo's last lines)."""
-    assets = [
-        a
-        for a in defs.assets or []
-        if isinstance(a, dg.AssetsDefinition) and any(k.path[0] == GROUP for k in a.keys)
-    ]
-    result = dg.materialize(
-        assets,
-        resources=resources,
-        instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    return dg.Definitions(
+        assets=[build_rule_asset(r, settings) for r in rules],
+        jobs=[
+            dg.define_asset_job(
+                FOLLOW_UPS_JOB,
+                selection=dg.AssetSelection.groups(GROUP),
+                description="Every follow-up rule: evaluate it, then act (or dry-run).",
+            )
+        ],
     )
-    lines = ["Follow-up rules (schema follow_ups; dry run unless switched on):"]
-    for event in result.get_asset_materialization_events():
-        meta = {k: v.value for k, v in event.materialization.metadata.items()}
-        plan = (
-            f"would send {meta['would_send']}"
-            if "would_send" in meta
-            else f"sent {meta['sent']}, rejected {meta['rejected']}, pending {meta['pending']}"
-        )
-        lines.append(
-            f"  {event.asset_key.path[-1]:<18} {meta['events']:>6} events, {plan} ({meta['mode']})"
-        )
-    return "\n".join(lines)

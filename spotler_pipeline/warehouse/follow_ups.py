@@ -331,3 +331,24 @@ def unknown_contacts(conn: duckdb.DuckDBPyConnection, rule: str, known_in: Seque
         "USING (contact_external_id)"
     ).fetchone() or (0,)
     return int(count)
+
+
+def summary(conn: duckdb.DuckDBPyConnection) -> str:
+    """Per rule, what ``follow_up_status`` says, as lines of text (the demo's last lines)."""
+    lines = ["Follow-up rules (schema follow_ups; a dry run until a rule's action is on):"]
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+        "table_name = 'follow_up_status' AND table_catalog = current_database()",
+        [SCHEMA],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return lines[0] + " none evaluated yet"
+    for rule, events, dry_run, sent, rejected, pending, attention in conn.execute(
+        f"SELECT rule, events, dry_run, sent, rejected, pending, needs_attention "
+        f"FROM {STATUS_VIEW} ORDER BY rule"
+    ).fetchall():
+        lines.append(
+            f"  {rule:<18} {events:>7,} events: {dry_run:,} previewed (dry run), {sent:,} sent, "
+            f"{rejected:,} rejected, {pending:,} pending, {attention:,} need attention"
+        )
+    return "\n".join(lines)
