@@ -40,6 +40,7 @@ from spotler_pipeline.simulator._faults import Fault
 from spotler_pipeline.simulator._writes import OPT_OUT_EVERY
 from spotler_pipeline.warehouse import ensure_schema
 from spotler_pipeline.warehouse.connection import open_warehouse
+from spotler_pipeline.warehouse.lake import LakeSettings, open_lake
 from spotler_pipeline_tests.pipeline_harness import TIMEZONE, all_groups_settings
 
 SETTINGS = all_groups_settings()
@@ -53,12 +54,13 @@ def contacts(sim: Simulator, indexes: list[int]) -> list[str]:
     return sim.account.contacts.external_ids(np.array(indexes))
 
 
-def seed_warehouse(database: Path, sim: Simulator, now: datetime) -> None:
+def seed_warehouse(pipeline: Pipeline) -> None:
     """Contacts 1-5 received mailing m1 yesterday; 1-4 hard-bounced (1 soft-bounced too),
     1-3 clicked its webshop link and scored 3, 6 and 9 in the survey."""
+    sim, now = pipeline.sim, pipeline.sim.now
     ids = dict(zip(range(1, 6), contacts(sim, list(range(1, 6))), strict=True))
     day = (now - timedelta(days=1)).date()
-    insert(database, {
+    insert(pipeline, {
         "mailing_recipients": [(day, "m1", c, f"enc-{i}") for i, c in ids.items()],
         "mailing_bounces": [
             (day, "m1", ids[i], f"enc-{i}", now - timedelta(hours=i + 1), "HARDBOUNCE")
@@ -83,21 +85,21 @@ def seed_warehouse(database: Path, sim: Simulator, now: datetime) -> None:
     })  # fmt: skip
 
 
-def add_contact(database: Path, sim: Simulator, index: int, table: str) -> None:
+def add_contact(pipeline: Pipeline, index: int, table: str) -> None:
     """Contact ``index`` received m1 and hard-bounced (``mailing_bounces``) or clicked its
     webshop link (``mailing_clicks``): a day loaded later, e.g. by a backfill."""
-    (contact,) = contacts(sim, [index])
-    now = sim.now
+    (contact,) = contacts(pipeline.sim, [index])
+    now = pipeline.sim.now
     day = (now - timedelta(days=2)).date()
     last = {"mailing_bounces": "HARDBOUNCE", "mailing_clicks": "L1"}[table]
-    insert(database, {
+    insert(pipeline, {
         "mailing_recipients": [(day, "m1", contact, f"enc-{index}")],
         table: [(day, "m1", contact, f"enc-{index}", now - timedelta(hours=40), last)],
     })  # fmt: skip
 
 
-def insert(database: Path, rows: dict[str, list[tuple[Any, ...]]]) -> None:
-    conn = open_warehouse(database)
+def insert(pipeline: Pipeline, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    conn = pipeline.connect()
     try:
         ensure_schema(conn)
         for table, values in rows.items():
@@ -136,8 +138,15 @@ class FailingClock(ClockResource):
 
 
 class Pipeline:
-    def __init__(self, sim: Simulator, database: Path) -> None:
-        self.sim, self.database = sim, database
+    """The rules' runs on the DuckDB file, or on a DuckLake (``lake``)."""
+
+    def __init__(self, sim: Simulator, database: Path, lake: LakeSettings | None = None) -> None:
+        self.sim, self.database, self.lake = sim, database, lake
+
+    def connect(self, read_only: bool = False) -> Any:
+        if self.lake is not None:
+            return open_lake(self.lake, read_only=read_only)
+        return open_warehouse(self.database, read_only=read_only)
 
     def resources(self) -> dict[str, Any]:
         return {
@@ -147,7 +156,11 @@ class Pipeline:
                 base_url=self.sim.base_url,
                 timezone=TIMEZONE,
             ),
-            "warehouse": WarehouseResource(database=str(self.database)),
+            "warehouse": WarehouseResource(
+                database=str(self.database),
+                ducklake_catalog=self.lake.catalog if self.lake else None,
+                ducklake_data_path=self.lake.data_path if self.lake else None,
+            ),
             "clock": ClockResource(fixed_now=self.sim.now.isoformat()),
         }
 
@@ -159,14 +172,14 @@ class Pipeline:
         return dg.materialize(assets, resources=self.resources(), run_config=run_config, **kw)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        conn = open_warehouse(self.database, read_only=True)
+        conn = self.connect(read_only=True)
         try:
             return conn.execute(sql).fetchall()
         finally:
             conn.close()
 
     def status(self, name: str) -> dict[str, Any]:
-        conn = open_warehouse(self.database, read_only=True)
+        conn = self.connect(read_only=True)
         try:
             cursor = conn.execute(
                 "SELECT * FROM follow_ups.follow_up_status WHERE rule = ?", [name]
@@ -188,8 +201,9 @@ def metadata(result: dg.ExecuteInProcessResult, name: str) -> dict[str, Any]:
 def pipeline(simulator: Simulator, tmp_path: Path) -> Pipeline:
     database = tmp_path / "warehouse" / "spotler.duckdb"
     database.parent.mkdir()
-    seed_warehouse(database, simulator, simulator.now)
-    return Pipeline(simulator, database)
+    pipeline = Pipeline(simulator, database)
+    seed_warehouse(pipeline)
+    return pipeline
 
 
 # -- the rules file ----------------------------------------------------------------------
@@ -279,9 +293,9 @@ def test_each_event_is_sent_once_across_reruns_a_backfill_and_a_retried_run(
     pipeline.run(live)  # a re-run
     # a retried run: one that failed after its first two sends is launched again
     fresh = rule("hard_bounces", enabled=True, target=None)
-    add_contact(pipeline.database, pipeline.sim, 8, "mailing_bounces")
-    add_contact(pipeline.database, pipeline.sim, 9, "mailing_bounces")
-    add_contact(pipeline.database, pipeline.sim, 10, "mailing_bounces")
+    add_contact(pipeline, 8, "mailing_bounces")
+    add_contact(pipeline, 9, "mailing_bounces")
+    add_contact(pipeline, 10, "mailing_bounces")
     broken = {**pipeline.resources(), "clock": FailingClock(fixed_now=pipeline.sim.now.isoformat())}
     failed = dg.materialize(
         [build_rule_asset(fresh, SETTINGS)], resources=broken, raise_on_error=False
@@ -291,7 +305,7 @@ def test_each_event_is_sent_once_across_reruns_a_backfill_and_a_retried_run(
     pipeline.run(live)
     assert len(pipeline.sim.writes) == 7
     # a backfill brings an older bounce: only that one is sent
-    add_contact(pipeline.database, pipeline.sim, 7, "mailing_bounces")
+    add_contact(pipeline, 7, "mailing_bounces")
     later = metadata(pipeline.run(live), "hard_bounces")
     assert later["this_run"] == {"sent": 1, "skipped": 0}
     written = [w.contact for w in pipeline.sim.writes]
@@ -300,12 +314,27 @@ def test_each_event_is_sent_once_across_reruns_a_backfill_and_a_retried_run(
     assert (status["sent"], status["pending"], status["needs_attention"]) == (8, 0, 0)
 
 
+def test_on_a_lake_each_event_is_previewed_then_sent_once(
+    simulator: Simulator, tmp_path: Path, lake_settings: LakeSettings
+) -> None:
+    pipeline = Pipeline(simulator, tmp_path / "unused.duckdb", lake_settings)
+    seed_warehouse(pipeline)
+    dry = pipeline.run(*SHIPPED.values())
+    assert [metadata(dry, r)["would_send"] for r in SHIPPED] == [4, 2, 3]
+    live = rule("hard_bounces", enabled=True)
+    assert metadata(pipeline.run(live), "hard_bounces")["this_run"] == {"sent": 4, "skipped": 0}
+    pipeline.run(live)
+    assert len(simulator.writes) == 4
+    status = pipeline.status("hard_bounces")
+    assert (status["sent"], status["dry_run"], status["needs_attention"]) == (4, 0, 0)
+
+
 @pytest.mark.parametrize("why", ["opted_out", "inactive_campaign"])
 def test_rejections_are_recorded_by_reason_and_not_retried(pipeline: Pipeline, why: str) -> None:
     sim = pipeline.sim
     if why == "opted_out":
         # contact OPT_OUT_EVERY - 1 is opted out in the simulated account
-        add_contact(pipeline.database, sim, OPT_OUT_EVERY - 1, "mailing_clicks")
+        add_contact(pipeline, OPT_OUT_EVERY - 1, "mailing_clicks")
         live = rule("webshop_clickers", enabled=True, target=trigger_of(sim, active=True))
         expected = {"sent": 3, "rejected": 1}
         reason = "CONTACT_OPTOUT: Contact has opted out"
@@ -372,7 +401,7 @@ def test_a_send_left_unrecorded_is_never_resent_without_a_warning(pipeline: Pipe
         "SELECT event_key FROM follow_ups.hard_bounces ORDER BY event_at LIMIT 1"
     )[0]
     # what a crash after the request leaves: a claimed attempt without its answer
-    conn = open_warehouse(pipeline.database)
+    conn = pipeline.connect()
     conn.execute(
         "INSERT INTO follow_ups.action_log SELECT rule, event_key, contact_external_id, "
         "'set_property:hardbounce_date', 1, 'sending', NULL, NULL, NULL, 'crashed', now(), "
