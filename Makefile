@@ -76,10 +76,12 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check spotler_pipeline spotler_pipeline_tests $(wildcard scripts) notebooks
 
 ## Throughput and memory benchmark against the simulator (ours vs. the JSON floor vs. dlt).
-## Then a 30-day backfill through dagster dev on both backends (scripts/bench_backfill.py).
+## Then a 30-day backfill through dagster dev on both backends (scripts/bench_backfill.py),
+## and the follow-up rules' daily work on a 50M-row warehouse (scripts/bench_follow_ups.py).
 bench: $(VENV)/.bench-installed postgresql
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_backfill.py
+	$(BIN)/python scripts/bench_follow_ups.py --rows 50000000
 
 ## Only the 30-day backfill, DuckDB file vs DuckLake on PostgreSQL (~10.8M interaction rows;
 ## README "Benchmark"). Arguments: make bench-backfill ARGS='--scale 1'
