@@ -41,6 +41,7 @@ def _simulate(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         heavy_days=dict(args.heavy_day),
+        contract_exact=args.contract_exact,
     )
 
     def stop_now(signum: int, frame: object) -> None:
@@ -296,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--prewarm", action="store_true", help="render all rows before serving (benchmarks)"
+    )
+    simulate.add_argument(
+        "--contract-exact",
+        action="store_true",
+        help="leave out every optional field of Spotler's contract the data does not need",
     )
     simulate.set_defaults(run=_simulate)
 

@@ -32,7 +32,7 @@ def served_results(harness: FullHarness, first: date, last: date) -> dict[tuple[
                     submitted_at=submitted_at,
                     completed=bool(data.completed[k]),
                     test_result=bool(data.test[k]),
-                    answers=account.form_result(form, k)["answers"],
+                    answers=account.form_result(form, k).get("answers", []),
                 )
     return out
 

@@ -15,7 +15,6 @@ from spotler_pipeline.simulator.testing import SignedSession, segment
 from spotler_pipeline_tests.simulators import simulator_fixtures
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=ACCOUNT_TZ)
-CONTACT = {"externalId": str, "encryptedId": str}
 
 
 shared, sim, api = simulator_fixtures(seed=5, scale=0.006, now=NOW, days=30)
@@ -33,20 +32,6 @@ def sent_email(sim: Simulator, nth: int = -1):
 
 def biggest(sim: Simulator):
     return max(sent(sim), key=lambda m: m.audience)
-
-
-def check_shape(value, shape) -> None:
-    """``shape`` is a type, a tuple of types, a dict of shapes or a one-element list."""
-    if isinstance(shape, dict):
-        assert isinstance(value, dict) and set(value) == set(shape), (value, shape)
-        for key, sub in shape.items():
-            check_shape(value[key], sub)
-    elif isinstance(shape, list):
-        assert isinstance(value, list)
-        for item in value:
-            check_shape(item, shape[0])
-    else:
-        assert isinstance(value, shape), (value, shape)
 
 
 # -- authentication --------------------------------------------------------------------
@@ -88,7 +73,7 @@ def test_signature_covers_the_path_as_sent(sim: Simulator, api: SignedSession) -
     external_id = next(
         o["contactIdentifier"]["externalId"]
         for o in openers
-        if "@" in o["contactIdentifier"]["externalId"]
+        if "@" in o["contactIdentifier"].get("externalId", "")
     )
     encoded = f"{sim.base_url}/mailing/{mailing.encrypted_id}/opens/{segment(external_id)}"
     signed, headers = _signed(sim, encoded)
@@ -99,156 +84,13 @@ def test_signature_covers_the_path_as_sent(sim: Simulator, api: SignedSession) -
     assert httpx.get(signed.replace("@", "%40"), headers=headers).status_code == 401
 
 
-# -- shapes ------------------------------------------------------------------------------
-
-LINK = {"id": int, "name": str, "url": str, "code": str, "type": str}
-MESSAGE = {
-    "name": str,
-    "author": str,
-    "subject": (str, type(None)),
-    "fromName": str,
-    "fromEmail": str,
-}
-LISTING = {
-    "encryptedId": str,
-    "name": str,
-    "scheduledStartDate": str,
-    "type": str,
-    "archiveLink": str,
-    "sentCount": int,
-}
-PAGING = {"after": int, "next": str}
-
-
-def _ids(sim: Simulator, api: SignedSession) -> dict[str, str]:
-    mailing = sent_email(sim)
-    recipient = api.json(f"/mailing/{mailing.encrypted_id}/recipients")["recipients"][0]
-    campaign = sim.account.campaigns[0]
-    step = campaign.steps[0]
-    sub = api.json(f"/campaign-mailing/{step.encrypted_id}/recipients")["recipients"][0]
-    form = sim.account.forms_by_id[2104]
-    result = api.json("/form/result/2104")[0]
-    return {
-        "m": mailing.encrypted_id,
-        "c": segment(recipient["contactIdentifier"]["externalId"]),
-        "camp": campaign.encrypted_id,
-        "s": step.encrypted_id,
-        "sub": str(sub["campaignSubscriptionId"]),
-        "f": str(form.id),
-        "r": str(result["formResultId"]),
-    }
-
-
-HISTORY_FLAGS = {"opened": bool, "clicked": bool, "bounce": (str, type(None))}
-FORM_RESULT = {
-    "formResultId": int,
-    "submittedAt": str,
-    "testResult": bool,
-    "completed": bool,
-    "answers": [{"rank": int, "fieldId": int, "description": str, "answer": object}],
-}
-#: A mailing's interactions; a campaign message's are the same with the subscription and,
-#: for recipients, the send date.
-INTERACTIONS = {
-    "recipients": {"contactIdentifier": CONTACT},
-    "opens": {"contactIdentifier": CONTACT, "openDate": str},
-    "clicks": {"contactIdentifier": CONTACT, "clickDate": str, "linkId": int},
-    "bounces": {"contactIdentifier": CONTACT, "bounceDate": str, "type": str},
-}
-CAMPAIGN_INTERACTIONS = {
-    kind: {
-        **shape,
-        **({"sendDate": str} if kind == "recipients" else {}),
-        "campaignSubscriptionId": int,
-    }
-    for kind, shape in INTERACTIONS.items()
-}
-ENDPOINTS = [  # (path template, array name or None for unpaged, item shape)
-    ("/mailing?fromDate=2025-01-01T00:00:00&toDate=2025-04-01T00:00:00", None, LISTING),
-    *((f"/mailing/{{m}}/{kind}", kind, shape) for kind, shape in INTERACTIONS.items()),
-    (
-        "/contact/{c}/mailings",
-        "mailingHistories",
-        {"mailing": LISTING, "sentDate": str, **HISTORY_FLAGS},
-    ),
-    (
-        "/contact/{c}/campaign-mailings",
-        "campaignMailingHistories",
-        {
-            "campaignMailing": {"encryptedId": str, "name": str, "type": str},
-            "campaignSubscriptionId": int,
-            "sentDate": str,
-            **HISTORY_FLAGS,
-        },
-    ),
-    (
-        "/contact/{c}/forms",
-        "formHistories",
-        {
-            "form": {"id": int, "name": str, "formSubType": str, "formState": str},
-            "formResultId": int,
-            "submitDate": str,
-            "completed": bool,
-        },
-    ),
-    ("/form/list", None, {"id": int, "name": str, "formSubType": str, "formState": str}),
-    ("/form/result/{f}", None, FORM_RESULT),
-    (
-        "/campaign/list",
-        None,
-        {
-            "encryptedId": str,
-            "name": str,
-            "active": bool,
-            "triggers": [{"encryptedId": str, "name": str}],
-        },
-    ),
-    ("/campaign/{camp}/mailing", None, {"encryptedId": str, "name": str, "type": str}),
-    *(
-        (f"/campaign-mailing/{{s}}/{kind}", kind, shape)
-        for kind, shape in CAMPAIGN_INTERACTIONS.items()
-    ),
-    ("/campaign-mailing/{s}/opens/{sub}", "opens", CAMPAIGN_INTERACTIONS["opens"]),
-]
-
-
-@pytest.mark.parametrize(("template", "array", "shape"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
-def test_list_endpoint_shapes(sim, api, template: str, array: str | None, shape) -> None:
-    response = api.get(template.format(**_ids(sim, api)))
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    if array is None:
-        check_shape(body, [shape])
-        assert body
-    else:
-        assert set(body) == {"paging", array}
-        check_shape(body["paging"], {k: v for k, v in PAGING.items() if k in body["paging"]})
-        check_shape(body[array], [shape])
-
-
-def test_object_endpoint_shapes(sim: Simulator, api: SignedSession) -> None:
-    ids = _ids(sim, api)
-    detail = api.json(f"/mailing/{ids['m']}")
-    check_shape(
-        detail,
-        {**LISTING, "sender": str, "targetGroup": str, "message": MESSAGE, "links": [LINK]},
-    )
-    assert detail["links"] == sim.account.mailings_by_id[ids["m"]].links
-    assert {link["type"] for link in detail["links"]} >= {"openhtml", "unsubscribe", "webshop"}
-    stats = api.json(f"/mailing/{ids['m']}/statistics")
-    assert len(stats) == 14 and stats["sentCount"] == detail["sentCount"]
-    step = api.json(f"/campaign-mailing/{ids['s']}")
-    check_shape(
-        step, {"encryptedId": str, "name": str, "type": str, "message": MESSAGE, "links": [LINK]}
-    )
-    check_shape(api.json(f"/form/result/{ids['f']}/{ids['r']}"), FORM_RESULT)
+# -- shapes (every model, field by field: test_contract.py) ------------------------------
 
 
 def test_sms_mailings_have_no_subject_and_no_links(sim: Simulator, api: SignedSession) -> None:
     sms = next(m for m in sent(sim) if m.type == "SMS")
     detail = api.json(f"/mailing/{sms.encrypted_id}")
-    assert detail["message"]["subject"] is None and detail["links"] == []
+    assert "subject" not in detail["message"] and "links" not in detail  # absent, not null
     assert api.json(f"/mailing/{sms.encrypted_id}/opens")["opens"] == []
 
 
@@ -424,7 +266,7 @@ def test_contact_ids_arrive_percent_encoded(sim: Simulator, api: SignedSession) 
     rows = api.all_pages(
         f"/mailing/{mailing.encrypted_id}/recipients", "recipients", {"pageSize": 10000}
     )
-    ids = [r["contactIdentifier"]["externalId"] for r in rows]
+    ids = [r["contactIdentifier"].get("externalId", "") for r in rows]
     awkward = [i for i in ids if any(c in i for c in "+&'") or not i.isascii()]
     assert len(awkward) > 10
     for external_id in awkward[:10]:

@@ -23,7 +23,7 @@ def test_heavy_day_arguments_parse() -> None:
 
 def test_simulate_serves_until_sigterm() -> None:
     command = [sys.executable, "-m", "spotler_pipeline.cli", "simulate", "--scale", "0.001"]
-    command += ["--now", "2025-03-01T12:00:00", "--days", "5"]
+    command += ["--now", "2025-03-01T12:00:00", "--days", "5", "--contract-exact"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -45,6 +45,9 @@ def test_simulate_serves_until_sigterm() -> None:
                 base_url, settings["SPOTLER_CONSUMER_KEY"], settings["SPOTLER_CONSUMER_SECRET"]
             ) as api:
                 assert api.get("/campaign/list").status_code == 200
+                window = {"fromDate": "2025-02-24T00:00:00", "toDate": "2025-03-01T12:00:00"}
+                listing = api.json("/mailing", window)
+                assert listing and not any("archiveLink" in m for m in listing)  # left out
             clock = httpx.get(base_url.rsplit("/", 1)[0] + "/_simulator/clock").json()
             assert clock["now"] == "2025-03-01T12:00:00+01:00"
         finally:

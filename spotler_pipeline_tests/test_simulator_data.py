@@ -26,7 +26,10 @@ def sent_emails(sim: Simulator) -> list:
 
 
 def contact_key(row: dict) -> str:
-    return row["contactIdentifier"]["externalId"]
+    """The contact of an interaction row: its external id, or (a contact without one) its
+    encrypted id."""
+    ids = row["contactIdentifier"]
+    return ids.get("externalId") or ids["encryptedId"]
 
 
 def test_clock_reveals_late_opens_new_mailings_and_matures_statistics() -> None:
@@ -129,13 +132,13 @@ def test_contact_mailing_history_agrees_with_interactions(
     clicks = {contact_key(c) for c in api.all_pages(path + "/clicks", "clicks")}
     bounces = {contact_key(b): b["type"] for b in api.all_pages(path + "/bounces", "bounces")}
     recipients = [contact_key(r) for r in api.all_pages(path + "/recipients", "recipients")]
-    chosen = [*list(clicks)[:2], *list(opens - clicks)[:2], *list(bounces)[:2], recipients[0]]
-    for external_id in chosen:
+    chosen = [*list(clicks)[:2], *list(opens - clicks)[:2], *list(bounces)[:2], *recipients[:2]]
+    for external_id in [c for c in chosen if sim.account.contacts.lookup(c) is not None]:
         history = api.all_pages(f"/contact/{segment(external_id)}/mailings", "mailingHistories")
         entry = next(h for h in history if h["mailing"]["encryptedId"] == mailing.encrypted_id)
         assert entry["opened"] == (external_id in opens)
         assert entry["clicked"] == (external_id in clicks)
-        assert entry["bounce"] == bounces.get(external_id)
+        assert entry.get("bounce") == bounces.get(external_id)
         assert entry["sentDate"] == entry["mailing"]["scheduledStartDate"]
         # Every mailing in the history really reached the contact, and one-contact endpoints agree.
         for h in history:
@@ -163,7 +166,8 @@ def test_campaign_history_agrees_with_campaign_interactions(
     step = campaign.steps[0]
     path = f"/campaign-mailing/{step.encrypted_id}"
     recipients = api.all_pages(path + "/recipients", "recipients")
-    passes = Counter(contact_key(r) for r in recipients)
+    passes = Counter(r["contactIdentifier"].get("externalId") for r in recipients)
+    passes.pop(None, None)  # contacts without an external id have no history to ask for
     repeat, count = passes.most_common(1)[0]
     assert count > 1  # a contact passes the campaign more than once
     history = api.all_pages(
@@ -205,7 +209,7 @@ def test_form_results_and_history(sim: Simulator, api: SignedSession) -> None:
         f for f in forms if f["formState"] == "draft"
     ]
     results = [r for f in forms for r in api.json(f"/form/result/{f['id']}")]
-    answers = [a["answer"] for r in results for a in r["answers"]]
+    answers = [a["answer"] for r in results for a in r.get("answers", [])]
     # arrays of strings: one value, several (multiple choice), none (unanswered)
     assert all(isinstance(a, list) and all(isinstance(v, str) for v in a) for a in answers)
     assert {min(len(a), 2) for a in answers} == {0, 1, 2}
@@ -221,7 +225,11 @@ def test_form_results_and_history(sim: Simulator, api: SignedSession) -> None:
     # A submitter's form history lists the submission with the same facts.
     form = sim.account.forms_by_id[2101]
     data = sim.account.form_data(form)
-    k = int(np.flatnonzero(data.ts <= int(sim.now.timestamp()))[-1])
+    k = next(
+        k
+        for k in np.flatnonzero(data.ts <= int(sim.now.timestamp()))[::-1].tolist()
+        if sim.account.contacts.external_ids(data.contact[k : k + 1])[0]
+    )
     external_id = sim.account.contacts.external_ids(data.contact[k : k + 1])[0]
     history = api.all_pages(f"/contact/{segment(external_id)}/forms", "formHistories")
     entry = next(h for h in history if h["formResultId"] == int(data.result_ids[k]))

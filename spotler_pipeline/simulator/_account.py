@@ -25,6 +25,17 @@ endpoints, ``startDate``/``endDate`` on form results) are **inclusive at both en
 some events fall exactly on midnight: a client that asks for ``[day 00:00:00, next day
 00:00:00]`` must itself drop rows stamped with the upper bound, or it double-counts them.
 
+Optional fields are absent, never null, as Spotler's contract has them: the ones without a
+value (an SMS's subject, ``fromEmail``, ``archiveLink`` and links; a history row's ``bounce``
+when nothing bounced; the answers of a submission that answered nothing; a campaign's
+triggers when it has none; the external id of a contact without one), and, for some items
+drawn per seed, fields an account may simply not have: the four eCommerce statistics (a
+mailing sent without Spotler eCommerce), ``archiveLink``, a link's ``code`` or ``type``.
+With ``contract_exact`` every optional field the data does not need is left out everywhere
+(``archiveLink``, ``subject``, ``fromEmail``, link ``code``/``type``, the eCommerce figures,
+an unanswered question's ``answer``); links, answers, triggers and external ids stay where
+they carry data.
+
 Items can be deleted "upstream" (:meth:`Account.delete_mailing`,
 :meth:`Account.delete_campaign_mailing`, :meth:`Account.delete_form`): they leave their
 listing and every endpoint about them answers 404, or, with ``keep_listed``, stay listed
@@ -319,6 +330,48 @@ def _link_weights(links: list[dict]) -> np.ndarray:
     return weights / weights.sum() if len(weights) else weights
 
 
+ECOMMERCE_STATISTICS = (
+    "toWebshopCount", "shoppingcartCreatedCount", "shoppingcartConvertedCount", "conversionValue",
+)  # fmt: skip
+SOCIAL_LINKS = ("twitter", "facebook", "linkedin", "whatsapp")
+
+
+def _without(fields: dict[str, Any], omit: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in omit and v is not None}
+
+
+def _content(message: dict, links: list[dict], omit: frozenset[str]) -> dict[str, Any]:
+    """``message`` and ``links`` of a message's details, optional fields left out: an SMS has
+    no subject, ``fromEmail`` or links; a link leaves out ``code``/``type`` when ``omit``
+    says so for every link (``link.code``, ``link.type``), else a share-button link has no
+    code and every seventh link no type."""
+    rendered = []
+    for link in links:
+        gone = {k for k in ("code", "type") if f"link.{k}" in omit}
+        if link["type"] in SOCIAL_LINKS:
+            gone.add("code")
+        if link["id"] % 7 == 0:
+            gone.add("type")
+        rendered.append({k: v for k, v in link.items() if k not in gone})
+    content: dict[str, Any] = {"message": _without(message, omit)}
+    if rendered:
+        content["links"] = rendered
+    return content
+
+
+def optional_fields(rng: np.random.Generator, email: bool, exact: bool) -> frozenset[str]:
+    """The optional fields one mailing or campaign message leaves out (module doc)."""
+    omit = set() if email else {"archiveLink", "subject", "fromEmail", "ecommerce"}
+    if exact:
+        omit |= {"archiveLink", "subject", "fromEmail", "ecommerce", "link.code", "link.type"}
+    draws = rng.random(2)
+    if draws[0] < 0.25:  # sent without Spotler eCommerce
+        omit.add("ecommerce")
+    if draws[1] < 0.2:
+        omit.add("archiveLink")
+    return frozenset(omit)
+
+
 @dataclass(eq=False)
 class Mailing:
     """A one-off mailing (endpoints 1-9). ``index`` is its key: ``send day ordinal *
@@ -340,28 +393,31 @@ class Mailing:
     bounce_rate: float
     heavy: bool = False
     pool: int = 0  # recipients are drawn from contacts 0..pool-1 (0: the whole pool)
+    omit: frozenset[str] = frozenset()  # optional fields it leaves out (see the module doc)
     data: MailingData | None = field(default=None, repr=False)
 
     def sent(self, now: int) -> bool:
         return self.send_ts <= now
 
     def listing(self, now: int) -> dict[str, Any]:
-        return {
-            "encryptedId": self.encrypted_id,
-            "name": self.name,
-            "scheduledStartDate": format_one(self.send_ts),
-            "type": self.type,
-            "archiveLink": self.archive_link,
-            "sentCount": self.audience if self.sent(now) else 0,
-        }
+        return _without(
+            {
+                "encryptedId": self.encrypted_id,
+                "name": self.name,
+                "scheduledStartDate": format_one(self.send_ts),
+                "type": self.type,
+                "archiveLink": self.archive_link,
+                "sentCount": self.audience if self.sent(now) else 0,
+            },
+            self.omit,
+        )
 
     def detail(self, now: int) -> dict[str, Any]:
         return {
             **self.listing(now),
             "sender": self.sender,
             "targetGroup": self.target_group,
-            "message": self.message,
-            "links": self.links,
+            **_content(self.message, self.links, self.omit),
         }
 
 
@@ -463,7 +519,7 @@ class MailingData:
         def unique_clickers(mask: np.ndarray) -> int:
             return len(np.unique(pos[mask]))
 
-        return {
+        stats = {
             "sentCount": n,
             "acceptedCount": n - hard - soft,
             "openCount": opened,
@@ -479,6 +535,10 @@ class MailingData:
             "shoppingcartConvertedCount": unique_clickers(self.converted[:k]),
             "conversionValue": int(self.cents[:k].sum()),  # int64, in cents
         }
+        if "ecommerce" in mailing.omit:  # an account without Spotler eCommerce: unknown
+            for key in ECOMMERCE_STATISTICS:
+                del stats[key]
+        return stats
 
 
 @dataclass(eq=False)
@@ -494,12 +554,13 @@ class CampaignMailing:
     position: int
     delay: float  # hours after subscription
     continue_rate: float  # chance a subscription reaches this step from the previous one
+    omit: frozenset[str] = frozenset()  # optional fields it leaves out (see the module doc)
 
     def listing(self) -> dict[str, Any]:
         return {"encryptedId": self.encrypted_id, "name": self.name, "type": self.type}
 
     def detail(self) -> dict[str, Any]:
-        return {**self.listing(), "message": self.message, "links": self.links}
+        return {**self.listing(), **_content(self.message, self.links, self.omit)}
 
 
 @dataclass(eq=False)
@@ -517,12 +578,14 @@ class Campaign:
     data: CampaignData | None = field(default=None, repr=False)
 
     def listing(self) -> dict[str, Any]:
-        return {
+        listed: dict[str, Any] = {
             "encryptedId": self.encrypted_id,
             "name": self.name,
             "active": self.active,
-            "triggers": self.triggers,
         }
+        if self.triggers:
+            listed["triggers"] = self.triggers
+        return listed
 
 
 class StepData:
@@ -727,7 +790,7 @@ CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type,
     ("Na aankoop", True, ("Order afgeleverd", "Retour verwerkt"), 150.0, True, (
         ("Hoe bevalt je aankoop?", "EMAIL", 72, 1.0), ("Schrijf een review", "EMAIL", 168, 0.8),
     )),
-    ("Zomeractie 2024", False, ("Zomeractie aanmelding",), 50.0, False, (
+    ("Zomeractie 2024", False, (), 50.0, False, (
         ("Zomeractie bevestiging", "EMAIL", 0.0, 1.0), ("Zomeractie herinnering", "SMS", 96, 0.8),
     )),
 )  # fmt: skip
@@ -735,14 +798,13 @@ CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type,
 
 def _outcome(it: Interactions, i: int, now: int) -> dict[str, Any]:
     """What a contact's history says of recipient ``i`` of a message, as of ``now``."""
-    bounce = None
-    if it.bounce_ts[i] <= now:
-        bounce = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
-    return {
+    outcome: dict[str, Any] = {
         "opened": bool(it.first_open[i] <= now),
         "clicked": bool(it.first_click[i] <= now),
-        "bounce": bounce,
     }
+    if it.bounce_ts[i] <= now:  # else no ``bounce`` at all: optional, absent rather than null
+        outcome["bounce"] = "HARDBOUNCE" if it.bounce_hard[i] else "SOFTBOUNCE"
+    return outcome
 
 
 def _in_order(rows: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -760,8 +822,10 @@ class Account:
         anchor_day: date,
         days: int,
         heavy_days: dict[date, int] | None = None,
+        contract_exact: bool = False,
     ) -> None:
         self.seed, self.scale, self.days = seed, scale, days
+        self.contract_exact = contract_exact
         self.anchor_day = anchor_day
         self.first_day = anchor_day - timedelta(days=days)
         self.last_day = anchor_day + timedelta(days=FUTURE_DAYS)
@@ -858,6 +922,7 @@ class Account:
             bounce_rate=(0.01 if email else 0.02) * (1.0 if heavy else r.uniform(0.7, 1.3)),
             heavy=heavy is not None,
             pool=self.contacts.size if heavy is not None else self.base_pool,
+            omit=optional_fields(_rng(self.seed, 10, index), email, self.contract_exact),
         )
 
     def _make_campaigns(self) -> list[Campaign]:
@@ -893,6 +958,9 @@ class Account:
                         position=position,
                         delay=hours,
                         continue_rate=cont,
+                        omit=optional_fields(
+                            _rng(self.seed, 11, index, position), email, self.contract_exact
+                        ),
                     )
                 )
             campaign.all_steps = tuple(campaign.steps)
@@ -955,7 +1023,8 @@ class Account:
             if rank > cut or (f.optional and rng.random() < 0.2):
                 answer = []
             elif f.kind == "email":
-                answer = [self.contacts.external_ids(np.array([data.contact[k]]))[0]]
+                address = self.contacts.external_ids(np.array([data.contact[k]]))[0]
+                answer = [address] if address else []
             elif f.kind == "text":
                 answer = [str(rng.choice(FREE_TEXT))]
             elif f.kind == "number":
@@ -970,21 +1039,24 @@ class Account:
             else:  # multi
                 picked = rng.random(len(f.options)) < 0.4
                 answer = [o for o, p in zip(f.options, picked, strict=True) if p] or [f.options[0]]
-            answers.append(
-                {
-                    "rank": rank,
-                    "fieldId": f.field_id,
-                    "description": f.description,
-                    "answer": answer,
-                }
-            )
-        return {
+            element: dict[str, Any] = {
+                "rank": rank,
+                "fieldId": f.field_id,
+                "description": f.description,
+                "answer": answer,
+            }
+            if not answer and self.contract_exact:
+                del element["answer"]
+            answers.append(element)
+        result: dict[str, Any] = {
             "formResultId": int(data.result_ids[k]),
             "submittedAt": format_one(int(data.ts[k])),
             "testResult": bool(data.test[k]),
             "completed": completed,
-            "answers": answers,
         }
+        if cut:  # a submission that answered nothing has no answers at all
+            result["answers"] = answers
+        return result
 
     # -- contact histories (endpoints 10-12) ---------------------------------------------
 

@@ -1,8 +1,10 @@
 """The account's contact pool: identities are a pure function of (seed, index).
 
 Nothing is materialised up front: a contact's external id and encrypted id are derived
-from a 64-bit hash of its index, so a pool of millions costs nothing until rendered. Every
-external id embeds its index (the digits before ``@``, or after ``K`` for CRM numbers), so
+from a 64-bit hash of its index, so a pool of millions costs nothing until rendered. About
+3% of contacts have no external id at all (``ContactIdentifier.externalId`` is optional in
+Spotler's contract: only ``encryptedId`` is always there). Every external id embeds its
+index (the digits before ``@``, or after ``K`` for CRM numbers), so
 an id arriving in a URL maps back to its contact in O(1) and is then verified by
 re-deriving it.
 """
@@ -31,6 +33,7 @@ DOMAINS = (
 )  # fmt: skip
 TAGS = ("news", "shop", "promo", "spotler", "mail")
 
+NO_EXTERNAL_ID = 97  # hash buckets 97-99 of 100: contacts without an external id
 _INDEX_IN_EMAIL = re.compile(r"(\d+)@[^@]+$")
 _INDEX_IN_CRM = re.compile(r"K(\d{8,})$")
 
@@ -67,7 +70,9 @@ class Contacts:
         self.seed = seed
         self.size = size
 
-    def external_ids(self, index: np.ndarray) -> list[str]:
+    def external_ids(self, index: np.ndarray) -> list[str | None]:
+        """Each contact's external id (an e-mail address or a CRM number), None for the
+        contacts that have none."""
         index = np.asarray(index, dtype=np.int64)
         h = mix64(index, self.seed * 31 + 5)
         style = (h % np.uint64(100)).tolist()
@@ -86,7 +91,9 @@ class Contacts:
             strict=True,
         ):
             fn, ln, dom = FIRST_NAMES[f], LAST_NAMES[la], DOMAINS[d]
-            if s < 50:
+            if s >= NO_EXTERNAL_ID:
+                out.append(None)
+            elif s < 50:
                 out.append(f"{fn}.{ln}{i}@{dom}")
             elif s < 64:
                 out.append(f"{fn}{i}@{dom}")
@@ -104,15 +111,10 @@ class Contacts:
         return opaque_ids(self.seed, 1, index)
 
     def identifiers(self, index: np.ndarray) -> list[str]:
-        """JSON text of ``contactIdentifier`` objects (ids never need JSON escaping)."""
+        """JSON text of ``contactIdentifier`` objects (ids never need JSON escaping);
+        ``externalId`` left out for a contact without one."""
         return [
-            f'{{"externalId":"{e}","encryptedId":"{c}"}}'
-            for e, c in zip(self.external_ids(index), self.encrypted_ids(index), strict=True)
-        ]
-
-    def identifier_dicts(self, index: np.ndarray) -> list[dict[str, str]]:
-        return [
-            {"externalId": e, "encryptedId": c}
+            f'{{"externalId":"{e}","encryptedId":"{c}"}}' if e else f'{{"encryptedId":"{c}"}}'
             for e, c in zip(self.external_ids(index), self.encrypted_ids(index), strict=True)
         ]
 

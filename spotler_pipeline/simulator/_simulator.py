@@ -35,7 +35,10 @@ class Simulator:
     multiplies audiences and campaign/form traffic (1.0: sends of thousands to hundreds
     of thousands; 0.001-0.01: tiny accounts for unit tests). ``heavy_days`` maps a send day
     to a target number of interaction rows (recipients + opens + clicks + bounces, once
-    mature) and adds one big mailing at 10:00 that day, for benchmarks. The consumer key
+    mature) and adds one big mailing at 10:00 that day, for benchmarks. Optional fields of
+    Spotler's contract are absent where they have no value and for some items anyway;
+    ``contract_exact`` leaves out every optional field the data does not need (see
+    ``Account``), as an implementation written from the contract alone might. The consumer key
     defaults to one per ``(seed, scale)``: a Spotler key belongs to one account.
 
     OAuth timestamps are checked against real time, never the simulated clock.
@@ -52,6 +55,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         heavy_days: Mapping[date | str, int] | None = None,
+        contract_exact: bool = False,
     ) -> None:
         if scale <= 0:
             raise ValueError("scale must be positive")
@@ -60,7 +64,9 @@ class Simulator:
             date.fromisoformat(d) if isinstance(d, str) else d: int(n)
             for d, n in (heavy_days or {}).items()
         }
-        self.account = Account(seed, scale, from_epoch(self._now).date(), days, heavy)
+        self.account = Account(
+            seed, scale, from_epoch(self._now).date(), days, heavy, contract_exact
+        )
         # One account, one key: a pipeline's warehouse records the key's fingerprint, so a
         # simulator of another seed or scale (another account) is refused, not mixed in.
         self.consumer_key = consumer_key or f"simulator-seed{seed}-scale{scale:g}"
