@@ -780,7 +780,7 @@ CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type,
         ("Je vergat iets", "EMAIL", 1, 1.0), ("Herinnering winkelwagen", "SMS", 24, 0.6),
         ("Laatste kans op je winkelwagen", "EMAIL", 72, 0.7),
     )),
-    ("Verjaardag", True, ("Verjaardag",), 60.0, False, (
+    ("Verjaardag", True, (), 60.0, False, (  # started by the birthday date: no trigger
         ("Gefeliciteerd!", "EMAIL", 0.0, 1.0), ("Verjaardagscadeau", "SMS", 0.5, 0.8),
     )),
     ("Heractivatie", True, ("Inactief 180 dagen",), 80.0, False, (
@@ -790,7 +790,7 @@ CAMPAIGN_SPECS = (  # (name, active, triggers, per day, repeaters, [(step, type,
     ("Na aankoop", True, ("Order afgeleverd", "Retour verwerkt"), 150.0, True, (
         ("Hoe bevalt je aankoop?", "EMAIL", 72, 1.0), ("Schrijf een review", "EMAIL", 168, 0.8),
     )),
-    ("Zomeractie 2024", False, (), 50.0, False, (
+    ("Zomeractie 2024", False, ("Zomeractie aanmelding",), 50.0, False, (
         ("Zomeractie bevestiging", "EMAIL", 0.0, 1.0), ("Zomeractie herinnering", "SMS", 96, 0.8),
     )),
 )  # fmt: skip
