@@ -150,13 +150,14 @@ class Pipeline:
             return open_lake(self.lake, read_only=read_only)
         return open_warehouse(self.database, read_only=read_only)
 
-    def resources(self) -> dict[str, Any]:
+    def resources(self, **spotler: Any) -> dict[str, Any]:
         return {
             "spotler": SpotlerResource(
                 consumer_key=self.sim.consumer_key,
                 consumer_secret=self.sim.consumer_secret,
                 base_url=self.sim.base_url,
                 timezone=TIMEZONE,
+                **spotler,
             ),
             "warehouse": WarehouseResource(
                 database=str(self.database),
@@ -394,6 +395,25 @@ def test_the_cap_stops_a_runaway_rule_before_any_send(pipeline: Pipeline) -> Non
 
 
 # -- a crash between the send and its record ---------------------------------------------------
+
+
+def test_a_write_whose_answer_is_lost_is_unknown_and_not_sent_again(pipeline: Pipeline) -> None:
+    sim = pipeline.sim
+    # Spotler acts on the first write but answers after the client stopped waiting
+    sim.inject(Fault("slow", r"/contact/", times=1, seconds=1.5))
+    live = rule("hard_bounces", enabled=True)
+    impatient = pipeline.resources(timeout_seconds=0.3)
+    result = dg.materialize([build_rule_asset(live, SETTINGS)], resources=impatient)
+    assert metadata(result, "hard_bounces")["this_run"] == {
+        "sent": 3,
+        "unknown": 1,
+        "skipped": 0,
+    }
+    while len(sim.writes) < 4:  # the slow one lands after all
+        time.sleep(0.05)
+    pipeline.run(live)
+    assert len(sim.writes) == 4
+    assert pipeline.status("hard_bounces")["needs_attention"] == 1
 
 
 def test_a_send_left_unrecorded_is_never_resent_without_a_warning(pipeline: Pipeline) -> None:
