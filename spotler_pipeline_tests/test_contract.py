@@ -15,11 +15,18 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import jsonschema
+import numpy as np
+import orjson
 import pytest
 
+from spotler_pipeline.client import ClientSettings, SpotlerClient
+from spotler_pipeline.client.actions import trigger_campaign, update_contact
 from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.simulator._api import PREFIX
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
+from spotler_pipeline.simulator._writes import OPT_OUT_EVERY
 from spotler_pipeline.simulator.testing import SignedSession, segment
 from spotler_pipeline_tests import contract
 from spotler_pipeline_tests.simulators import simulator_client
@@ -306,3 +313,81 @@ def test_the_simulator_accepts_what_the_contract_documents(
     *_, form = _one_of_each(default_sim)
     with default_sim.session() as api:
         assert api.get(f"/form/result/{form}", params).status_code == 200
+
+
+# -- the follow-up actions' writes -------------------------------------------------------------
+
+
+class _Recording(httpx.HTTPTransport):
+    """The real transport, keeping each write request and its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exchanges: list[tuple[httpx.Request, int, bytes]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        body = response.read()
+        if request.method != "GET":
+            self.exchanges.append((request, response.status_code, body))
+        return response
+
+
+def test_the_writes_and_their_answers_are_as_the_contract_publishes_them() -> None:
+    """Each write the follow-up actions send is the operation's body model, and each of the
+    simulator's answers is one of the operation's responseMessages with its model."""
+    with Simulator(seed=5, scale=0.003, now=NOW, days=3) as sim:
+        ids = sim.account.contacts.external_ids(np.arange(400))
+        ok = next(c for i, c in enumerate(ids) if c and i % OPT_OUT_EVERY != OPT_OUT_EVERY - 1)
+        opted_out = next(
+            c for i, c in enumerate(ids) if c and i % OPT_OUT_EVERY == OPT_OUT_EVERY - 1
+        )
+        active = next(c for c in sim.account.campaigns if c.active and c.triggers)
+        inactive = next(c for c in sim.account.campaigns if not c.active and c.triggers)
+        trigger, stopped = active.triggers[0]["encryptedId"], inactive.triggers[0]["encryptedId"]
+        settings = ClientSettings(sim.consumer_key, sim.consumer_secret, base_url=sim.base_url)
+        recording = _Recording()
+        with SpotlerClient(settings, transport=recording) as client:
+            outcomes = [
+                trigger_campaign(client, trigger, ok, {"score": 3, "comment": None}),
+                trigger_campaign(client, trigger, ok),  # already in the campaign
+                trigger_campaign(client, trigger, opted_out),
+                trigger_campaign(client, stopped, ok),
+                trigger_campaign(client, trigger, "nobody@example.invalid"),
+                trigger_campaign(client, "no-such-trigger", ok),
+                update_contact(client, ok, {"hardbounce_date": "2026-06-14"}),
+                update_contact(client, ok, {"no_such_property": "x"}),
+                update_contact(client, "nobody@example.invalid", {"hardbounce_date": "x"}),
+            ]
+        writes = sim.writes
+    assert [(o.status, o.http_status, o.error_type) for o in outcomes] == [
+        ("sent", 204, None),
+        ("rejected", 400, "INVALID_STATE"),
+        ("rejected", 400, "CONTACT_OPTOUT"),
+        ("rejected", 400, "INVALID_STATE"),
+        ("rejected", 400, "CONTACT_NOT_FOUND"),
+        ("rejected", 404, "TRIGGER_NOTFOUND"),
+        ("sent", 204, None),
+        ("rejected", 400, "INVALID_PROPERTY"),
+        ("rejected", 404, "CONTACT_NOT_FOUND"),
+    ]
+    assert [o.message for o in outcomes[1:4]] == [
+        "Contact already in campaign",
+        "Contact has opted out",
+        "Campaign inactive",
+    ]
+    assert len(recording.exchanges) == len(outcomes)
+    for request, status, body in recording.exchanges:
+        op = contract.operation(request.method, request.url.raw_path.decode().removeprefix(PREFIX))
+        (param,) = [p for p in op.spec["parameters"] if p["paramType"] == "body"]
+        contract.validate(param["type"], orjson.loads(request.content))
+        assert request.headers["content-type"] == "application/json"
+        answers = {m["code"]: m for m in op.spec["responseMessages"]}
+        assert status in answers, f"{op} answered {status}"
+        if status == 204:
+            assert body == b""
+        else:
+            contract.validate(answers[status]["responseModel"], orjson.loads(body))
+    assert [w.kind for w in writes] == ["trigger", "contact"]
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail
+        contract.validate("ContactRequest", {"update": "yes"})

@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
 import numpy as np
-import orjson
 import pytest
 from pydantic import PrivateAttr
 
-from spotler_pipeline.client import ClientSettings, SpotlerClient, contact_tag
-from spotler_pipeline.client.actions import trigger_campaign, update_contact
+from spotler_pipeline.client import contact_tag
 from spotler_pipeline.defs.follow_up_assets import asset_key, build_rule_asset
 from spotler_pipeline.defs.follow_up_rules import (
     FollowUpRuleError,
@@ -35,7 +32,6 @@ from spotler_pipeline.defs.follow_up_rules import (
 )
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.simulator import Simulator
-from spotler_pipeline.simulator._contract import contract
 from spotler_pipeline.simulator._faults import Fault
 from spotler_pipeline.simulator._writes import OPT_OUT_EVERY
 from spotler_pipeline.warehouse import ensure_schema
@@ -504,128 +500,3 @@ def test_kill_9_between_the_send_and_its_record_makes_no_duplicate(
     written = [w.contact for w in sim.writes]
     assert len(written) == len(set(written)) == 4
     assert pipeline.status("hard_bounces")["needs_attention"] == 1
-
-
-# -- the write endpoints speak the published contract -------------------------------------------
-
-
-def _declared(method: str, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The contract's operation for ``method path`` and the models of its declaration."""
-    for declaration in contract():
-        for api in declaration["apis"]:
-            for op in api["operations"]:
-                if api["path"] == path and op["method"] == method:
-                    return op, declaration.get("models", {})
-    raise AssertionError(f"the contract has no {method} {path}")
-
-
-def conformance(value: Any, spec: dict[str, Any], models: dict[str, Any], at: str) -> list[str]:
-    """Where ``value`` breaks ``spec`` (a Swagger 1.2 property or model name), as texts."""
-    kind = spec.get("$ref") or spec.get("type")
-    if "enum" in spec and value not in spec["enum"]:
-        return [f"{at}: {value!r} is not one of its enum"]
-    if kind in models:
-        model = models[kind]
-        if not isinstance(value, dict):
-            return [f"{at}: not a {kind} object"]
-        problems = [
-            f"{at}.{r}: required, absent" for r in model.get("required", []) if r not in value
-        ]
-        for name, item in value.items():
-            if name not in model["properties"]:
-                problems.append(f"{at}.{name}: not a property of {kind}")
-            else:
-                problems += conformance(item, model["properties"][name], models, f"{at}.{name}")
-        return problems
-    checks = {"string": str, "boolean": bool, "array": list, "ErrorType": str}
-    if kind in checks and not isinstance(value, checks[kind]):
-        return [f"{at}: not a {kind}"]
-    if kind == "array":
-        return [
-            p
-            for i, v in enumerate(value)
-            for p in conformance(v, spec["items"], models, f"{at}[{i}]")
-        ]
-    if str(kind).startswith("Map[") and not isinstance(value, dict):
-        return [f"{at}: not a map"]
-    return []
-
-
-class Recording(httpx.HTTPTransport):
-    """The real transport, keeping each write request and its answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exchanges: list[tuple[httpx.Request, int, bytes]] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        body = response.read()
-        if request.method != "GET":
-            self.exchanges.append((request, response.status_code, body))
-        return response
-
-
-def test_the_writes_and_their_answers_are_as_the_contract_publishes_them(
-    simulator: Simulator,
-) -> None:
-    sim = simulator
-    ok, opted_out = contacts(sim, [1, OPT_OUT_EVERY - 1])
-    settings = ClientSettings(sim.consumer_key, sim.consumer_secret, base_url=sim.base_url)
-    recording = Recording()
-    with SpotlerClient(settings, transport=recording) as client:
-        active, inactive = trigger_of(sim, active=True), trigger_of(sim, active=False)
-        outcomes = [
-            trigger_campaign(client, active, ok, {"score": 3, "comment": None}),
-            trigger_campaign(client, active, ok),  # already in the campaign
-            trigger_campaign(client, active, opted_out),
-            trigger_campaign(client, inactive, ok),
-            trigger_campaign(client, active, "nobody@example.invalid"),
-            trigger_campaign(client, "no-such-trigger", ok),
-            update_contact(client, ok, {"hardbounce_date": "2026-06-14"}),
-            update_contact(client, ok, {"no_such_property": "x"}),
-            update_contact(client, "nobody@example.invalid", {"hardbounce_date": "x"}),
-        ]
-    assert [(o.status, o.http_status, o.error_type) for o in outcomes] == [
-        ("sent", 204, None),
-        ("rejected", 400, "INVALID_STATE"),
-        ("rejected", 400, "CONTACT_OPTOUT"),
-        ("rejected", 400, "INVALID_STATE"),
-        ("rejected", 400, "CONTACT_NOT_FOUND"),
-        ("rejected", 404, "TRIGGER_NOTFOUND"),
-        ("sent", 204, None),
-        ("rejected", 400, "INVALID_PROPERTY"),
-        ("rejected", 404, "CONTACT_NOT_FOUND"),
-    ]
-    assert [o.message for o in outcomes[1:4]] == [
-        "Contact already in campaign",
-        "Contact has opted out",
-        "Campaign inactive",
-    ]
-    assert len(recording.exchanges) == len(outcomes)
-    for request, status, body in recording.exchanges:
-        path = request.url.path.removeprefix("/integrationservice-1.1.0")
-        declared_path = (
-            "/campaign/trigger/{encryptedTriggerId}" if request.method == "POST" else
-            "/contact/{externalId}"
-        )  # fmt: skip
-        op, models = _declared(request.method, declared_path)
-        assert path.count("/") == declared_path.count("/")
-        (param,) = [p for p in op["parameters"] if p["paramType"] == "body"]
-        sent = orjson.loads(request.content)
-        assert conformance(sent, {"$ref": param["type"]}, models, "body") == []
-        assert request.headers["content-type"] == "application/json"
-        assert status in {m["code"] for m in op["responseMessages"]}
-        if status == 204:
-            assert body == b""
-        else:
-            (answer,) = [m for m in op["responseMessages"] if m["code"] == status]
-            error = orjson.loads(body)
-            assert conformance(error, {"$ref": answer["responseModel"]}, models, "answer") == []
-    assert [w.kind for w in sim.writes] == ["trigger", "contact"]
-    # the comparison can fail: a body that is no ContactRequest
-    _, models = _declared("PUT", "/contact/{externalId}")
-    assert conformance({"update": "yes"}, {"$ref": "ContactRequest"}, models, "body") == [
-        "body.contact: required, absent",
-        "body.update: not a boolean",
-    ]
