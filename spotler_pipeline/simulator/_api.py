@@ -192,8 +192,13 @@ class Api:
         """A POST or PUT's handler (the write endpoints of ``_writes``); 405 for any other
         path, before the request's signature is looked at."""
         handler = self.writes.route(method, self.segments(request))
-        if handler is None:
+        documented = operation(method, request.raw_path[len(PREFIX) :])
+        if handler is None or documented is None:
             raise ApiError(405, "RESOURCE_NOT_FOUND", f"method {method} not allowed")
+        try:
+            documented.check(request.params)  # a write takes no query parameter
+        except ContractViolation as exc:
+            raise _bad(str(exc)) from None
         return handler
 
     def handle(self, request: Request) -> Response:
