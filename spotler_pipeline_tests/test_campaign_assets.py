@@ -86,6 +86,7 @@ def test_a_campaign_or_step_that_disappears_is_kept_but_marked_absent(harness: F
 
 def test_one_event_day_lands_every_row_the_api_serves(harness: FullHarness) -> None:
     day = harness.now.date() - timedelta(days=2)
+    assert harness.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     result = harness.materialize(CAMPAIGN_INTERACTIONS, day=day)
     assert result.success
     expected = harness.served_counts(CAMPAIGN_INTERACTIONS, day, day)
@@ -113,6 +114,7 @@ def test_one_event_day_lands_every_row_the_api_serves(harness: FullHarness) -> N
 def test_range_and_idempotent_rerun(harness: FullHarness) -> None:
     last = harness.now.date()
     first = last - timedelta(days=9)
+    assert harness.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     assert harness.materialize(CAMPAIGN_INTERACTIONS, days=(first, last)).success
     expected = harness.served_counts(CAMPAIGN_INTERACTIONS, first, last)
     assert {t: harness.count(t) for t in CAMPAIGN_INTERACTIONS} == expected
@@ -133,6 +135,7 @@ def test_range_and_idempotent_rerun(harness: FullHarness) -> None:
 
 def test_a_contact_passing_a_campaign_twice_keeps_both_subscriptions(harness: FullHarness) -> None:
     last = harness.now.date()
+    assert harness.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     assert harness.materialize(
         CAMPAIGN_INTERACTIONS, days=(last - timedelta(days=13), last)
     ).success
@@ -163,6 +166,7 @@ def test_a_contact_passing_a_campaign_twice_keeps_both_subscriptions(harness: Fu
 
 def test_late_events_land_when_recent_days_are_refreshed(harness: FullHarness) -> None:
     today = harness.now.date()
+    assert harness.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     assert harness.materialize(CAMPAIGN_INTERACTIONS, day=today).success
     before = harness.count("campaign_mailing_opens") + harness.count("campaign_mailing_recipients")
     harness.sim.advance(timedelta(hours=12))
@@ -192,6 +196,7 @@ def test_checks_pass_on_loaded_data_and_fail_on_an_unknown_link(harness: FullHar
 
 def test_failure_mid_fetch_leaves_the_partition_as_it_was(harness: FullHarness) -> None:
     day = harness.now.date() - timedelta(days=1)
+    assert harness.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     assert harness.materialize(CAMPAIGN_INTERACTIONS, day=day).success
     snapshot = {t: all_rows(harness, t) for t in CAMPAIGN_INTERACTIONS}
     # more events by now, then the clicks endpoint breaks for good after a few requests

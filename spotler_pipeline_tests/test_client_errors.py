@@ -33,17 +33,13 @@ from spotler_pipeline_tests.test_client_support import (
 )
 
 PATH = "/mailing/M1/statistics"
-_CONTRACT_COPIES = (
-    Path(spotler_pipeline.simulator.__file__).with_name("spotler-api-docs.json"),
-    Path("/work/shared/spotler-api-docs.json"),
-)
+CONTRACT = Path(spotler_pipeline.simulator.__file__).with_name("spotler-api-docs.json")
 
 
 def contract_error_types() -> set[str]:
     """The ``ErrorType`` enum of Spotler's published contract (every resource names the same
     one)."""
-    path = next(p for p in _CONTRACT_COPIES if p.exists())
-    docs = orjson.loads(path.read_bytes())
+    docs = orjson.loads(CONTRACT.read_bytes())
     resources = docs if isinstance(docs, list) else docs.get("apis", [docs])
     found: set[str] = set()
     for resource in resources:

@@ -19,6 +19,7 @@ import pytest
 
 from spotler_pipeline.simulator import Simulator
 from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
     MAILING_ASSETS,
     TIMEZONE,
@@ -157,6 +158,8 @@ def test_a_change_day_stores_exactly_its_rows_and_its_odd_hours_on_it(
             datetime.fromtimestamp(m.send_ts, TZ).time().isoformat() == "00:00:00" for m in after
         )
 
+    # the catalogues the interactions' checks look their items up in (unpartitioned)
+    assert harness.materialize([*CAMPAIGN_CATALOG, "forms"]).success
     # the change day alone: its rows, none of its neighbours'
     assert harness.materialize(DAILY, day=day).success
     mailings = harness.sent_mailings(day, day)

@@ -56,6 +56,7 @@ def test_forms_land_and_a_removed_form_is_marked_absent(harness: FullHarness) ->
 def test_submissions_and_answers_match_the_api(harness: FullHarness, span: int) -> None:
     last = harness.now.date() - timedelta(days=1)
     first = last - timedelta(days=span)
+    assert harness.materialize(["forms"]).success  # forms_in_catalogue blocks
     if span:
         result = harness.materialize(RESULTS, days=(first, last))
     else:
@@ -80,6 +81,7 @@ def test_submissions_and_answers_match_the_api(harness: FullHarness, span: int) 
 
 def test_rerun_replaces_exactly_its_partition(harness: FullHarness) -> None:
     last = harness.now.date()
+    assert harness.materialize(["forms"]).success  # forms_in_catalogue blocks
     harness.materialize(RESULTS, days=(last - timedelta(days=6), last))
     day = last - timedelta(days=3)
     snapshot = {t: harness.query(f"SELECT * FROM spotler.{t} ORDER BY ALL") for t in RESULTS}
@@ -91,6 +93,7 @@ def test_rerun_replaces_exactly_its_partition(harness: FullHarness) -> None:
 
 def test_every_answer_type_is_kept_faithfully_and_rendered_as_text(harness: FullHarness) -> None:
     last = harness.now.date()
+    assert harness.materialize(["forms"]).success  # forms_in_catalogue blocks
     assert harness.materialize(RESULTS, days=(last - timedelta(days=20), last)).success
     kinds = {r[0] for r in harness.query("SELECT DISTINCT answer_type FROM spotler.form_answers")}
     assert {"text", "list", "null"} <= kinds

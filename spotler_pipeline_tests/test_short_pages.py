@@ -27,6 +27,7 @@ import pytest
 from spotler_pipeline.client import ClientSettings, SpotlerClient
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline_tests.pipeline_harness import (
+    CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
     MAILING_ASSETS,
     MAILING_INTERACTIONS,
@@ -324,6 +325,7 @@ def test_campaign_interactions_land_whole_from_short_pages(full: FullHarness) ->
     assert expected["campaign_mailing_recipients"] > 0
     short_pages(sim, "/campaign-mailing/", 2)
 
+    assert full.materialize(CAMPAIGN_CATALOG).success  # steps_in_catalogue blocks
     assert full.materialize(CAMPAIGN_INTERACTIONS, days=(first, last)).success
 
     assert {t: full.count(t) for t in CAMPAIGN_INTERACTIONS} == expected

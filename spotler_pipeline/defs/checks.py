@@ -141,7 +141,12 @@ class WarehouseCheck:
         return dg.AssetCheckKey(asset_key(self.table), self.name + ALL_DAYS)
 
     def spec(self) -> dg.AssetCheckSpec:
-        """The inline check spec, for the multi-asset that writes ``table``."""
+        """The inline check spec, for the multi-asset that writes ``table``.
+
+        An ERROR check is blocking: when it fails, the step that wrote fails after reporting
+        every result (so ``dagster asset materialize`` exits non-zero and downstream steps
+        of the run are skipped), while the write it checked stays committed. A green run
+        means every ERROR check passed. WARN checks never fail a run."""
         scope = (
             f" Checked in the step that writes, on the {self.table.partition_column}s it "
             f"wrote; `{self.name}{ALL_DAYS}` checks every day nightly."
@@ -153,6 +158,7 @@ class WarehouseCheck:
             asset=asset_key(self.table),
             description=self.description + scope,
             additional_deps=[asset_key(t) for t in self.additional_deps],
+            blocking=self.severity == dg.AssetCheckSeverity.ERROR,
         )
 
     def nightly_spec(self) -> dg.AssetCheckSpec:

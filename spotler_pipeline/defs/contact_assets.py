@@ -280,6 +280,7 @@ def history_tasks(
             pages=(lambda h=h, c=contact, d=days: history_pages(client, h, c, d, zone)),
             constants={"fetched_at": fetched_at},
             item=contact,
+            listing=f"{h.table.name} of one contact",
         )
         for contact, days in contacts.days_of.items()
         for h in histories

@@ -28,7 +28,13 @@ import pyarrow as pa
 from spotler_pipeline.client import SpotlerNotFoundError
 from spotler_pipeline.defs.resources import WarehouseResource
 from spotler_pipeline.defs.writing import ItemScope, write_staged
-from spotler_pipeline.warehouse import StagingArea, Table, WriteResult, lookups
+from spotler_pipeline.warehouse import (
+    StagingArea,
+    Table,
+    WriteResult,
+    drop_repeated,
+    lookups,
+)
 from spotler_pipeline.warehouse.quality import Window
 
 _Item = TypeVar("_Item")
@@ -48,6 +54,14 @@ class FetchTask:
     #: the item (mailing, step, form, contact id) the report belongs to; a 404 for it marks
     #: the item missing instead of failing the run
     item: str | None = None
+    #: how the log names the report; by default the table and the item (which must then
+    #: not be a contact id)
+    listing: str | None = None
+
+    def describe(self) -> str:
+        if self.listing is not None:
+            return self.listing
+        return self.table.name + (f" of {self.item}" if self.item is not None else "")
 
 
 class _Cancelled(Exception):
@@ -63,6 +77,7 @@ class _Progress:
         self.total = len(tasks)
         self.by_item: dict[tuple[str, str], int] = {}
         self.missing: set[str] = set()
+        self.repeated: dict[str, int] = {}
         for t in tasks:
             name = t.table.name
             self.rows.setdefault(name, 0)
@@ -77,6 +92,10 @@ class _Progress:
             if item is not None:
                 key = (table, item)
                 self.by_item[key] = self.by_item.get(key, 0) + n
+
+    def drop(self, table: str, n: int) -> None:
+        with self._lock:
+            self.repeated[table] = self.repeated.get(table, 0) + n
 
     def lost(self, item: str) -> None:
         with self._lock:
@@ -112,10 +131,12 @@ def _longest_first(tasks: list[FetchTask]) -> list[FetchTask]:
 
 @dataclass(frozen=True)
 class Fetched:
-    """What :func:`fetch_into` staged: rows per table, and the items that answered 404."""
+    """What :func:`fetch_into` staged: rows per table, the items that answered 404, and the
+    rows per table dropped as repeated across pages."""
 
     rows: dict[str, int]
     missing: frozenset[str] = frozenset()
+    repeated: Mapping[str, int] = field(default_factory=dict)
 
 
 def fetch_into(
@@ -131,6 +152,9 @@ def fetch_into(
     A task whose ``item`` answers 404 stops quietly and the item is listed in
     ``Fetched.missing``; any other failure stops every task and is raised. A task whose
     report falls short of its ``expected_rows`` is logged as a warning with both numbers.
+    Rows a page repeats from the page before (on the table's key: an offset listing that
+    shifted while it was read, see :func:`~spotler_pipeline.warehouse.drop_repeated`) are
+    dropped, with a warning naming the listing and how many.
     """
     task_list = _longest_first(list(tasks))
     progress = _Progress(task_list)
@@ -139,16 +163,28 @@ def fetch_into(
     cancel = threading.Event()
 
     def run(task: FetchTask) -> None:
+        previous: pa.RecordBatch | None = None
+        repeated = 0
         try:
             for batch in task.pages():
                 if cancel.is_set():
                     raise _Cancelled()
-                staged = stage.append(task.table, batch, task.constants)
+                fresh = drop_repeated(task.table, previous, batch)
+                repeated += batch.num_rows - fresh.num_rows
+                previous = batch
+                staged = stage.append(task.table, fresh, task.constants)
                 progress.add(task.table.name, staged, task.item)
         except SpotlerNotFoundError:
             if task.item is None:
                 raise
             progress.lost(task.item)
+        if repeated:
+            progress.drop(task.table.name, repeated)
+            log.warning(
+                f"{task.describe()}: {repeated:,} rows repeated across pages, dropped (Spotler "
+                "recorded new rows while the listing was read, which shifted its pages; those "
+                "new rows arrive with the next refresh)"
+            )
         progress.finish()
 
     started = time.monotonic()
@@ -179,7 +215,7 @@ def fetch_into(
                 f"{task.table.name} of {task.item}: Spotler listed {got:,} rows where it "
                 f"states {task.expected_rows:,}; stored as listed (a check flags it)"
             )
-    return Fetched(dict(progress.rows), frozenset(progress.missing))
+    return Fetched(dict(progress.rows), frozenset(progress.missing), dict(progress.repeated))
 
 
 def each_or_none(
@@ -248,6 +284,8 @@ class Written:
     missing: frozenset[str]
     fetch_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: rows per table dropped as repeated across pages
+    repeated: Mapping[str, int] = field(default_factory=dict)
 
 
 def fetch_and_write(
@@ -285,4 +323,4 @@ def fetch_and_write(
             requests=None if requests is None else requests(),
         )
     done = time.monotonic()
-    return Written(results, fetched.missing, writing - started, done - writing)
+    return Written(results, fetched.missing, writing - started, done - writing, fetched.repeated)

@@ -161,6 +161,7 @@ def interaction_assets(
             tables,
             api_requests=requests,
             window=run.text,
+            repeated=written.repeated,
             extra={
                 spec.items: dg.MetadataValue.int(len(items)),
                 "fetch_seconds": dg.MetadataValue.float(round(written.fetch_seconds, 2)),

@@ -139,17 +139,21 @@ def materialize_results(
     api_requests: int,
     window: str | None,
     extra: Mapping[str, Any] | None = None,
+    repeated: Mapping[str, int] | None = None,
 ) -> Iterator[dg.MaterializeResult]:
     """One ``MaterializeResult`` per written table, keyed ``spotler/<table>`` (results for
-    other tables, e.g. a catalogue flagged by the write, are left to the caller)."""
+    other tables, e.g. a catalogue flagged by the write, are left to the caller).
+
+    With ``repeated`` (rows per table dropped as repeated across the pages of a listing),
+    each table's metadata says how many as ``rows_repeated_across_pages``."""
     by_name = {t.name: t for t in tables}
     for result in results:
         if result.table not in by_name:
             continue
-        yield dg.MaterializeResult(
-            asset_key=asset_key(by_name[result.table]),
-            metadata=write_metadata(result, api_requests=api_requests, window=window, extra=extra),
-        )
+        meta = write_metadata(result, api_requests=api_requests, window=window, extra=extra)
+        if repeated is not None:
+            meta["rows_repeated_across_pages"] = dg.MetadataValue.int(repeated.get(result.table, 0))
+        yield dg.MaterializeResult(asset_key=asset_key(by_name[result.table]), metadata=meta)
 
 
 def presence_metadata(result: PresenceResult, api_requests: int) -> dict[str, Any]:

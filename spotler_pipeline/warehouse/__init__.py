@@ -6,7 +6,7 @@ Knows nothing of HTTP or Dagster: it takes Arrow batches and DuckDB connections.
 from spotler_pipeline.warehouse.catalog import ALL_TABLES, TABLES
 from spotler_pipeline.warehouse.ddl import ensure_schema
 from spotler_pipeline.warehouse.model import SCHEMA, Column, Table
-from spotler_pipeline.warehouse.staging import StagingArea, conform
+from spotler_pipeline.warehouse.staging import StagingArea, conform, drop_repeated
 from spotler_pipeline.warehouse.writes import (
     Absent,
     Replacement,
@@ -27,6 +27,7 @@ __all__ = [
     "Table",
     "WriteResult",
     "conform",
+    "drop_repeated",
     "ensure_schema",
     "replace_window",
 ]

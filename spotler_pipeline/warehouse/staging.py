@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spotler_pipeline.warehouse.abandoned import remove_if_abandoned
@@ -214,3 +215,37 @@ def conform(
             arr = arr.cast(col.arrow_type)
         arrays.append(arr)
     return pa.RecordBatch.from_arrays(arrays, schema=table.arrow_schema)
+
+
+def drop_repeated(
+    table: Table, previous: pa.RecordBatch | None, page: pa.RecordBatch
+) -> pa.RecordBatch:
+    """``page`` without the rows whose key in ``table`` is that of a row of ``previous``, the
+    page of the same listing before it.
+
+    Spotler's paging is by offset, and an account keeps recording opens and clicks while a
+    listing is read: a record inserted ahead of the reader moves every later record one place
+    on, so the next page starts with the previous page's last row again. Compared on the key
+    columns the page has (the columns the whole listing shares, such as the mailing id, are
+    added later and the same for every row). The common case, no repeat, costs one comparison
+    of the page's first key against the previous page.
+    """
+    keys = [k for k in table.primary_key if k in page.schema.names]
+    if previous is None or page.num_rows == 0 or previous.num_rows == 0 or not keys:
+        return page
+    first = None
+    for key in keys:
+        same = pc.equal(previous.column(key), page.column(key)[0])
+        first = same if first is None else pc.and_(first, same)
+    if not pc.any(first).as_py():
+        return page
+    rows = pa.Table.from_batches([page]).append_column(
+        "__row", pa.array(range(page.num_rows), pa.int64())
+    )
+    fresh = rows.join(
+        pa.Table.from_batches([previous]).select(keys),
+        keys=keys,
+        join_type="left anti",
+        use_threads=False,
+    )["__row"]
+    return page.take(pc.take(fresh, pc.sort_indices(fresh)).combine_chunks())
