@@ -12,17 +12,17 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl
 
-import httpx
-import orjson
+import pyarrow as pa
 import pytest
 
-from spotler_pipeline.simulator import Simulator
+from spotler_pipeline.row_layouts import TIMESTAMP_TYPE
+from spotler_pipeline.simulator import Fault, Simulator
+from spotler_pipeline.warehouse import drop_repeated
 from spotler_pipeline.warehouse.catalog import TABLES
+from spotler_pipeline.warehouse.mailing_tables import MAILING_OPENS
 from spotler_pipeline_tests.pipeline_harness import (
     CAMPAIGN_CATALOG,
     CAMPAIGN_INTERACTIONS,
@@ -32,10 +32,7 @@ from spotler_pipeline_tests.pipeline_harness import (
     harness_with_all_groups,
     served_counts,
 )
-from spotler_pipeline_tests.sync import spotler_through
 
-# The bulk listings whose rows Spotler records while they are read.
-LISTING = re.compile(r"/(?:mailing|campaign-mailing)/[^/]+/(?:recipients|opens|clicks)$")
 SHIFTED = (
     "mailing_recipients",
     "mailing_opens",
@@ -43,47 +40,7 @@ SHIFTED = (
     "campaign_mailing_recipients",
     "campaign_mailing_opens",
 )
-PAGE_SIZE = 5
-
-
-class ShiftOnce(httpx.BaseTransport):
-    """Forwards to the simulator and serves every listing as a live account would when one
-    record is inserted ahead of the reader just before its second page: from then on each
-    page starts with the row the page before ended with, and the last page brings one more
-    row (the new record itself is left out, as it sorts before the reader)."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
-        self._last_row: dict[str, Any] = {}
-        self._carry: dict[str, Any] = {}
-        self.shifted: set[str] = set()
-
-    def transport(self) -> httpx.BaseTransport:
-        return self
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        path = request.url.path
-        if response.status_code != 200 or not LISTING.search(path):
-            return response
-        body = orjson.loads(response.read())
-        field = next(k for k, v in body.items() if isinstance(v, list))
-        rows = body[field]
-        after = int(dict(parse_qsl(request.url.query.decode())).get("after", 0))
-        if path not in self.shifted and after > 0 and rows and path in self._last_row:
-            self.shifted.add(path)
-            self._carry[path] = self._last_row[path]
-        if path in self.shifted:
-            rows = [self._carry[path], *rows]
-            if (body.get("paging") or {}).get("next"):
-                self._carry[path] = rows.pop()
-        if rows:
-            self._last_row[path] = rows[-1]
-        body[field] = rows
-        return httpx.Response(200, json=body)
-
-    def close(self) -> None:
-        self._inner.close()
+PAGE_ROWS = 5  # the fault's page cap: every listing of a few rows spans pages
 
 
 @pytest.fixture
@@ -108,16 +65,22 @@ def test_a_listing_shifted_mid_read_is_stored_once(full: FullHarness) -> None:
     expected = served_counts(sim, MAILING_ASSETS[2:], day, day) | served_counts(
         sim, CAMPAIGN_INTERACTIONS, first, last
     )
-    shift = ShiftOnce()
-    fields = {**full.spotler().model_dump(), "page_size": PAGE_SIZE}
-    spotler = spotler_through(shift, **fields)  # type: ignore[arg-type]
-    mailings, log = full.materialize_logged(MAILING_ASSETS, day=day, spotler=spotler)
+    # every bulk listing of mailings and campaign messages shifts once, mid-read
+    shift = sim.inject(
+        Fault(
+            "shifted_listing",
+            path_pattern=r"/(recipients|opens|clicks)$",
+            max_rows=PAGE_ROWS,
+            times=None,
+        )
+    )
+
+    mailings, log = full.materialize_logged(MAILING_ASSETS, day=day)
     assert full.materialize(CAMPAIGN_CATALOG).success
-    campaigns = full.materialize(CAMPAIGN_INTERACTIONS, days=(first, last), spotler=spotler)
+    campaigns = full.materialize(CAMPAIGN_INTERACTIONS, days=(first, last))
 
     assert mailings.success and campaigns.success
-    assert any("/mailing/" in p and p.endswith("/recipients") for p in shift.shifted)
-    assert any("/campaign-mailing/" in p and p.endswith("/opens") for p in shift.shifted)
+    assert shift.fired > 0
     for table in SHIFTED:
         assert duplicates(full, table) == 0, table
     assert {t: full.count(t) for t in expected} == expected
@@ -129,7 +92,7 @@ def test_a_listing_shifted_mid_read_is_stored_once(full: FullHarness) -> None:
     }
     assert all(repeated[t] > 0 for t in SHIFTED), repeated
     warnings = [line for line in log.splitlines() if "repeated across pages" in line]
-    assert any(re.match(r"mailing_opens of \S+: 1 rows repeated", w) for w in warnings), log
+    assert any(re.match(r"mailing_opens of \S+: 1 of its rows repeated", w) for w in warnings), log
     assert not any("@" in w for w in warnings)  # names the listing, never a contact
 
 
@@ -160,3 +123,32 @@ def test_a_failing_error_check_fails_the_cli_run(full: FullHarness) -> None:
     assert run.returncode != 0, run.stdout + run.stderr
     assert "mailings_in_catalogue" in run.stdout + run.stderr
     assert full.count("mailing_recipients") > 0
+
+
+def _page(keys: list[str], dates: list[int]) -> pa.RecordBatch:
+    stamps = [datetime(2026, 6, 1, 10, m, tzinfo=UTC) for m in dates]
+    return pa.record_batch(
+        {
+            "contact_external_id": [f"x{k}" for k in keys],
+            "contact_encrypted_id": keys,
+            "open_date": pa.array(stamps, TIMESTAMP_TYPE),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("page", "kept"),
+    [
+        (_page(["c", "d", "e"], [3, 4, 5]), ["c", "d", "e"]),  # nothing repeated
+        (_page(["b", "c", "d"], [2, 3, 4]), ["c", "d"]),  # shifted by one record
+        (_page(["a", "b", "c"], [1, 2, 3]), ["c"]),  # by two
+        (_page(["b", "c"], [9, 3]), ["b", "c"]),  # same contact, another open: not a repeat
+    ],
+)
+def test_rows_repeated_from_the_page_before_are_dropped_on_the_key(
+    page: pa.RecordBatch, kept: list[str]
+) -> None:
+    previous = _page(["z", "a", "b"], [0, 1, 2])
+    fresh = drop_repeated(MAILING_OPENS, previous, page)
+    assert fresh.column("contact_encrypted_id").to_pylist() == kept
+    assert drop_repeated(MAILING_OPENS, None, page) is page

@@ -181,9 +181,9 @@ def fetch_into(
         if repeated:
             progress.drop(task.table.name, repeated)
             log.warning(
-                f"{task.describe()}: {repeated:,} rows repeated across pages, dropped (Spotler "
-                "recorded new rows while the listing was read, which shifted its pages; those "
-                "new rows arrive with the next refresh)"
+                f"{task.describe()}: {repeated:,} of its rows repeated across pages, dropped "
+                "(Spotler recorded new rows while the listing was read, which shifted its "
+                "pages; those new rows arrive with the next refresh)"
             )
         progress.finish()
 
