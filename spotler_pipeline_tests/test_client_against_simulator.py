@@ -23,6 +23,7 @@ from spotler_pipeline.client import (
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator.testing import SignedSession, segment
 from spotler_pipeline_tests.simulators import simulator_client
+from spotler_pipeline_tests.test_client_support import rows_of
 
 SECRET_MARK = "simulator-secret"
 
@@ -72,23 +73,17 @@ def test_mailing_endpoints_match_the_raw_api(
     stats = client.get_mailing_statistics(m.encrypted_id)
     assert stats.sent_count == raw.json(f"/mailing/{mid}/statistics")["sentCount"] == m.sent_count
 
-    for kind, array, records, batches in [
-        (
-            "recipients",
-            "recipients",
-            client.iter_mailing_recipients,
-            client.mailing_recipient_batches,
-        ),
-        ("opens", "opens", client.iter_mailing_opens, client.mailing_open_batches),
-        ("clicks", "clicks", client.iter_mailing_clicks, client.mailing_click_batches),
-        ("bounces", "bounces", client.iter_mailing_bounces, client.mailing_bounce_batches),
+    for kind, batches in [
+        ("recipients", client.mailing_recipient_batches),
+        ("opens", client.mailing_open_batches),
+        ("clicks", client.mailing_click_batches),
+        ("bounces", client.mailing_bounce_batches),
     ]:
-        expected = raw.all_pages(f"/mailing/{mid}/{kind}", array, {"pageSize": 10000})
-        assert len(list(records(m.encrypted_id))) == len(expected), kind
+        expected = raw.all_pages(f"/mailing/{mid}/{kind}", kind, {"pageSize": 10000})
         assert sum(b.num_rows for b in batches(m.encrypted_id)) == len(expected), kind
 
     # one contact's opens and clicks (6, 8), by an external id that needs percent-encoding
-    opener = next(iter(client.iter_mailing_opens(m.encrypted_id))).contact.external_id
+    opener = rows_of(client.mailing_open_batches(m.encrypted_id))[0]["contact_external_id"]
     assert opener
     mine = list(client.iter_mailing_contact_opens(m.encrypted_id, opener))
     assert mine and all(o.contact.external_id == opener for o in mine)
@@ -97,7 +92,8 @@ def test_mailing_endpoints_match_the_raw_api(
 
 def test_contact_history_by_email_shaped_id(client: SpotlerClient, simulator: Simulator) -> None:
     m = biggest_email(client, simulator)
-    contacts = [r.contact.external_id for r in client.iter_mailing_recipients(m.encrypted_id)]
+    recipients = rows_of(client.mailing_recipient_batches(m.encrypted_id))
+    contacts = [r["contact_external_id"] for r in recipients]
     tricky = next(c for c in contacts if c and ("+" in c or "&" in c or "'" in c))
     assert "@" in tricky
     history = list(client.iter_contact_mailing_history(tricky))
@@ -119,18 +115,15 @@ def test_campaign_and_form_endpoints(client: SpotlerClient, simulator: Simulator
     for step in steps:
         details = client.get_campaign_mailing(step.encrypted_id)
         assert details.encrypted_id == step.encrypted_id
-        recipients = list(client.iter_campaign_mailing_recipients(step.encrypted_id, start, end))
+        sid = step.encrypted_id
+        recipients = rows_of(client.campaign_mailing_recipient_batches(sid, start, end))
         totals["recipients"] += len(recipients)
-        opens = list(client.iter_campaign_mailing_opens(step.encrypted_id, start, end))
+        opens = rows_of(client.campaign_mailing_open_batches(sid, start, end))
         totals["opens"] += len(opens)
-        totals["clicks"] += len(
-            list(client.iter_campaign_mailing_clicks(step.encrypted_id, start, end))
-        )
-        totals["bounces"] += len(
-            list(client.iter_campaign_mailing_bounces(step.encrypted_id, start, end))
-        )
+        totals["clicks"] += len(rows_of(client.campaign_mailing_click_batches(sid, start, end)))
+        totals["bounces"] += len(rows_of(client.campaign_mailing_bounce_batches(sid, start, end)))
         if opens:
-            sub = opens[0].campaign_subscription_id
+            sub = opens[0]["campaign_subscription_id"]
             assert sub is not None
             assert list(client.iter_campaign_mailing_subscription_opens(step.encrypted_id, sub))
             list(client.iter_campaign_mailing_subscription_clicks(step.encrypted_id, sub))
@@ -158,7 +151,7 @@ def test_paging_edge_cases(simulator: Simulator) -> None:
         m = biggest_email(c, simulator)
         n = m.sent_count
         sms = next(x for x in c.list_mailings(*window(simulator)) if x.type == "SMS")
-        assert list(c.iter_mailing_clicks(sms.encrypted_id)) == []  # empty result
+        assert rows_of(c.mailing_click_batches(sms.encrypted_id)) == []  # empty result
     for page_size in (10000, n, n + 1, n - 1, exact_multiple(n)):
         simulator.reset_log()
         with make_client(simulator, page_size=page_size) as c:
@@ -179,7 +172,9 @@ def test_paging_edge_cases(simulator: Simulator) -> None:
 def test_paging_any_page_size_returns_every_row_once(simulator: Simulator, page_size: int) -> None:
     with make_client(simulator, page_size=page_size) as c:
         m = biggest_email(c, simulator)
-        ids = [r.contact.encrypted_id for r in c.iter_mailing_recipients(m.encrypted_id)]
+        ids = [
+            r["contact_encrypted_id"] for r in rows_of(c.mailing_recipient_batches(m.encrypted_id))
+        ]
     assert len(ids) == len(set(ids)) == m.sent_count
 
 
@@ -201,7 +196,7 @@ def test_transient_fault_is_retried_and_data_is_complete(
 ) -> None:
     with make_client(simulator, page_size=500, timeout=1.0) as c:
         m = biggest_email(c, simulator)
-        expected = sum(1 for _ in c.iter_mailing_recipients(m.encrypted_id))
+        expected = len(rows_of(c.mailing_recipient_batches(m.encrypted_id)))
         before = c.request_count
         simulator.inject(Fault(kind, path_pattern="/recipients", times=1, **params))
         got = sum(b.num_rows for b in c.mailing_recipient_batches(m.encrypted_id))

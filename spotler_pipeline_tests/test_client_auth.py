@@ -70,7 +70,7 @@ def test_ids_are_one_encoded_segment_and_the_signature_covers_the_url_sent(call,
 
 def test_query_parameters_are_signed_and_accept_is_json():
     client, fake = make_client({"/mailing/M1/opens": PagedResource("opens", open_rows(3))})
-    list(client.iter_mailing_opens("M1"))
+    list(client.mailing_open_batches("M1"))
     (request,) = fake.requests
     assert request.headers["Accept"] == "application/json"
     assert request.url.params["pageSize"] == "10000"

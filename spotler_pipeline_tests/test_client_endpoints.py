@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
 
 from spotler_pipeline.client import (
     BOUNCE_SCHEMA,
-    CAMPAIGN_BOUNCE_SCHEMA,
-    CAMPAIGN_CLICK_SCHEMA,
-    CAMPAIGN_OPEN_SCHEMA,
-    CAMPAIGN_RECIPIENT_SCHEMA,
-    CLICK_SCHEMA,
     OPEN_SCHEMA,
-    RECIPIENT_SCHEMA,
     TIMESTAMP_TYPE,
-    Bounce,
     CampaignMailingDetails,
-    CampaignRecipient,
     Click,
     ContactIdentifier,
     Form,
@@ -33,13 +26,26 @@ from spotler_pipeline.client import (
     SubscriptionOpen,
 )
 from spotler_pipeline.client.columnar import ArrowPageDecoder
-from spotler_pipeline.client.endpoints import OPEN_LAYOUT
+from spotler_pipeline.row_layouts import (
+    BOUNCE_LAYOUT,
+    CAMPAIGN_BOUNCE_LAYOUT,
+    CAMPAIGN_CLICK_LAYOUT,
+    CAMPAIGN_OPEN_LAYOUT,
+    CAMPAIGN_RECIPIENT_LAYOUT,
+    CLICK_LAYOUT,
+    OPEN_LAYOUT,
+    RECIPIENT_LAYOUT,
+)
 from spotler_pipeline_tests.test_client_support import (
     PagedResource,
     json_response,
+    layout_row,
     make_client,
     query,
+    rows_of,
 )
+
+AMS = ZoneInfo("Europe/Amsterdam")
 
 FROM, TO = datetime(2024, 5, 1), datetime(2024, 5, 2)
 SUMMARY = {
@@ -224,101 +230,67 @@ def _row(i: int, **extra):
 
 
 STREAMS = [
-    # (records method, batches method, path, array field, row extras, schema, expected last cols)
+    # (batches method, path, array field, row extras, row layout)
+    ("mailing_recipient_batches", "/mailing/M1/recipients", "recipients", {}, RECIPIENT_LAYOUT),
     (
-        "iter_mailing_recipients",
-        "mailing_recipient_batches",
-        "/mailing/M1/recipients",
-        "recipients",
-        {},
-        RECIPIENT_SCHEMA,
-    ),
-    (
-        "iter_mailing_opens",
         "mailing_open_batches",
         "/mailing/M1/opens",
         "opens",
         {"openDate": "2024-05-01T10:00:00"},
-        OPEN_SCHEMA,
+        OPEN_LAYOUT,
     ),
     (
-        "iter_mailing_clicks",
         "mailing_click_batches",
         "/mailing/M1/clicks",
         "clicks",
         {"clickDate": "2024-05-01T10:00:00", "linkId": "L1"},
-        CLICK_SCHEMA,
+        CLICK_LAYOUT,
     ),
     (
-        "iter_mailing_bounces",
         "mailing_bounce_batches",
         "/mailing/M1/bounces",
         "bounces",
         {"bounceDate": "2024-05-01T10:00:00", "type": "HARDBOUNCE"},
-        BOUNCE_SCHEMA,
+        BOUNCE_LAYOUT,
     ),
     (
-        "iter_campaign_mailing_recipients",
         "campaign_mailing_recipient_batches",
         "/campaign-mailing/CM1/recipients",
         "recipients",
         {"sendDate": "2024-05-01T10:00:00", "campaignSubscriptionId": "S1"},
-        CAMPAIGN_RECIPIENT_SCHEMA,
+        CAMPAIGN_RECIPIENT_LAYOUT,
     ),
     (
-        "iter_campaign_mailing_opens",
         "campaign_mailing_open_batches",
         "/campaign-mailing/CM1/opens",
         "opens",
         {"openDate": "2024-05-01T10:00:00", "campaignSubscriptionId": "S1"},
-        CAMPAIGN_OPEN_SCHEMA,
+        CAMPAIGN_OPEN_LAYOUT,
     ),
     (
-        "iter_campaign_mailing_clicks",
         "campaign_mailing_click_batches",
         "/campaign-mailing/CM1/clicks",
         "clicks",
         {"clickDate": "2024-05-01T10:00:00", "linkId": "L1", "campaignSubscriptionId": "S1"},
-        CAMPAIGN_CLICK_SCHEMA,
+        CAMPAIGN_CLICK_LAYOUT,
     ),
     (
-        "iter_campaign_mailing_bounces",
         "campaign_mailing_bounce_batches",
         "/campaign-mailing/CM1/bounces",
         "bounces",
         {"bounceDate": "2024-05-01T10:00:00", "type": "SOFTBOUNCE", "campaignSubscriptionId": "S1"},
-        CAMPAIGN_BOUNCE_SCHEMA,
+        CAMPAIGN_BOUNCE_LAYOUT,
     ),
 ]
 
 
-def _record_as_row(record) -> dict:
-    """A record flattened to the batch column names."""
-    row = {
-        "contact_external_id": record.contact.external_id,
-        "contact_encrypted_id": record.contact.encrypted_id,
-    }
-    for name in (
-        "send_date",
-        "open_date",
-        "click_date",
-        "link_id",
-        "bounce_date",
-        "bounce_type",
-        "campaign_subscription_id",
-    ):
-        if hasattr(record, name):
-            row[name] = getattr(record, name)
-    return row
-
-
 @pytest.mark.parametrize(
-    ("records", "batches", "path", "field", "extras", "schema"),
-    STREAMS,
-    ids=[s[1] for s in STREAMS],
+    ("batches", "path", "field", "extras", "layout"), STREAMS, ids=[s[0] for s in STREAMS]
 )
 @pytest.mark.parametrize("numeric_ids", [False, True])
-def test_records_and_batches_agree(records, batches, path, field, extras, schema, numeric_ids):
+def test_bulk_streams_come_as_batches_of_their_layout(
+    batches, path, field, extras, layout, numeric_ids
+):
     rows = [_row(i, **extras, unknownField=[i]) for i in range(5)]
     if numeric_ids:
         for i, r in enumerate(rows):
@@ -328,12 +300,11 @@ def test_records_and_batches_agree(records, batches, path, field, extras, schema
                     r[key] = 7
     args = ("CM1", FROM, TO) if path.startswith("/campaign") else ("M1",)
     client, fake = make_client({path: PagedResource(field, rows)}, page_size=2)
-    got_records = list(getattr(client, records)(*args))
     got_batches = list(getattr(client, batches)(*args))
     assert [b.num_rows for b in got_batches] == [2, 2, 1]
-    assert all(b.schema == schema for b in got_batches)
-    table = pa.Table.from_batches(got_batches, schema)
-    assert table.to_pylist() == [_record_as_row(r) for r in got_records]
+    assert all(b.schema == layout.schema for b in got_batches)
+    table = pa.Table.from_batches(got_batches, layout.schema)
+    assert table.to_pylist() == [layout_row(layout, r, AMS) for r in rows]
     if numeric_ids:
         assert table.column("contact_external_id").to_pylist()[0] == "1000"
     if path.startswith("/campaign"):
@@ -369,13 +340,9 @@ def test_subscription_and_contact_streams():
     assert list(client.iter_mailing_contact_opens("M1", "x@y.nl")) == [Open(asked, at)]
 
 
-def test_interaction_records_tolerate_nulls():
+def test_interaction_rows_tolerate_nulls():
     rows = [{"contactIdentifier": None, "bounceDate": None}, {}]
     client, _ = make_client({"/mailing/M1/bounces": PagedResource("bounces", rows)})
-    assert (
-        list(client.iter_mailing_bounces("M1"))
-        == [Bounce(ContactIdentifier(None, None), None, None)] * 2
-    )
     (batch,) = client.mailing_bounce_batches("M1")
     assert batch.to_pylist() == [dict.fromkeys(BOUNCE_SCHEMA.names)] * 2
 
@@ -383,10 +350,13 @@ def test_interaction_records_tolerate_nulls():
 def test_campaign_recipient_send_date():
     rows = [_row(1, sendDate="2024-05-01T10:00:00.5Z", campaignSubscriptionId="S")]
     client, _ = make_client({"/campaign-mailing/CM1/recipients": PagedResource("recipients", rows)})
-    (r,) = client.iter_campaign_mailing_recipients("CM1", FROM, TO)
-    assert r == CampaignRecipient(
-        ContactIdentifier("c1", "e1"), datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC), "S"
-    )
+    (r,) = rows_of(client.campaign_mailing_recipient_batches("CM1", FROM, TO))
+    assert r == {
+        "contact_external_id": "c1",
+        "contact_encrypted_id": "e1",
+        "send_date": datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC),
+        "campaign_subscription_id": "S",
+    }
 
 
 DECODER_CASES = {

@@ -18,16 +18,16 @@ from spotler_pipeline_tests.test_client_support import (
     make_client,
     open_rows,
     query,
+    rows_of,
 )
 
 PATH = "/mailing/M1/opens"
 
 
-def _both_ways(client):
-    """Rows of the mailing's opens as records and as batches (external ids)."""
-    records = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+def _opens(client):
+    """The mailing's opens: the external ids of their rows, and the batches."""
     batches = list(client.mailing_open_batches("M1"))
-    return records, batches
+    return [r["contact_external_id"] for r in rows_of(batches)], batches
 
 
 @pytest.mark.parametrize(
@@ -49,9 +49,9 @@ def test_page_boundaries(total, page_size, next_on_full, requests):
     rows = open_rows(total)
     resource = PagedResource("opens", rows, next_on_full=next_on_full)
     client, fake = make_client({PATH: resource}, page_size=page_size)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert records == [r["contactIdentifier"]["externalId"] for r in rows]
-    assert len(fake.requests) == 2 * requests
+    assert len(fake.requests) == requests
     assert len(batches) == requests
     assert all(b.schema == OPEN_SCHEMA for b in batches)
     assert pa.Table.from_batches(batches, OPEN_SCHEMA).column(0).to_pylist() == records
@@ -63,15 +63,15 @@ def test_page_boundaries(total, page_size, next_on_full, requests):
 def test_absent_or_empty_next_ends_a_full_page(empty_next):
     resource = PagedResource("opens", open_rows(4), empty_next=empty_next)
     client, fake = make_client({PATH: resource}, page_size=2)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert len(records) == 4 and [b.num_rows for b in batches] == [2, 2]
-    assert len(fake.requests) == 4
+    assert len(fake.requests) == 2
 
 
 def test_next_url_is_not_followed():
     resource = PagedResource("opens", open_rows(5))
     client, fake = make_client({PATH: resource}, page_size=2)
-    list(client.iter_mailing_opens("M1"))
+    list(client.mailing_open_batches("M1"))
     assert {r.url.host for r in fake.requests} == {"spotler.test"}
     assert [query(r)["after"] for r in fake.requests] == ["0", "2", "4"]
 
@@ -108,7 +108,7 @@ def test_short_page_with_next_continues():
         return json_response({"opens": open_rows(2, after), "paging": {}})
 
     client, fake = make_client({PATH: handler}, page_size=5)
-    got = [o.contact.external_id for o in client.iter_mailing_opens("M1")]
+    got = [o["contact_external_id"] for o in rows_of(client.mailing_open_batches("M1"))]
     assert got == [f"c{i}@example.nl" for i in range(5)]
     assert _afters(fake) == [0, 3]
 
@@ -117,14 +117,14 @@ def test_short_page_with_next_continues():
 def test_server_capped_pages_are_all_read(cap):
     rows = open_rows(20)
     client, fake = make_client({PATH: capped(rows, cap)}, page_size=10)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert records == [r["contactIdentifier"]["externalId"] for r in rows]
     per_page = min(cap, 10)
     sizes = [min(per_page, 20 - a) for a in range(0, 20, per_page)]
     assert [b.num_rows for b in batches] == sizes
     assert all(b.schema == OPEN_SCHEMA for b in batches)
     expected_afters = list(range(0, 20, per_page))
-    assert _afters(fake) == expected_afters * 2  # records, then batches
+    assert _afters(fake) == expected_afters
     assert {int(query(r)["pageSize"]) for r in fake.requests} == {10}
 
 
@@ -140,10 +140,10 @@ def test_after_advances_by_rows_received():
         return json_response({"opens": open_rows(lengths[i], after), "paging": paging})
 
     client, fake = make_client({PATH: handler}, page_size=8)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert records == [f"c{i}@example.nl" for i in range(sum(lengths))]
     assert [b.num_rows for b in batches] == lengths
-    assert _afters(fake) == starts * 2
+    assert _afters(fake) == starts
 
 
 @pytest.mark.parametrize("page_size", [2, 5])
@@ -154,9 +154,9 @@ def test_empty_page_ends_even_if_next_is_set(page_size):
         return json_response({"opens": rows, "paging": {"next": "always"}})
 
     client, fake = make_client({PATH: handler}, page_size=page_size)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert len(records) == 4 and [b.num_rows for b in batches] == [2, 2, 0]
-    assert _afters(fake) == [0, 2, 4] * 2
+    assert _afters(fake) == [0, 2, 4]
 
 
 @pytest.mark.parametrize("paging", [{}, {"next": ""}, {"next": None}, None, "absent"])
@@ -165,28 +165,27 @@ def test_absent_or_empty_next_ends_a_short_page(paging):
     if paging != "absent":
         body["paging"] = paging
     client, fake = make_client({PATH: [json_response(body)]}, page_size=10)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert len(records) == 3 and [b.num_rows for b in batches] == [3]
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 1
 
 
 @pytest.mark.parametrize("empty_next", [None, ""])
 def test_capped_server_ends_on_absent_or_empty_next(empty_next):
     rows = open_rows(7)
     client, fake = make_client({PATH: capped(rows, 3, empty_next=empty_next)}, page_size=10)
-    records, _ = _both_ways(client)
+    records, _ = _opens(client)
     assert len(records) == 7
-    assert _afters(fake) == [0, 3, 6] * 2
+    assert _afters(fake) == [0, 3, 6]
 
 
 def test_bare_array_is_one_final_page():
     client, fake = make_client({PATH: [json_response(open_rows(7))]}, page_size=7)
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     assert len(records) == 7 and [b.num_rows for b in batches] == [7]
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 1
 
 
-@pytest.mark.parametrize("batches", [False, True])
 @pytest.mark.parametrize(
     "page_size",
     [
@@ -195,12 +194,12 @@ def test_bare_array_is_one_final_page():
         pytest.param(10, id="short-page"),
     ],
 )
-def test_repeated_page_is_retried_then_reported(page_size, batches):
+def test_repeated_page_is_retried_then_reported(page_size):
     def handler(request):
         return json_response({"opens": open_rows(2), "paging": {"next": "x"}})
 
     client, fake = make_client({PATH: handler}, page_size=page_size)
-    stream = client.mailing_open_batches("M1") if batches else client.iter_mailing_opens("M1")
+    stream = client.mailing_open_batches("M1")
     with pytest.raises(SpotlerResponseError, match=f"repeated page 1 of {PATH}") as info:
         list(stream)
     assert info.value.endpoint == PATH
@@ -218,8 +217,9 @@ def test_repeated_page_recovers_on_retry():
         return json_response({"opens": open_rows(2, start), "paging": {"next": "x"}})
 
     client, _ = make_client({PATH: handler}, page_size=2)
-    stream = client.iter_mailing_opens("M1")
-    externals = [o.contact.external_id for _, o in zip(range(6), stream, strict=False)]
+    stream = client.mailing_open_batches("M1")
+    pages = [batch for _, batch in zip(range(3), stream, strict=False)]
+    externals = [o["contact_external_id"] for o in rows_of(pages)]
     assert externals == [f"c{i}@example.nl" for i in range(6)]
 
 
@@ -233,7 +233,7 @@ def test_repeated_page_recovers_on_retry():
 )
 def test_tolerated_page_shapes(body):
     client, _ = make_client({PATH: [json_response(body)]})
-    records, batches = _both_ways(client)
+    records, batches = _opens(client)
     expected = len(body.get("data", []))
     assert len(records) == expected and sum(b.num_rows for b in batches) == expected
 
@@ -252,26 +252,17 @@ PAGING_PROPERTY = settings(
 )
 
 
-def opened(client, columnar: bool) -> tuple[list[str], list[pa.RecordBatch]]:
-    """The contact ids of mailing M1's opens, read as batches (returned too) or row by row."""
-    if columnar:
-        batches = list(client.mailing_open_batches("M1"))
-        return [x for b in batches for x in b.column("contact_external_id").to_pylist()], batches
-    return [o.contact.external_id for o in client.iter_mailing_opens("M1")], []
-
-
 @PAGING_PROPERTY
 @given(
     total=st.integers(min_value=0, max_value=60),
     page_size=st.integers(min_value=1, max_value=15),
     next_on_full=st.booleans(),
-    columnar=st.booleans(),
 )
-def test_paging_property(total, page_size, next_on_full, columnar):
+def test_paging_property(total, page_size, next_on_full):
     rows = open_rows(total)
     resource = PagedResource("opens", rows, next_on_full=next_on_full)
     client, fake = make_client({PATH: resource}, page_size=page_size)
-    got, batches = opened(client, columnar)
+    got, batches = _opens(client)
     assert all(b.num_rows <= page_size for b in batches)
     assert got == [r["contactIdentifier"]["externalId"] for r in rows]
     full, rest = divmod(total, page_size)
@@ -285,13 +276,12 @@ def test_paging_property(total, page_size, next_on_full, columnar):
     total=st.integers(min_value=0, max_value=60),
     page_size=st.integers(min_value=1, max_value=15),
     cap=st.integers(min_value=1, max_value=20),
-    columnar=st.booleans(),
 )
-def test_capped_paging_property(total, page_size, cap, columnar):
+def test_capped_paging_property(total, page_size, cap):
     """Whatever the server's cap: every row once, in order, ``after`` = rows received."""
     rows = open_rows(total)
     client, fake = make_client({PATH: capped(rows, cap)}, page_size=page_size)
-    got, _ = opened(client, columnar)
+    got, _ = _opens(client)
     assert got == [r["contactIdentifier"]["externalId"] for r in rows]
     per_page = min(cap, page_size)
     assert _afters(fake) == (list(range(0, total, per_page)) or [0])
@@ -327,5 +317,5 @@ def test_transport_error_mid_stream_is_retried():
         return resource(request)
 
     client, _ = make_client({PATH: handler}, page_size=2)
-    assert len(list(client.iter_mailing_opens("M1"))) == 6
+    assert len(rows_of(client.mailing_open_batches("M1"))) == 6
     assert calls == ["0", "2", "2", "4"]

@@ -8,13 +8,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import orjson
+import pyarrow as pa
 
 from spotler_pipeline.client import ClientSettings, SpotlerClient
+from spotler_pipeline.client.timestamps import parse_api_datetime
+from spotler_pipeline.client.values import text
+from spotler_pipeline.row_layouts import BatchLayout
 
 KEY = "test-consumer-key"
 SECRET = "s3cr3t-Consumer-Secret-value"
@@ -29,6 +34,23 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, error_type: str, message: str = "nope", **headers: str):
     return json_response({"errorType": error_type, "message": message}, status, headers)
+
+
+def rows_of(batches: Iterable[pa.RecordBatch]) -> list[dict[str, Any]]:
+    """Every row of a stream of batches (a bulk endpoint's pages), as dicts by column."""
+    return [row for batch in batches for row in batch.to_pylist()]
+
+
+def layout_row(layout: BatchLayout, row: Any, zone: tzinfo) -> dict[str, Any]:
+    """What a batch row of ``layout`` holds for the JSON ``row``: each leaf the layout names,
+    converted one value at a time (``text``, ``parse_api_datetime``); missing is ``None``."""
+    out: dict[str, Any] = {}
+    for column in layout.columns:
+        value: Any = row
+        for key in column.source:
+            value = value.get(key) if isinstance(value, dict) else None
+        out[column.name] = parse_api_datetime(value, zone) if column.timestamp else text(value)
+    return out
 
 
 def api_path(request: httpx.Request) -> str:

@@ -236,7 +236,6 @@ def test_every_request_of_the_client_is_one_the_contract_allows(default_sim: Sim
         client.get_mailing(mailing)
         client.get_mailing_statistics(mailing)
         for kind in ("recipients", "opens", "clicks", "bounces"):
-            list(getattr(client, f"iter_mailing_{kind}")(mailing))
             list(getattr(client, f"mailing_{kind[:-1]}_batches")(mailing))
         list(client.iter_mailing_contact_opens(mailing, contact))
         list(client.iter_mailing_contact_clicks(mailing, contact))
@@ -252,7 +251,6 @@ def test_every_request_of_the_client_is_one_the_contract_allows(default_sim: Sim
             client.list_campaign_mailings(str(campaign.encrypted_id))
         client.get_campaign_mailing(step)
         for kind in ("recipients", "opens", "clicks", "bounces"):
-            list(getattr(client, f"iter_campaign_mailing_{kind}")(step, START, END))
             list(getattr(client, f"campaign_mailing_{kind[:-1]}_batches")(step, START, END))
         list(client.iter_campaign_mailing_subscription_opens(step, sub))
         list(client.iter_campaign_mailing_subscription_clicks(step, sub))

@@ -48,7 +48,12 @@ from spotler_pipeline_tests.pipeline_harness import (
     key,
 )
 from spotler_pipeline_tests.simulators import simulator_client, simulator_fixtures
-from spotler_pipeline_tests.test_client_support import error_response, json_response, make_client
+from spotler_pipeline_tests.test_client_support import (
+    error_response,
+    json_response,
+    make_client,
+    rows_of,
+)
 
 NOW = datetime(2025, 5, 5, 12, 0, tzinfo=ACCOUNT_TZ)
 
@@ -67,8 +72,8 @@ def known(shared: Simulator) -> tuple[str, str]:
     with client_for(shared) as client:
         mailings = client.list_mailings(NOW - timedelta(days=10), NOW)
         mailing = next(m for m in mailings if m.type == "EMAIL").encrypted_id
-        for opened in client.iter_mailing_opens(mailing):
-            address = opened.contact.external_id or ""
+        for opened in rows_of(client.mailing_open_batches(mailing)):
+            address = opened["contact_external_id"] or ""
             if (
                 "+" in address
                 and "@" in address
@@ -175,7 +180,8 @@ def test_repeated_page_description_masks_the_contact(sim: Simulator) -> None:
             for m in mailings
             if m.type == "EMAIL"
             for address, n in Counter(
-                o.contact.external_id for o in client.iter_mailing_opens(m.encrypted_id)
+                o["contact_external_id"]
+                for o in rows_of(client.mailing_open_batches(m.encrypted_id))
             ).items()
             if n >= 2 and address and "@" in address
         )

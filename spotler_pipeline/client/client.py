@@ -17,15 +17,10 @@ from spotler_pipeline.client import endpoints as ep
 from spotler_pipeline.client.columnar import ArrowPageDecoder
 from spotler_pipeline.client.endpoints import Endpoint
 from spotler_pipeline.client.models import (
-    Bounce,
     Campaign,
-    CampaignBounce,
-    CampaignClick,
     CampaignMailing,
     CampaignMailingDetails,
     CampaignMailingHistory,
-    CampaignOpen,
-    CampaignRecipient,
     Click,
     Form,
     FormHistory,
@@ -35,7 +30,6 @@ from spotler_pipeline.client.models import (
     MailingStatistics,
     MailingSummary,
     Open,
-    Recipient,
     SubscriptionClick,
     SubscriptionOpen,
     contact_click,
@@ -62,9 +56,10 @@ Params = dict[str, str | int]
 class SpotlerClient:
     """A thread-safe client for one Spotler account.
 
-    Unpaged endpoints return typed records. Paged endpoints stream page by page, either as
-    records (``iter_*``) or, for the bulk interaction endpoints, as one Arrow
-    ``RecordBatch`` per API page (``*_batches``; the warehouse's fast path).
+    Unpaged endpoints return typed records. The bulk interaction endpoints (4, 5, 7, 9, 19,
+    20, 22, 24) stream one Arrow ``RecordBatch`` per API page (``*_batches``); the other paged
+    endpoints (a contact's history, one contact's or one subscription's interactions)
+    stream typed records (``iter_*``).
     Date arguments are sent in the account's zone (naive values are taken to be in it).
     """
 
@@ -143,14 +138,6 @@ class SpotlerClient:
             ep.MAILING_STATISTICS, {"mailing_id": mailing_id}, None, MailingStatistics.from_json
         )
 
-    def iter_mailing_recipients(self, mailing_id: str) -> Iterator[Recipient]:
-        """(4) Everyone the mailing was sent to."""
-        return self._records(ep.MAILING_RECIPIENTS, {"mailing_id": mailing_id}, None, Recipient)
-
-    def iter_mailing_opens(self, mailing_id: str) -> Iterator[Open]:
-        """(5) Every open of the mailing."""
-        return self._records(ep.MAILING_OPENS, {"mailing_id": mailing_id}, None, Open)
-
     def iter_mailing_contact_opens(
         self, mailing_id: str, external_contact_id: str
     ) -> Iterator[Open]:
@@ -160,10 +147,6 @@ class SpotlerClient:
         build = partial(contact_open, zone=self._zone, external_contact_id=external_contact_id)
         return self._records(ep.MAILING_CONTACT_OPENS, ids, None, build=build)
 
-    def iter_mailing_clicks(self, mailing_id: str) -> Iterator[Click]:
-        """(7) Every click in the mailing."""
-        return self._records(ep.MAILING_CLICKS, {"mailing_id": mailing_id}, None, Click)
-
     def iter_mailing_contact_clicks(
         self, mailing_id: str, external_contact_id: str
     ) -> Iterator[Click]:
@@ -171,10 +154,6 @@ class SpotlerClient:
         ids = {"mailing_id": mailing_id, "contact_id": external_contact_id}
         build = partial(contact_click, zone=self._zone, external_contact_id=external_contact_id)
         return self._records(ep.MAILING_CONTACT_CLICKS, ids, None, build=build)
-
-    def iter_mailing_bounces(self, mailing_id: str) -> Iterator[Bounce]:
-        """(9) Every bounce of the mailing."""
-        return self._records(ep.MAILING_BOUNCES, {"mailing_id": mailing_id}, None, Bounce)
 
     def mailing_recipient_batches(self, mailing_id: str) -> Iterator[pa.RecordBatch]:
         """(4) as Arrow batches of :data:`RECIPIENT_SCHEMA`, one per page."""
@@ -271,20 +250,6 @@ class SpotlerClient:
         ids = {"campaign_mailing_id": campaign_mailing_id}
         return self._object(ep.CAMPAIGN_MAILING, ids, None, CampaignMailingDetails.from_json)
 
-    def iter_campaign_mailing_recipients(
-        self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
-    ) -> Iterator[CampaignRecipient]:
-        """(19) Sends of a campaign message in a date range."""
-        ids, window = self._step(campaign_mailing_id, from_date, to_date)
-        return self._records(ep.CAMPAIGN_MAILING_RECIPIENTS, ids, window, CampaignRecipient)
-
-    def iter_campaign_mailing_opens(
-        self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
-    ) -> Iterator[CampaignOpen]:
-        """(20) Opens of a campaign message in a date range."""
-        ids, window = self._step(campaign_mailing_id, from_date, to_date)
-        return self._records(ep.CAMPAIGN_MAILING_OPENS, ids, window, CampaignOpen)
-
     def iter_campaign_mailing_subscription_opens(
         self, campaign_mailing_id: str, subscription_id: str
     ) -> Iterator[SubscriptionOpen]:
@@ -295,13 +260,6 @@ class SpotlerClient:
         )
         return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_OPENS, ids, None, build=build)
 
-    def iter_campaign_mailing_clicks(
-        self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
-    ) -> Iterator[CampaignClick]:
-        """(22) Clicks in a campaign message in a date range."""
-        ids, window = self._step(campaign_mailing_id, from_date, to_date)
-        return self._records(ep.CAMPAIGN_MAILING_CLICKS, ids, window, CampaignClick)
-
     def iter_campaign_mailing_subscription_clicks(
         self, campaign_mailing_id: str, subscription_id: str
     ) -> Iterator[SubscriptionClick]:
@@ -311,13 +269,6 @@ class SpotlerClient:
             SubscriptionClick.from_json, zone=self._zone, subscription_id=subscription_id
         )
         return self._records(ep.CAMPAIGN_MAILING_SUBSCRIPTION_CLICKS, ids, None, build=build)
-
-    def iter_campaign_mailing_bounces(
-        self, campaign_mailing_id: str, from_date: datetime, to_date: datetime
-    ) -> Iterator[CampaignBounce]:
-        """(24) Bounces of a campaign message in a date range."""
-        ids, window = self._step(campaign_mailing_id, from_date, to_date)
-        return self._records(ep.CAMPAIGN_MAILING_BOUNCES, ids, window, CampaignBounce)
 
     def campaign_mailing_recipient_batches(
         self, campaign_mailing_id: str, from_date: datetime, to_date: datetime

@@ -5,10 +5,8 @@ endpoints (mailings, forms, campaigns, their details and statistics), a contact'
 for a CRM-style customer card (endpoints 10-12: the contact assets read these), and one
 contact's or one subscription's interactions (6, 8, 21, 23: rows of their own shape,
 ``{openDate}`` / ``{clickDate, linkId}``, the contact or subscription being the one asked
-for). The bulk interaction endpoints have these records too (``iter_*``), but the pipeline
-loads those as Arrow batches (``*_batches``, :mod:`~spotler_pipeline.client.columnar`); both
-paths share the row layouts of :mod:`spotler_pipeline.row_layouts` and the conversions of
-:mod:`~spotler_pipeline.client.values`, so they give the same values for the same page.
+for). The bulk interaction endpoints (4, 5, 7, 9, 19, 20, 22, 24) have no records: they come
+as Arrow batches only (``*_batches``, :mod:`~spotler_pipeline.client.columnar`).
 
 Each class has ``from_json(data[, zone])``. Parsing is tolerant in the ways the API notes ask
 for: unknown fields are ignored, missing or ``null`` fields become ``None``, ids that arrive as
@@ -22,22 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
-from spotler_pipeline import row_layouts as layouts
 from spotler_pipeline.client.timestamps import parse_api_datetime
 from spotler_pipeline.client.values import boolean, integer, text
 
 __all__ = [
-    "Bounce",
     "Campaign",
-    "CampaignBounce",
-    "CampaignClick",
     "CampaignMailing",
     "CampaignMailingDetails",
     "CampaignMailingHistory",
-    "CampaignOpen",
-    "CampaignRecipient",
     "Click",
     "ContactIdentifier",
     "Form",
@@ -51,7 +43,6 @@ __all__ = [
     "MailingSummary",
     "Message",
     "Open",
-    "Recipient",
     "SubscriptionClick",
     "SubscriptionOpen",
     "Trigger",
@@ -236,58 +227,18 @@ class MailingStatistics:
         )
 
 
-class _LayoutRecord:
-    """Base of the interaction records: built from the JSON leaves their row layout names
-    (:mod:`spotler_pipeline.row_layouts`, the layout the Arrow batches have), with the
-    conversions the batches use, so a record and a batch row of one JSON row hold the same
-    values. The two contact columns become :attr:`contact`."""
-
-    __slots__ = ()
-    _LAYOUT: ClassVar[layouts.BatchLayout]
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        row = _obj(data)
-        values = {c.name: _leaf(row, c, zone) for c in cls._LAYOUT.columns}
-        contact = ContactIdentifier(
-            external_id=values.pop(layouts.CONTACT_EXTERNAL_ID.name),
-            encrypted_id=values.pop(layouts.CONTACT_ENCRYPTED_ID.name),
-        )
-        return cls(contact=contact, **values)  # type: ignore[call-arg]
-
-
-def _leaf(row: Json, column: layouts.BatchColumn, zone: tzinfo) -> str | datetime | None:
-    value: Any = row
-    for key in column.source:
-        value = _optional_obj(value)
-        if value is None:
-            return None
-        value = value.get(key)
-    return parse_api_datetime(value, zone) if column.timestamp else text(value)
-
-
 @dataclass(frozen=True, slots=True)
-class Recipient(_LayoutRecord):
-    """Endpoint 4: one contact a mailing was sent to."""
+class Open:
+    """Endpoint 6: one open of a mailing by the contact asked for."""
 
-    _LAYOUT = layouts.RECIPIENT_LAYOUT
-    contact: ContactIdentifier
-
-
-@dataclass(frozen=True, slots=True)
-class Open(_LayoutRecord):
-    """Endpoints 5 and 6: one open of a mailing."""
-
-    _LAYOUT = layouts.OPEN_LAYOUT
     contact: ContactIdentifier
     open_date: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
-class Click(_LayoutRecord):
-    """Endpoints 7 and 8: one click on a link of a mailing."""
+class Click:
+    """Endpoint 8: one click on a link of a mailing by the contact asked for."""
 
-    _LAYOUT = layouts.CLICK_LAYOUT
     contact: ContactIdentifier
     click_date: datetime | None
     link_id: str | None
@@ -340,53 +291,6 @@ class SubscriptionClick:
         return cls(
             subscription_id, parse_api_datetime(d.get("clickDate"), zone), text(d.get("linkId"))
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Bounce(_LayoutRecord):
-    """Endpoint 9: one bounce of a mailing."""
-
-    _LAYOUT = layouts.BOUNCE_LAYOUT
-    contact: ContactIdentifier
-    bounce_date: datetime | None
-    bounce_type: str | None
-
-
-# A campaign message's interactions are a mailing's plus the campaign subscription they
-# belong to (a contact passes a campaign once per subscription).
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRecipient(Recipient):
-    """Endpoint 19: one send of a campaign message to one subscription."""
-
-    _LAYOUT = layouts.CAMPAIGN_RECIPIENT_LAYOUT
-    send_date: datetime | None
-    campaign_subscription_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignOpen(Open):
-    """Endpoints 20 and 21: one open of a campaign message."""
-
-    _LAYOUT = layouts.CAMPAIGN_OPEN_LAYOUT
-    campaign_subscription_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignClick(Click):
-    """Endpoints 22 and 23: one click on a link of a campaign message."""
-
-    _LAYOUT = layouts.CAMPAIGN_CLICK_LAYOUT
-    campaign_subscription_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignBounce(Bounce):
-    """Endpoint 24: one bounce of a campaign message."""
-
-    _LAYOUT = layouts.CAMPAIGN_BOUNCE_LAYOUT
-    campaign_subscription_id: str | None
 
 
 def _experience(d: Json, zone: tzinfo) -> dict[str, Any]:
