@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["boolean", "integer", "number", "text"]
+__all__ = ["boolean", "integer", "text"]
 
 
 def text(value: Any) -> str | None:
@@ -49,17 +49,6 @@ def integer(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str):
         return int(value.strip())
-    raise TypeError(f"expected a number, got {type(value).__name__}")
-
-
-def number(value: Any) -> float | None:
-    """A JSON number, or a number written as a string."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got a boolean")
-    if isinstance(value, int | float | str):
-        return float(value)
     raise TypeError(f"expected a number, got {type(value).__name__}")
 
 

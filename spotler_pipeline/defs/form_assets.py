@@ -176,9 +176,10 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
                 deps=[FORM_RESULTS],
                 description=(
                     "Every answer of every submission: the question, the answer exactly as "
-                    "Spotler sent it (`answer`, JSON: text, number, multiple-choice list or "
-                    "null) and as text (`answer_text`) for easy filtering, e.g. to follow up "
-                    "negative survey answers. Source: `GET /form/result/{formId}`."
+                    "Spotler sent it (`answer`, JSON: an array of strings, one value or several "
+                    "for multiple choice) and as text (`answer_text`, values joined by ', ') for "
+                    "easy filtering, e.g. to follow up negative survey answers. Source: "
+                    "`GET /form/result/{formId}`."
                 ),
                 automation_condition=daily_after_upstream(tz, days=2),
             ),
