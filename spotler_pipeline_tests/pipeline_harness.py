@@ -132,13 +132,6 @@ class Harness:
             instance=instance,
         )
 
-    def load_snapshot_mailings(self) -> None:
-        """The mailings of the statistics snapshot's lookback, so that a snapshot's
-        ``mailings_in_catalogue`` (an ERROR check, which fails the run) finds every one."""
-        today = self.now.date()
-        first = today - timedelta(days=self.settings.snapshot_lookback_days)
-        assert self.materialize(["mailings"], days=(first, today)).success
-
     def materialize_logged(
         self, names: Sequence[str], **kwargs: Any
     ) -> tuple[dg.ExecuteInProcessResult, str]:

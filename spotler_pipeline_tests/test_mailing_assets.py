@@ -134,7 +134,6 @@ def test_late_opens_land_when_the_partition_is_refreshed(harness: Harness) -> No
 
 def test_snapshot_of_today_and_refusal_of_a_past_day(harness: Harness) -> None:
     today = harness.now.date()
-    harness.load_snapshot_mailings()
     assert harness.materialize(["mailing_stats_snapshots"], day=today).success
     rows = harness.query(
         "SELECT count(*), min(snapshot_day), max(days_since_send), count(DISTINCT mailing_id) "
@@ -154,7 +153,6 @@ def test_snapshot_of_today_and_refusal_of_a_past_day(harness: Harness) -> None:
 
     # the next day: a second snapshot, the first kept
     harness.sim.advance(timedelta(days=1))
-    harness.load_snapshot_mailings()
     assert harness.materialize(["mailing_stats_snapshots"], day=today + timedelta(days=1)).success
     assert harness.count("mailing_stats_snapshots", "snapshot_day = ?", [today]) == n
     latest = harness.query("SELECT min(snapshot_day) FROM spotler.mailing_stats_latest")[0][0]

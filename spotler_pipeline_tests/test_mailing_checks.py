@@ -57,7 +57,6 @@ def run_checks(harness: Harness) -> dict[tuple[str, str], dg.AssetCheckEvaluatio
 def loaded(harness: Harness) -> tuple[Harness, dict[tuple[str, str], dg.AssetCheckEvaluation]]:
     """The busiest day and today's snapshot loaded, with the checks their steps evaluated."""
     day = harness.busiest_day()
-    harness.load_snapshot_mailings()
     stats = harness.materialize(["mailing_stats_snapshots"], day=harness.now.date())
     written = harness.materialize(MAILING_ASSETS, day=day)
     inline = {
