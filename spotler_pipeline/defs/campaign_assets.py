@@ -23,6 +23,7 @@ from spotler_pipeline.client import (
     SpotlerNotFoundError,
 )
 from spotler_pipeline.defs.campaign_checks import campaign_checks
+from spotler_pipeline.defs.catalogue_rows import row_for
 from spotler_pipeline.defs.checks import checks_for
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import each_or_none
@@ -72,20 +73,17 @@ def _catalog_rows(
     rows: dict[Table, list[dict[str, Any]]] = {t: [] for t in CAMPAIGN_CATALOG_TABLES}
     for campaign, steps in listing:
         rows[CAMPAIGNS].append(
-            {
-                "encrypted_id": campaign.encrypted_id,
-                "name": campaign.name,
-                "active": campaign.active,
-                "trigger_names": [t.name for t in campaign.triggers],
-                "step_count": len(steps),
-            }
+            row_for(
+                CAMPAIGNS,
+                campaign,
+                trigger_names=[t.name for t in campaign.triggers],
+                step_count=len(steps),
+            )
         )
         rows[CAMPAIGN_TRIGGERS].extend(
-            {
-                "campaign_id": campaign.encrypted_id,
-                "trigger_id": t.encrypted_id,
-                "name": t.name,
-            }
+            row_for(
+                CAMPAIGN_TRIGGERS, t, campaign_id=campaign.encrypted_id, trigger_id=t.encrypted_id
+            )
             for t in campaign.triggers
         )
         for position, step in enumerate(steps):
@@ -93,25 +91,24 @@ def _catalog_rows(
             if detail is None:  # deleted after the listing: not listed any more
                 continue
             rows[CAMPAIGN_MAILINGS].append(
-                {
-                    "encrypted_id": step.encrypted_id,
-                    "campaign_id": campaign.encrypted_id,
-                    "position": position,
-                    "name": detail.name or step.name,
-                    "type": detail.type or step.type,
+                row_for(
+                    CAMPAIGN_MAILINGS,
+                    step,
+                    campaign_id=campaign.encrypted_id,
+                    position=position,
+                    name=detail.name or step.name,
+                    type=detail.type or step.type,
                     **message_columns(detail.message),
-                    "link_count": len(detail.links),
-                }
+                    link_count=len(detail.links),
+                )
             )
             rows[CAMPAIGN_MAILING_LINKS].extend(
-                {
-                    "campaign_mailing_id": step.encrypted_id,
-                    "link_id": link.id,
-                    "name": link.name,
-                    "url": link.url,
-                    "code": link.code,
-                    "type": link.type,
-                }
+                row_for(
+                    CAMPAIGN_MAILING_LINKS,
+                    link,
+                    campaign_mailing_id=step.encrypted_id,
+                    link_id=link.id,
+                )
                 for link in detail.links
             )
     return rows

@@ -14,6 +14,7 @@ import dagster as dg
 import orjson
 
 from spotler_pipeline.client import Form, FormResult, SpotlerClient
+from spotler_pipeline.defs.catalogue_rows import row_for
 from spotler_pipeline.defs.checks import checks_for, inline_results
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import each_or_none
@@ -70,23 +71,16 @@ def _result_rows(
     form_id: str, result: FormResult, submit_day: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ids = {"submit_day": submit_day, "form_id": form_id, "form_result_id": result.form_result_id}
-    row = {
-        **ids,
-        "submitted_at": result.submitted_at,
-        "completed": result.completed,
-        "test_result": result.test_result,
-        "answer_count": len(result.answers),
-    }
+    row = row_for(FORM_RESULTS, result, **ids, answer_count=len(result.answers))
     answers = [
-        {
+        row_for(
+            FORM_ANSWERS,
+            a,
             **ids,
-            "rank": a.rank,
-            "field_id": a.field_id,
-            "description": a.description,
-            "answer": orjson.dumps(a.answer).decode(),
-            "answer_type": answer_type(a.answer),
-            "answer_text": answer_text(a.answer),
-        }
+            answer=orjson.dumps(a.answer).decode(),
+            answer_type=answer_type(a.answer),
+            answer_text=answer_text(a.answer),
+        )
         for a in result.answers
     ]
     return row, answers
@@ -132,15 +126,7 @@ def build_form_assets(settings: DeploymentSettings) -> list[dg.AssetsDefinition]
             listed = forms_with_id(client)
             requests = client.request_count
         context.log.info(f"{len(listed)} forms listed by Spotler")
-        rows = [
-            {
-                "id": f.id,
-                "name": f.name,
-                "form_sub_type": f.form_sub_type,
-                "form_state": f.form_state,
-            }
-            for f in listed
-        ]
+        rows = [row_for(FORMS, f) for f in listed]
         yield from merge_listing(
             context,
             warehouse,

@@ -16,6 +16,7 @@ import dagster as dg
 import pyarrow as pa
 
 from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
+from spotler_pipeline.defs.catalogue_rows import row_for
 from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import each_or_none
@@ -98,33 +99,25 @@ def statistics_of(
 
 
 def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
-    return {
-        "send_day": send_day,
-        "encrypted_id": details.encrypted_id,
-        "name": details.name,
-        "type": details.type,
-        "scheduled_start_date": details.scheduled_start_date,
-        "archive_link": details.archive_link,
-        "sent_count": details.sent_count,
-        "sender": details.sender,
-        "target_group": details.target_group,
+    return row_for(
+        MAILINGS,
+        details,
+        send_day=send_day,
         **message_columns(details.message),
-        "link_count": len(details.links),
-        "present": True,
-    }
+        link_count=len(details.links),
+        present=True,
+    )
 
 
 def _link_rows(details: MailingDetails, send_day: Any) -> list[dict[str, Any]]:
     return [
-        {
-            "send_day": send_day,
-            "mailing_id": details.encrypted_id,
-            "link_id": None if link.id is None else str(link.id),
-            "name": link.name,
-            "url": link.url,
-            "code": link.code,
-            "type": link.type,
-        }
+        row_for(
+            MAILING_LINKS,
+            link,
+            send_day=send_day,
+            mailing_id=details.encrypted_id,
+            link_id=None if link.id is None else str(link.id),
+        )
         for link in details.links
     ]
 
