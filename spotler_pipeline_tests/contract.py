@@ -2,10 +2,11 @@
 
 ``validate(model_name, body)`` checks a response body against a model of the contract,
 converted to JSON Schema for ``jsonschema``: the model's ``required`` list is required,
-each property has its type (integer, number, string, boolean, array, another model by
-``$ref``), enums are enforced, unknown properties are tolerated. ``operation(method, path)``
-finds the operation a request addresses, ``response_model`` names what it answers and
-``request_problems`` says what in a query string the operation does not allow.
+each property has its type (integer, int32 within its range, number, string, boolean,
+array, another model by ``$ref``), enums are enforced, unknown properties are tolerated.
+``operation(method, path)`` finds the operation a request addresses, ``response_model``
+names what it answers and ``request_problems`` says what in a query string the operation
+does not allow.
 
 Written from the JSON alone, apart from the simulator's own reading of it, so the two
 check each other.
@@ -60,6 +61,8 @@ def _property_schema(prop: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any]
     if kind == "array":
         schema = {"type": "array", "items": _property_schema(prop.get("items", {}))}
+    elif kind == "integer" and prop.get("format") == "int32":
+        schema = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
     elif kind == "integer":
         schema = {"type": "integer"}
     elif kind == "number":

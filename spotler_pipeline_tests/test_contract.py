@@ -185,7 +185,16 @@ def test_every_answer_matches_the_model_its_operation_names(simulator: Simulator
                 **dict.fromkeys(contract.models()["MailingStats"]["required"], 0),
                 "conversionValue": 12.34,
             },
-        ),  # fmt: skip
+        ),
+        (  # an id beyond the contract's int32, as the simulator's form result ids were
+            "FormHistory",
+            {
+                "form": {"id": 1, "name": "n", "formSubType": "normal", "formState": "final"},
+                "formResultId": 210173937200001,
+                "submitDate": "2025-01-01T00:00:00",
+                "completed": True,
+            },
+        ),
     ],
 )
 def test_the_validator_refuses_what_the_contract_does_not_allow(model: str, body: Any) -> None:

@@ -73,7 +73,8 @@ CAMPAIGN_LEAD_DAYS = 14  # campaign subscriptions and form submissions start thi
 EVENT_FUTURE_DAYS = 30  # ... and are drawn up to this many days after the anchor day
 MAILING_SLOTS = 16  # mailing keys per day: day.toordinal() * MAILING_SLOTS + rank that day
 HEAVY_SLOT = MAILING_SLOTS - 1  # the rank of a heavy day's big mailing
-DAY_IDS = 10**5  # subscription / form result ids per item per day (see _day_ids)
+DAY_IDS = 10**4  # subscription / form result ids per item per day (see _day_ids)
+ID_EPOCH = date(2020, 1, 1)  # day 0 of those ids, which fit Spotler's int32 until 2047
 
 LINK_TYPES = (
     "webshop", "conversion", "openhtml", "unsubscribe", "editprofile",
@@ -129,11 +130,17 @@ def _times_in_day(rng: np.random.Generator, day: date, count: int) -> np.ndarray
 
 
 def _day_ids(item: int, day: date, count: int) -> np.ndarray:
-    """Ids of the ``count`` subscriptions / submissions of one item on ``day`` (in time order):
-    ``item * 10**11 + day.toordinal() * 10**5 + k``, k from 1: a function of the day alone."""
+    """Ids of the ``count`` subscriptions / submissions of one item (1-20) on ``day`` (in
+    time order): ``item * 10**8 + (day - ID_EPOCH).days * 10**4 + k``, k from 1: a function
+    of the day alone, and an int32 as the contract types ``campaignSubscriptionId`` and
+    ``formResultId``."""
     if count >= DAY_IDS:
         raise ValueError(f"more than {DAY_IDS - 1} ids in one day")
-    return item * 10**11 + day.toordinal() * DAY_IDS + np.arange(1, count + 1, dtype=np.int64)
+    offset = (day - ID_EPOCH).days
+    if not 0 <= offset < 10**8 // DAY_IDS:
+        raise ValueError(f"no ids for {day}: the simulator's ids cover 2020-2047")
+    first = item * 10**8 + offset * DAY_IDS
+    return first + np.arange(1, count + 1, dtype=np.int64)
 
 
 def _repeat_events(
@@ -698,7 +705,7 @@ class Form:
 
 class FormData:
     """Submissions of a form in time order, drawn day by day from ``(seed, form, day)``
-    streams; ``formResultId`` is ``form.id * 10**11 + day.toordinal() * 10**5 + k``."""
+    streams; ``formResultId`` is ``(form.index + 1) * 10**8 + days since 2020 * 10**4 + k``."""
 
     def __init__(self, form: Form, account: Account) -> None:
         ts, contact, completed, test, ids = [], [], [], [], []
@@ -715,7 +722,7 @@ class FormData:
             completed.append(rng.random(count) < 0.85)
             is_test = rng.random(count) < 0.03
             test.append(np.full(count, True) if form.state == "proof" else is_test)
-            ids.append(_day_ids(form.id, day, count))
+            ids.append(_day_ids(form.index + 1, day, count))
 
         def cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
             return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
