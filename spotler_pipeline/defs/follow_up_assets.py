@@ -85,14 +85,15 @@ def check_specs(rule: Rule) -> list[dg.AssetCheckSpec]:
 
 @dataclass
 class Evaluation:
-    """What step 1-2 found, read in the same transaction."""
+    """What step 1-2 found, read in the same transaction; the two checks' counts are read
+    once it has committed."""
 
     columns: list[str]
     events: int
     pending: fu.Pending
     reconciled: int
-    duplicates: int
-    unknown_contacts: int
+    duplicates: int = 0
+    unknown_contacts: int = 0
     previewed: int = 0
 
 
@@ -141,15 +142,21 @@ def evaluate(
             events=fu.event_count(conn, rule.name),
             pending=pending,
             reconciled=reconciled,
-            duplicates=fu.duplicate_keys(conn, rule.name),
-            unknown_contacts=fu.unknown_contacts(conn, rule.name, fu.KNOWN_CONTACTS_IN),
         )
         if rule.dry_run:
             found.previewed = fu.record_dry_run(conn, rule.name, run_id, now)
         return found
 
+    def check(conn: duckdb.DuckDBPyConnection, found: Evaluation) -> Evaluation:
+        # After the commit: inside the transaction the new rule table is held in memory that
+        # cannot spill, and the contacts check reads every recipient of the warehouse.
+        found.duplicates = fu.duplicate_keys(conn, rule.name)
+        found.unknown_contacts = fu.unknown_contacts(conn, rule.name, fu.KNOWN_CONTACTS_IN)
+        return found
+
     try:
-        return warehouse.transact(work)
+        found = warehouse.transact(work)
+        return warehouse.transact(lambda conn: check(conn, found))
     except (duckdb.Error, ValueError) as exc:
         raise dg.Failure(
             description=f"Follow-up rule '{rule.name}' could not be evaluated: {_one_line(exc)}"
