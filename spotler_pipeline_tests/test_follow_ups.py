@@ -249,6 +249,26 @@ def test_the_rules_file_can_be_another_one(tmp_path: Path, monkeypatch: pytest.M
 # -- dry run -----------------------------------------------------------------------------
 
 
+def test_a_rule_that_found_nothing_has_its_row_in_the_status_view(tmp_path: Path) -> None:
+    """follow_up_status lists every evaluated rule, with zeros where it found no event."""
+    from spotler_pipeline.warehouse import follow_ups as fu
+
+    conn = open_warehouse(tmp_path / "w.duckdb")
+    try:
+        fu.ensure_follow_ups(conn)
+        empty = (
+            "SELECT 'k' AS event_key, 'c' AS contact_external_id, 'r' AS reason, "
+            "now() AS event_at WHERE $found"
+        )
+        fu.evaluate_rule(conn, "quiet", empty, {"found": False})
+        fu.evaluate_rule(conn, "busy", empty, {"found": True})
+        fu.refresh_status_view(conn)
+        rows = conn.execute(f"SELECT rule, events, new FROM {fu.STATUS_VIEW}").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("busy", 1, 1), ("quiet", 0, 0)]
+
+
 def test_a_dry_run_sends_nothing_and_shows_what_it_would_send(pipeline: Pipeline) -> None:
     result = pipeline.run(*SHIPPED.values())
     assert pipeline.sim.writes == []

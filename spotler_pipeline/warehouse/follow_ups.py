@@ -136,6 +136,11 @@ def refresh_status_view(conn: duckdb.DuckDBPyConnection) -> None:
         )
         or "SELECT NULL::VARCHAR AS rule, NULL::VARCHAR AS event_key WHERE false"
     )
+    # Every evaluated rule has its row, one that found nothing too.
+    named = (
+        " UNION ALL ".join(f"SELECT {sql_string(r)} AS rule" for r in rules)
+        or "SELECT NULL::VARCHAR AS rule WHERE false"
+    )
     conn.execute(f"""
 CREATE OR REPLACE VIEW {STATUS_VIEW} AS
 -- per rule: events found now and their state (latest attempt), and every outcome so far
@@ -163,12 +168,15 @@ WITH latest AS (
            count(*) FILTER (WHERE status = 'rejected') AS rejected,
            count(*) FILTER (WHERE status IN ('unknown', 'sending')) AS needs_attention
     FROM latest GROUP BY rule
+), every_rule AS ({named}
+    UNION SELECT rule FROM so_far
 )
 SELECT rule, coalesce(n.events, 0) AS events, coalesce(n.new, 0) AS new,
        coalesce(n.dry_run, 0) AS dry_run, coalesce(s.sent, 0) AS sent,
        coalesce(s.rejected, 0) AS rejected, r.by_reason AS rejected_by_reason,
        coalesce(n.pending, 0) AS pending, coalesce(s.needs_attention, 0) AS needs_attention
-FROM now_found n FULL JOIN so_far s USING (rule) LEFT JOIN reasons r USING (rule)
+FROM every_rule LEFT JOIN now_found n USING (rule) LEFT JOIN so_far s USING (rule)
+LEFT JOIN reasons r USING (rule)
 ORDER BY rule
 """)
 
