@@ -32,7 +32,7 @@ from pydantic import Field
 
 from spotler_pipeline.client import SpotlerClient, contact_tag
 from spotler_pipeline.client.actions import Outcome, trigger_campaign, update_contact
-from spotler_pipeline.client.errors import mask_personal_data
+from spotler_pipeline.defs.checks import masked_sample
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.follow_up_rules import Rule, load_rules
 from spotler_pipeline.defs.metadata import asset_key as spotler_key
@@ -278,14 +278,16 @@ def sample_table(
         "| contact | " + " | ".join(shown) + " |",
         "|---" * (len(shown) + 1) + "|",
     ]
-    for event in events[:SAMPLE_SIZE]:
-        contact = event.contact_external_id
-        tag = contact_tag(contact, contact_key) if contact else "-"
-        cells = [
-            mask_personal_data(str(event.row.get(c, "")), key=contact_key).replace("|", "/")[:60]
-            for c in shown
-        ]
-        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
+    rows = masked_sample(
+        [
+            {"contact_external_id": e.contact_external_id, **{c: e.row.get(c, "") for c in shown}}
+            for e in events[:SAMPLE_SIZE]
+        ],
+        contact_key,
+    )
+    for row in rows:
+        cells = [str(row[c]).replace("|", "/")[:60] for c in shown]
+        lines.append(f"| {row['contact_external_id'] or '-'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
