@@ -5,6 +5,8 @@ Layers (each importable on its own):
 - ``spotler_pipeline.client``: the HTTP client for Spotler's REST API (no Dagster).
 - ``spotler_pipeline.row_layouts``: the columns the API's bulk rows become; plain data that
   the client and the warehouse both read, so neither imports the other.
+- ``spotler_pipeline.records``: the catalogue and contact-history records, each field
+  declared once (JSON key, kind, column, description); plain data, read by both layers.
 - ``spotler_pipeline.simulator``: a local Spotler-compatible API for tests, demo and benchmark.
 - ``spotler_pipeline.warehouse``: DuckDB tables, atomic partition writes, views (no HTTP).
 - ``spotler_pipeline.defs``: the Dagster assets, checks, schedules and resources joining the two.

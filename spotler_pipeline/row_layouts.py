@@ -13,6 +13,10 @@ leaves are timestamps. Both layers read these declarations:
   what only the warehouse knows: the partition and parent-id columns, keys, and the
   descriptions readers see.
 
+The catalogue and contact-history records (mailings, links, statistics, forms, campaigns,
+histories) are declared the same way, field by field, in :mod:`spotler_pipeline.records`;
+this module holds the bulk interaction rows only.
+
 Why here, a module of its own beside both layers: the client must know nothing of DuckDB
 and the warehouse nothing of HTTP, so neither may import the other; both may import plain
 data. This module imports pyarrow only. (The client taking its names from the warehouse's

@@ -81,7 +81,12 @@ def test_mailing_list_and_details():
     )
     first, second = client.list_mailings(FROM, TO)
     assert first == MailingSummary(
-        "M1", "May news", datetime(2024, 5, 1, 7, tzinfo=UTC), "EMAIL", "https://arch/M1", 1200
+        encrypted_id="M1",
+        name="May news",
+        scheduled_start_date=datetime(2024, 5, 1, 7, tzinfo=UTC),
+        type="EMAIL",
+        archive_link="https://arch/M1",
+        sent_count=1200,
     )
     assert second.type == "SMS" and second.archive_link is None
     got = client.get_mailing("M1")

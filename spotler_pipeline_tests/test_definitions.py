@@ -68,6 +68,18 @@ def test_client_notebook_and_warehouse_import_without_dagster() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_record_declarations_import_neither_layer() -> None:
+    """The declarations both layers read are plain data: importing them loads no HTTP, no
+    DuckDB, no Dagster and neither layer."""
+    code = (
+        "import sys, spotler_pipeline.records; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('httpx', 'duckdb', 'dagster', 'pyarrow') or m.startswith('spotler_pipeline.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['spotler_pipeline.records']"
+
+
 def test_the_code_location_loads_as_a_module_for_dagster() -> None:
     """``dagster dev -m spotler_pipeline`` finds ``defs`` although it is built lazily."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOTLER_")}

@@ -34,6 +34,7 @@ from spotler_pipeline.client.models import (
     SubscriptionOpen,
     contact_click,
     contact_open,
+    decode,
 )
 from spotler_pipeline.client.paging import (
     Page,
@@ -120,7 +121,7 @@ class SpotlerClient:
             ep.MAILINGS,
             {},
             self._range(from_date, to_date),
-            partial(MailingSummary.from_json, zone=self._zone),
+            self._decoder(MailingSummary),
         )
 
     def get_mailing(self, mailing_id: str) -> MailingDetails:
@@ -129,13 +130,16 @@ class SpotlerClient:
             ep.MAILING,
             {"mailing_id": mailing_id},
             None,
-            partial(MailingDetails.from_json, zone=self._zone),
+            self._decoder(MailingDetails),
         )
 
     def get_mailing_statistics(self, mailing_id: str) -> MailingStatistics:
         """(3) The mailing's statistics as they stand now."""
         return self._object(
-            ep.MAILING_STATISTICS, {"mailing_id": mailing_id}, None, MailingStatistics.from_json
+            ep.MAILING_STATISTICS,
+            {"mailing_id": mailing_id},
+            None,
+            self._decoder(MailingStatistics),
         )
 
     def iter_mailing_contact_opens(
@@ -202,14 +206,12 @@ class SpotlerClient:
             params["formSubType"] = form_sub_type
         if form_state is not None:
             params["formState"] = form_state
-        return self._list(ep.FORMS, {}, params, Form.from_json)
+        return self._list(ep.FORMS, {}, params, self._decoder(Form))
 
     def get_form_result(self, form_id: str, form_result_id: str) -> FormResult:
         """(14) One submission of a form."""
         ids = {"form_id": form_id, "form_result_id": form_result_id}
-        return self._object(
-            ep.FORM_RESULT, ids, None, partial(FormResult.from_json, zone=self._zone)
-        )
+        return self._object(ep.FORM_RESULT, ids, None, self._decoder(FormResult))
 
     def list_form_results(
         self,
@@ -230,25 +232,25 @@ class SpotlerClient:
             ep.FORM_RESULTS,
             {"form_id": form_id},
             params,
-            partial(FormResult.from_json, zone=self._zone),
+            self._decoder(FormResult),
         )
 
     # Campaigns --------------------------------------------------------------------------
 
     def list_campaigns(self) -> list[Campaign]:
         """(16) Every campaign with its triggers."""
-        return self._list(ep.CAMPAIGNS, {}, None, Campaign.from_json)
+        return self._list(ep.CAMPAIGNS, {}, None, self._decoder(Campaign))
 
     def list_campaign_mailings(self, campaign_id: str) -> list[CampaignMailing]:
         """(17) The message steps of a campaign."""
         return self._list(
-            ep.CAMPAIGN_MAILINGS, {"campaign_id": campaign_id}, None, CampaignMailing.from_json
+            ep.CAMPAIGN_MAILINGS, {"campaign_id": campaign_id}, None, self._decoder(CampaignMailing)
         )
 
     def get_campaign_mailing(self, campaign_mailing_id: str) -> CampaignMailingDetails:
         """(18) A campaign message with its content and links."""
         ids = {"campaign_mailing_id": campaign_mailing_id}
-        return self._object(ep.CAMPAIGN_MAILING, ids, None, CampaignMailingDetails.from_json)
+        return self._object(ep.CAMPAIGN_MAILING, ids, None, self._decoder(CampaignMailingDetails))
 
     def iter_campaign_mailing_subscription_opens(
         self, campaign_mailing_id: str, subscription_id: str
@@ -312,6 +314,11 @@ class SpotlerClient:
         """The ids and date range of a campaign message's interactions (19, 20, 22, 24)."""
         return {"campaign_mailing_id": campaign_mailing_id}, self._range(from_date, to_date)
 
+    def _decoder(self, record: type[T]) -> Callable[[Any], T]:
+        """Reads one JSON object of Spotler's as ``record``, its timestamps in the account's
+        zone."""
+        return partial(decode, record, zone=self._zone)
+
     def _object(
         self,
         endpoint: Endpoint,
@@ -346,13 +353,13 @@ class SpotlerClient:
         *,
         build: Callable[[Any], Any] | None = None,
     ) -> Iterator[Any]:
-        """The records of a paged endpoint: ``record.from_json(row, zone=...)`` of each row,
-        or ``build(row)`` when given."""
+        """The records of a paged endpoint: each row decoded as ``record``
+        (:func:`~spotler_pipeline.client.models.decode`), or ``build(row)`` when given."""
         array_field = endpoint.array_field
         assert array_field is not None
         if build is None:
             assert record is not None
-            build = partial(record.from_json, zone=self._zone)
+            build = self._decoder(record)
 
         def decode(body: bytes) -> Page[list[Any]]:
             page = json_page(decode_json(body), array_field)

@@ -8,49 +8,44 @@ contact's or one subscription's interactions (6, 8, 21, 23: rows of their own sh
 for). The bulk interaction endpoints (4, 5, 7, 9, 19, 20, 22, 24) have no records: they come
 as Arrow batches only (``*_batches``, :mod:`~spotler_pipeline.client.columnar`).
 
-Each class has ``from_json(data[, zone])``. Parsing is tolerant in the ways the API notes ask
-for: unknown fields are ignored, missing or ``null`` fields become ``None``, ids that arrive as
-JSON numbers become strings. A value of the wrong kind altogether (an object where a count
-belongs) raises ``ValueError``/``TypeError``, which the client reports as a
-``SpotlerResponseError``. Timestamps come out as aware ``datetime`` values in UTC.
+The catalogue and history records, and their fields, are declared in
+:mod:`spotler_pipeline.records` (each field once: its JSON key, its kind, the warehouse column
+it becomes and what that means); they are re-exported here. :func:`decode` reads any of them
+from Spotler's JSON by those declarations. Parsing is tolerant in the ways the API notes ask
+for: unknown fields are ignored, missing or ``null`` fields become ``None`` (an empty list for
+a list of records), ids that arrive as JSON numbers become strings. A value of the wrong kind
+altogether (an object where a count belongs) raises ``ValueError``/``TypeError``, which the
+client reports as a ``SpotlerResponseError``. Timestamps come out as aware ``datetime``
+values in UTC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+from spotler_pipeline import records
 from spotler_pipeline.client.timestamps import parse_api_datetime
 from spotler_pipeline.client.values import boolean, integer, text
+from spotler_pipeline.records import *  # noqa: F403  (the records, offered as the client's)
+from spotler_pipeline.records import RECORD_TYPES, RecordField
 
 __all__ = [
-    "Campaign",
-    "CampaignMailing",
-    "CampaignMailingDetails",
-    "CampaignMailingHistory",
+    *RECORD_TYPES,
     "Click",
     "ContactIdentifier",
-    "Form",
-    "FormAnswer",
-    "FormHistory",
-    "FormResult",
-    "Link",
-    "MailingDetails",
-    "MailingHistory",
-    "MailingStatistics",
-    "MailingSummary",
-    "Message",
     "Open",
     "SubscriptionClick",
     "SubscriptionOpen",
-    "Trigger",
     "contact_click",
     "contact_open",
+    "decode",
 ]
 
 Json = Mapping[str, Any]
+R = TypeVar("R")
 
 
 def _obj(data: Any) -> Json:
@@ -67,8 +62,36 @@ def _list(value: Any) -> list[Any]:
     return value
 
 
-def _optional_obj(value: Any) -> Json | None:
-    return None if value is None else _obj(value)
+def decode(record: type[R], data: Any, zone: tzinfo) -> R:
+    """The ``record`` (a class of :mod:`spotler_pipeline.records`) that the JSON object
+    ``data`` describes, each field read from its JSON key and converted by its kind;
+    Spotler's local timestamps are read in ``zone``."""
+    d = _obj(data)
+    return record(
+        **{f.name: _VALUES[f.kind](f, d.get(f.key), zone) for f in records.fields_of(record)}
+    )
+
+
+def _nested(f: RecordField, value: Any, zone: tzinfo) -> Any:
+    assert f.record is not None
+    return None if value is None else decode(f.record, value, zone)
+
+
+def _nested_list(f: RecordField, value: Any, zone: tzinfo) -> tuple[Any, ...]:
+    assert f.record is not None
+    return tuple(decode(f.record, item, zone) for item in _list(value))
+
+
+#: How a field of each kind is read from its JSON value.
+_VALUES: dict[str, Callable[[RecordField, Any, tzinfo], Any]] = {
+    records.TEXT: lambda f, v, zone: text(v),
+    records.INTEGER: lambda f, v, zone: integer(v),
+    records.BOOLEAN: lambda f, v, zone: boolean(v),
+    records.TIMESTAMP: lambda f, v, zone: parse_api_datetime(v, zone),
+    records.JSON: lambda f, v, zone: v,
+    records.RECORD: _nested,
+    records.RECORDS: _nested_list,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,154 +100,6 @@ class ContactIdentifier:
 
     external_id: str | None
     encrypted_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    name: str | None
-    author: str | None
-    subject: str | None
-    from_name: str | None
-    from_email: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            name=text(d.get("name")),
-            author=text(d.get("author")),
-            subject=text(d.get("subject")),
-            from_name=text(d.get("fromName")),
-            from_email=text(d.get("fromEmail")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    id: str | None
-    name: str | None
-    url: str | None
-    code: str | None
-    type: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            id=text(d.get("id")),
-            name=text(d.get("name")),
-            url=text(d.get("url")),
-            code=text(d.get("code")),
-            type=text(d.get("type")),
-        )
-
-
-def _message(d: Json) -> Message | None:
-    message = _optional_obj(d.get("message"))
-    return None if message is None else Message.from_json(message)
-
-
-def _links(d: Json) -> tuple[Link, ...]:
-    return tuple(Link.from_json(link) for link in _list(d.get("links")))
-
-
-@dataclass(frozen=True, slots=True)
-class MailingSummary:
-    """A one-off mailing as listed by endpoint 1 (and embedded in contact histories)."""
-
-    encrypted_id: str | None
-    name: str | None
-    scheduled_start_date: datetime | None
-    type: str | None
-    archive_link: str | None
-    sent_count: int | None
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(**_summary_fields(d, zone))
-
-
-def _summary_fields(d: Json, zone: tzinfo) -> dict[str, Any]:
-    return {
-        "encrypted_id": text(d.get("encryptedId")),
-        "name": text(d.get("name")),
-        "scheduled_start_date": parse_api_datetime(d.get("scheduledStartDate"), zone),
-        "type": text(d.get("type")),
-        "archive_link": text(d.get("archiveLink")),
-        "sent_count": integer(d.get("sentCount")),
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class MailingDetails(MailingSummary):
-    """Endpoint 2: the summary fields plus sender, target group, message and links.
-
-    ``sender`` and ``target_group`` are kept as text; should Spotler send an object there,
-    it is kept as compact JSON text rather than dropped.
-    """
-
-    sender: str | None
-    target_group: str | None
-    message: Message | None
-    links: tuple[Link, ...]
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            **_summary_fields(d, zone),
-            sender=text(d.get("sender")),
-            target_group=text(d.get("targetGroup")),
-            message=_message(d),
-            links=_links(d),
-        )
-
-
-_STATISTICS = {
-    "sent_count": "sentCount",
-    "accepted_count": "acceptedCount",
-    "open_count": "openCount",
-    "open_rendered_count": "openRenderedCount",
-    "click_count": "clickCount",
-    "hardbounce_count": "hardbounceCount",
-    "softbounce_count": "softbounceCount",
-    "not_retained_after_bounce_count": "notRetainedAfterBounceCount",
-    "conversion_click_count": "conversionClickCount",
-    "unsubscribe_count": "unsubscribeCount",
-    "to_webshop_count": "toWebshopCount",
-    "shoppingcart_created_count": "shoppingcartCreatedCount",
-    "shoppingcart_converted_count": "shoppingcartConvertedCount",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class MailingStatistics:
-    """Endpoint 3: the mailing's statistics as they stand now."""
-
-    sent_count: int | None
-    accepted_count: int | None
-    open_count: int | None
-    open_rendered_count: int | None
-    click_count: int | None
-    hardbounce_count: int | None
-    softbounce_count: int | None
-    not_retained_after_bounce_count: int | None
-    conversion_click_count: int | None
-    unsubscribe_count: int | None
-    to_webshop_count: int | None
-    shoppingcart_created_count: int | None
-    shoppingcart_converted_count: int | None
-    #: total conversion value in cents (an int64 in Spotler's contract)
-    conversion_value: int | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            **{attr: integer(d.get(key)) for attr, key in _STATISTICS.items()},
-            conversion_value=integer(d.get("conversionValue")),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,214 +165,4 @@ class SubscriptionClick:
         d = _obj(data)
         return cls(
             subscription_id, parse_api_datetime(d.get("clickDate"), zone), text(d.get("linkId"))
-        )
-
-
-def _experience(d: Json, zone: tzinfo) -> dict[str, Any]:
-    """What a contact's history says of one message (endpoints 10 and 12)."""
-    return {
-        "sent_date": parse_api_datetime(d.get("sentDate"), zone),
-        "opened": boolean(d.get("opened")),
-        "clicked": boolean(d.get("clicked")),
-        "bounce": text(d.get("bounce")),
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class MailingHistory:
-    """Endpoint 10: one mailing as one contact experienced it."""
-
-    mailing: MailingSummary | None
-    sent_date: datetime | None
-    opened: bool | None
-    clicked: bool | None
-    bounce: str | None
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        mailing = _optional_obj(d.get("mailing"))
-        return cls(
-            mailing=None if mailing is None else MailingSummary.from_json(mailing, zone),
-            **_experience(d, zone),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Form:
-    id: str | None
-    name: str | None
-    form_sub_type: str | None
-    form_state: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            id=text(d.get("id")),
-            name=text(d.get("name")),
-            form_sub_type=text(d.get("formSubType")),
-            form_state=text(d.get("formState")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FormHistory:
-    """Endpoint 11: one form submission of one contact."""
-
-    form: Form | None
-    form_result_id: str | None
-    submit_date: datetime | None
-    completed: bool | None
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        form = _optional_obj(d.get("form"))
-        return cls(
-            form=None if form is None else Form.from_json(form),
-            form_result_id=text(d.get("formResultId")),
-            submit_date=parse_api_datetime(d.get("submitDate"), zone),
-            completed=boolean(d.get("completed")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FormAnswer:
-    """One answer. Spotler's contract makes ``answer`` an array of strings (one element for
-    an open or scale question, several for multiple choice, empty for none); ``answer`` is
-    kept exactly as the JSON had it (a bare text, number or null is tolerated), and
-    :attr:`values` gives it as the contract means it."""
-
-    rank: int | None
-    field_id: str | None
-    description: str | None
-    answer: str | int | float | bool | list[Any] | dict[str, Any] | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            rank=integer(d.get("rank")),
-            field_id=text(d.get("fieldId")),
-            description=text(d.get("description")),
-            answer=d.get("answer"),
-        )
-
-    @property
-    def values(self) -> tuple[str, ...]:
-        """The answer as strings: an array's items (nulls dropped), a bare value as one
-        item, nothing for null."""
-        raw = self.answer
-        items = raw if isinstance(raw, list) else [raw]
-        return tuple(t for t in map(text, items) if t is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class FormResult:
-    """Endpoints 14 and 15: one submission of a form."""
-
-    form_result_id: str | None
-    submitted_at: datetime | None
-    test_result: bool | None
-    completed: bool | None
-    answers: tuple[FormAnswer, ...]
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        return cls(
-            form_result_id=text(d.get("formResultId")),
-            submitted_at=parse_api_datetime(d.get("submittedAt"), zone),
-            test_result=boolean(d.get("testResult")),
-            completed=boolean(d.get("completed")),
-            answers=tuple(FormAnswer.from_json(a) for a in _list(d.get("answers"))),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    encrypted_id: str | None
-    name: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(encrypted_id=text(d.get("encryptedId")), name=text(d.get("name")))
-
-
-@dataclass(frozen=True, slots=True)
-class Campaign:
-    """Endpoint 16: an automated campaign and what triggers it."""
-
-    encrypted_id: str | None
-    name: str | None
-    active: bool | None
-    triggers: tuple[Trigger, ...]
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(
-            encrypted_id=text(d.get("encryptedId")),
-            name=text(d.get("name")),
-            active=boolean(d.get("active")),
-            triggers=tuple(Trigger.from_json(t) for t in _list(d.get("triggers"))),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignMailing:
-    """Endpoint 17 (and embedded in endpoint 12): one message step of a campaign."""
-
-    encrypted_id: str | None
-    name: str | None
-    type: str | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(**_campaign_mailing_fields(d))
-
-
-def _campaign_mailing_fields(d: Json) -> dict[str, Any]:
-    return {
-        "encrypted_id": text(d.get("encryptedId")),
-        "name": text(d.get("name")),
-        "type": text(d.get("type")),
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignMailingDetails(CampaignMailing):
-    """Endpoint 18: a campaign message with its content and links."""
-
-    message: Message | None
-    links: tuple[Link, ...]
-
-    @classmethod
-    def from_json(cls, data: Any) -> Self:
-        d = _obj(data)
-        return cls(**_campaign_mailing_fields(d), message=_message(d), links=_links(d))
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignMailingHistory:
-    """Endpoint 12: one campaign message as one contact experienced it."""
-
-    campaign_mailing: CampaignMailing | None
-    campaign_subscription_id: str | None
-    sent_date: datetime | None
-    opened: bool | None
-    clicked: bool | None
-    bounce: str | None
-
-    @classmethod
-    def from_json(cls, data: Any, zone: tzinfo) -> Self:
-        d = _obj(data)
-        mailing = _optional_obj(d.get("campaignMailing"))
-        return cls(
-            campaign_mailing=None if mailing is None else CampaignMailing.from_json(mailing),
-            campaign_subscription_id=text(d.get("campaignSubscriptionId")),
-            **_experience(d, zone),
         )

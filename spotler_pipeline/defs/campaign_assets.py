@@ -28,7 +28,6 @@ from spotler_pipeline.defs.checks import checks_for
 from spotler_pipeline.defs.config import DeploymentSettings
 from spotler_pipeline.defs.fetching import each_or_none
 from spotler_pipeline.defs.interactions import Interactions, Item, Report, interaction_assets
-from spotler_pipeline.defs.message_columns import message_columns
 from spotler_pipeline.defs.metadata import table_spec, writing_step
 from spotler_pipeline.defs.partitions import daily_partitions
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
@@ -81,9 +80,7 @@ def _catalog_rows(
             )
         )
         rows[CAMPAIGN_TRIGGERS].extend(
-            row_for(
-                CAMPAIGN_TRIGGERS, t, campaign_id=campaign.encrypted_id, trigger_id=t.encrypted_id
-            )
+            row_for(CAMPAIGN_TRIGGERS, t, campaign_id=campaign.encrypted_id)
             for t in campaign.triggers
         )
         for position, step in enumerate(steps):
@@ -93,22 +90,17 @@ def _catalog_rows(
             rows[CAMPAIGN_MAILINGS].append(
                 row_for(
                     CAMPAIGN_MAILINGS,
-                    step,
+                    detail,
+                    encrypted_id=step.encrypted_id,
                     campaign_id=campaign.encrypted_id,
                     position=position,
                     name=detail.name or step.name,
                     type=detail.type or step.type,
-                    **message_columns(detail.message),
                     link_count=len(detail.links),
                 )
             )
             rows[CAMPAIGN_MAILING_LINKS].extend(
-                row_for(
-                    CAMPAIGN_MAILING_LINKS,
-                    link,
-                    campaign_mailing_id=step.encrypted_id,
-                    link_id=link.id,
-                )
+                row_for(CAMPAIGN_MAILING_LINKS, link, campaign_mailing_id=step.encrypted_id)
                 for link in detail.links
             )
     return rows

@@ -34,6 +34,7 @@ from spotler_pipeline.defs.partitions import RunDays, daily_partitions, run_days
 from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, WarehouseResource
 from spotler_pipeline.defs.schedules import automated_group, daily_after_upstream
 from spotler_pipeline.defs.writing import ItemScope
+from spotler_pipeline.records import row_values
 from spotler_pipeline.warehouse import Table
 from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_INTERACTION_TABLES
 from spotler_pipeline.warehouse.contact_tables import (
@@ -172,27 +173,22 @@ def contacts_to_read(
 class History:
     """One of Spotler's per-contact histories (endpoints 10-12) and the table it fills.
 
-    Each record is about one item (a mailing, campaign message or form): its ``item``
-    attribute, whose attributes fill ``item_columns`` (column -> attribute); the record's
-    own ``columns`` are stored as they are, and ``day`` (column, moment) is the day of
+    Each record (:mod:`spotler_pipeline.records`) is about one item (a mailing, campaign
+    message or form) and fills the table's columns by its declared fields
+    (:func:`~spotler_pipeline.records.row_values`); ``day`` (column, moment) is the day of
     that moment in the account's time zone.
     """
 
     table: Table
     description: str
     records: Callable[[SpotlerClient, str], Iterable[Any]]
-    item: str
-    item_columns: Mapping[str, str]
-    columns: tuple[str, ...]
     day: tuple[str, str]
 
     def row(self, record: Any, zone: tzinfo | None) -> dict[str, Any]:
-        item = getattr(record, self.item)
         column, moment_of = self.day
         moment = getattr(record, moment_of)
         return {
-            **{c: getattr(item, a) if item else None for c, a in self.item_columns.items()},
-            **{c: getattr(record, c) for c in self.columns},
+            **row_values(record),
             column: None if moment is None else moment.astimezone(zone).date(),
         }
 
@@ -204,9 +200,6 @@ HISTORIES = (
         "they opened, clicked or bounced it, as Spotler's contact history reports it. "
         "Source: `GET /contact/{id}/mailings`.",
         SpotlerClient.iter_contact_mailing_history,
-        "mailing",
-        {"mailing_id": "encrypted_id", "mailing_name": "name", "mailing_type": "type"},
-        ("sent_date", "opened", "clicked", "bounce"),
         ("sent_day", "sent_date"),
     ),
     History(
@@ -215,13 +208,6 @@ HISTORIES = (
         "through the campaign (subscription), opened / clicked / bounced. Source: "
         "`GET /contact/{id}/campaign-mailings`.",
         SpotlerClient.iter_contact_campaign_mailing_history,
-        "campaign_mailing",
-        {
-            "campaign_mailing_id": "encrypted_id",
-            "campaign_mailing_name": "name",
-            "campaign_mailing_type": "type",
-        },
-        ("campaign_subscription_id", "sent_date", "opened", "clicked", "bounce"),
         ("sent_day", "sent_date"),
     ),
     History(
@@ -229,14 +215,6 @@ HISTORIES = (
         "For each contact active that day: every form they submitted, the only link between "
         "a contact and their form answers. Source: `GET /contact/{id}/forms`.",
         SpotlerClient.iter_contact_form_history,
-        "form",
-        {
-            "form_id": "id",
-            "form_name": "name",
-            "form_sub_type": "form_sub_type",
-            "form_state": "form_state",
-        },
-        ("form_result_id", "submit_date", "completed"),
         ("submit_day", "submit_date"),
     ),
 )

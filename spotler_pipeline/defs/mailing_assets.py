@@ -15,7 +15,12 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from spotler_pipeline.client import MailingDetails, MailingSummary, SpotlerClient
+from spotler_pipeline.client import (
+    MailingDetails,
+    MailingStatistics,
+    MailingSummary,
+    SpotlerClient,
+)
 from spotler_pipeline.defs.catalogue_rows import row_for
 from spotler_pipeline.defs.checks import checks_for, inline_results, written_window
 from spotler_pipeline.defs.config import DeploymentSettings
@@ -28,7 +33,6 @@ from spotler_pipeline.defs.interactions import (
     interaction_assets,
 )
 from spotler_pipeline.defs.mailing_checks import mailing_checks
-from spotler_pipeline.defs.message_columns import message_columns
 from spotler_pipeline.defs.metadata import (
     DAILY_FRESHNESS,
     asset_key,
@@ -45,7 +49,6 @@ from spotler_pipeline.defs.resources import ClockResource, SpotlerResource, Ware
 from spotler_pipeline.defs.writing import ItemScope, write_rows
 from spotler_pipeline.warehouse import Table, WriteResult
 from spotler_pipeline.warehouse.mailing_tables import (
-    CONVERSION_VALUE_CENTS,
     MAILING_BOUNCES,
     MAILING_CLICKS,
     MAILING_INTERACTION_TABLES,
@@ -54,7 +57,6 @@ from spotler_pipeline.warehouse.mailing_tables import (
     MAILING_RECIPIENTS,
     MAILING_STATS_SNAPSHOTS,
     MAILINGS,
-    STATISTIC_COLUMNS,
 )
 from spotler_pipeline.warehouse.quality import Window
 
@@ -103,7 +105,6 @@ def _mailing_row(details: MailingDetails, send_day: Any) -> dict[str, Any]:
         MAILINGS,
         details,
         send_day=send_day,
-        **message_columns(details.message),
         link_count=len(details.links),
         present=True,
     )
@@ -116,28 +117,24 @@ def _link_rows(details: MailingDetails, send_day: Any) -> list[dict[str, Any]]:
             link,
             send_day=send_day,
             mailing_id=details.encrypted_id,
-            link_id=None if link.id is None else str(link.id),
         )
         for link in details.links
     ]
 
 
-def _snapshot_row(summary: MailingSummary, stat: Any, now: datetime) -> dict[str, Any]:
+def _snapshot_row(
+    summary: MailingSummary, stat: MailingStatistics, now: datetime
+) -> dict[str, Any]:
     send_day = _send_day(summary, now.tzinfo)
-    return {
-        "snapshot_day": now.date(),
-        "snapshot_at": now,
-        "mailing_id": summary.encrypted_id,
-        "send_day": send_day,
-        "days_since_send": (now.date() - send_day).days,
-        **{
-            col.name: getattr(stat, col.name)
-            for col in STATISTIC_COLUMNS
-            if col is not CONVERSION_VALUE_CENTS
-        },
-        # the client's name for Spotler's conversionValue; the column names its unit
-        CONVERSION_VALUE_CENTS.name: stat.conversion_value,
-    }
+    return row_for(
+        MAILING_STATS_SNAPSHOTS,
+        stat,
+        snapshot_day=now.date(),
+        snapshot_at=now,
+        mailing_id=summary.encrypted_id,
+        send_day=send_day,
+        days_since_send=(now.date() - send_day).days,
+    )
 
 
 def _write_for_mailings(

@@ -9,9 +9,18 @@ by the day the event happened, because a campaign sends every day, not on one se
 
 from __future__ import annotations
 
+from spotler_pipeline import records
 from spotler_pipeline import row_layouts as api
 from spotler_pipeline.warehouse import mailing_tables
-from spotler_pipeline.warehouse.model import PRESENT, Column, Table, api_column, interaction_table
+from spotler_pipeline.warehouse.model import (
+    PRESENT,
+    Column,
+    Table,
+    api_column,
+    interaction_table,
+    record_column,
+    record_columns,
+)
 
 FIRST_SEEN_AT = Column("first_seen_at", "TIMESTAMPTZ", "When the pipeline first saw this item.")
 LAST_SEEN_AT = Column(
@@ -28,10 +37,9 @@ CAMPAIGN_MAILING_ID = Column(
 #: in the tables of campaign messages.
 INTERACTION_DESCRIPTIONS = {
     **mailing_tables.INTERACTION_DESCRIPTIONS,
-    api.CAMPAIGN_SUBSCRIPTION_ID.name: (
-        "One pass of one contact through the campaign; a contact who enters the campaign "
-        "twice has two subscriptions."
-    ),
+    api.CAMPAIGN_SUBSCRIPTION_ID.name: record_column(
+        records.CampaignMailingHistory, api.CAMPAIGN_SUBSCRIPTION_ID.name
+    ).description,
     api.SEND_DATE.name: "When the message was sent.",
     api.OPEN_DATE.name: "When the contact's mail client loaded the message's images.",
     api.LINK_ID.name: "The clicked link (campaign_mailing_links.link_id).",
@@ -49,9 +57,7 @@ CAMPAIGNS = Table(
     name="campaigns",
     description="One row per automated campaign (triggered flow), current or gone.",
     columns=(
-        Column("encrypted_id", "VARCHAR", "Spotler's id of the campaign (encryptedId)."),
-        Column("name", "VARCHAR", "Name of the campaign."),
-        Column("active", "BOOLEAN", "Whether the campaign is switched on in Spotler."),
+        *record_columns(records.Campaign),
         Column(
             "trigger_names",
             "VARCHAR[]",
@@ -69,8 +75,7 @@ CAMPAIGN_TRIGGERS = Table(
     description="One row per trigger of a campaign: an event that starts a subscription.",
     columns=(
         CAMPAIGN_ID,
-        Column("trigger_id", "VARCHAR", "Spotler's encryptedId of the trigger."),
-        Column("name", "VARCHAR", "Name of the trigger."),
+        *record_columns(records.Trigger),
         *PRESENCE_COLUMNS,
     ),
     primary_key=("campaign_id", "trigger_id"),
@@ -80,16 +85,15 @@ CAMPAIGN_MAILINGS = Table(
     name="campaign_mailings",
     description="One row per message step of a campaign, with its content details.",
     columns=(
-        Column("encrypted_id", "VARCHAR", "Spotler's id of the step (encryptedId)."),
-        CAMPAIGN_ID,
-        Column("position", "INTEGER", "Order of the step in the campaign (0 = first)."),
-        Column("name", "VARCHAR", "Name of the step."),
-        Column("type", "VARCHAR", "EMAIL or SMS."),
-        Column("message_name", "VARCHAR", "Name of the message (content) used."),
-        Column("message_author", "VARCHAR", "Author of the message."),
-        Column("subject", "VARCHAR", "Subject line; NULL for SMS."),
-        Column("from_name", "VARCHAR", "Sender name shown to recipients."),
-        Column("from_email", "VARCHAR", "Sender address shown to recipients."),
+        *record_columns(
+            records.CampaignMailingDetails,
+            after={
+                "encrypted_id": (
+                    CAMPAIGN_ID,
+                    Column("position", "INTEGER", "Order of the step in the campaign (0 = first)."),
+                )
+            },
+        ),
         Column("link_count", "INTEGER", "Number of trackable links in the message."),
         *PRESENCE_COLUMNS,
     ),
@@ -101,11 +105,9 @@ CAMPAIGN_MAILING_LINKS = Table(
     description="One row per trackable link of a campaign message; clicks refer to link_id.",
     columns=(
         CAMPAIGN_MAILING_ID,
-        Column("link_id", "VARCHAR", "Id of the link within Spotler (clicks.linkId)."),
-        Column("name", "VARCHAR", "Name of the link."),
-        Column("url", "VARCHAR", "Target URL."),
-        Column("code", "VARCHAR", "Tracking code of the link."),
-        Column("type", "VARCHAR", "Link type (e.g. webshop, unsubscribe, conversion)."),
+        *record_columns(
+            records.Link, described={"type": "Link type (e.g. webshop, unsubscribe, conversion)."}
+        ),
         *PRESENCE_COLUMNS,
     ),
     primary_key=("campaign_mailing_id", "link_id"),

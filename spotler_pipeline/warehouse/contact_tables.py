@@ -8,9 +8,9 @@ active on several days therefore has one snapshot of their history per such day;
 
 from __future__ import annotations
 
-from spotler_pipeline.warehouse.campaign_tables import CAMPAIGN_SUBSCRIPTION_ID
+from spotler_pipeline import records
 from spotler_pipeline.warehouse.mailing_tables import CONTACT_EXTERNAL_ID
-from spotler_pipeline.warehouse.model import Column, Table
+from spotler_pipeline.warehouse.model import Column, Table, record_columns
 
 ACTIVITY_DAY = Column(
     "activity_day",
@@ -18,17 +18,8 @@ ACTIVITY_DAY = Column(
     "Day of the contact's activity that made the pipeline read this history (account time zone).",
 )
 FETCHED_AT = Column("fetched_at", "TIMESTAMPTZ", "When the history was read from Spotler.")
-OPENED = Column(
-    "opened",
-    "BOOLEAN",
-    "The contact opened it, as Spotler's history reports (the contract does not say whether "
-    "a click without loaded images counts: compare opened OR clicked with the card views' "
-    "opened, which counts every click as an open).",
-)
-CLICKED = Column("clicked", "BOOLEAN", "The contact clicked a link in it (as Spotler reports).")
-BOUNCE = Column("bounce", "VARCHAR", "HARDBOUNCE, SOFTBOUNCE or NULL when it did not bounce.")
-SENT_DATE = Column("sent_date", "TIMESTAMPTZ", "When it was sent to the contact.")
 SENT_DAY = Column("sent_day", "DATE", "Day it was sent, in the account's time zone.")
+SUBMIT_DAY = Column("submit_day", "DATE", "Day of the submission, in the account's time zone.")
 
 CONTACT_MAILING_HISTORY = Table(
     name="contact_mailing_history",
@@ -38,14 +29,7 @@ CONTACT_MAILING_HISTORY = Table(
     columns=(
         ACTIVITY_DAY,
         CONTACT_EXTERNAL_ID,
-        Column("mailing_id", "VARCHAR", "Spotler's encryptedId of the mailing."),
-        Column("mailing_name", "VARCHAR", "Name of the mailing."),
-        Column("mailing_type", "VARCHAR", "EMAIL or SMS."),
-        SENT_DATE,
-        SENT_DAY,
-        OPENED,
-        CLICKED,
-        BOUNCE,
+        *record_columns(records.MailingHistory, after={"sent_date": (SENT_DAY,)}),
         FETCHED_AT,
     ),
     primary_key=("activity_day", "contact_external_id", "mailing_id"),
@@ -61,15 +45,7 @@ CONTACT_CAMPAIGN_MAILING_HISTORY = Table(
     columns=(
         ACTIVITY_DAY,
         CONTACT_EXTERNAL_ID,
-        Column("campaign_mailing_id", "VARCHAR", "Spotler's encryptedId of the campaign step."),
-        Column("campaign_mailing_name", "VARCHAR", "Name of the campaign step."),
-        Column("campaign_mailing_type", "VARCHAR", "EMAIL or SMS."),
-        CAMPAIGN_SUBSCRIPTION_ID,
-        SENT_DATE,
-        SENT_DAY,
-        OPENED,
-        CLICKED,
-        BOUNCE,
+        *record_columns(records.CampaignMailingHistory, after={"sent_date": (SENT_DAY,)}),
         FETCHED_AT,
     ),
     primary_key=(
@@ -89,14 +65,7 @@ CONTACT_FORM_HISTORY = Table(
     columns=(
         ACTIVITY_DAY,
         CONTACT_EXTERNAL_ID,
-        Column("form_id", "VARCHAR", "Spotler's id of the form."),
-        Column("form_name", "VARCHAR", "Name of the form."),
-        Column("form_sub_type", "VARCHAR", "normal, subscribe, unSubscribe or editProfile."),
-        Column("form_state", "VARCHAR", "draft, proof or final."),
-        Column("form_result_id", "VARCHAR", "Spotler's id of the submission (form_results)."),
-        Column("submit_date", "TIMESTAMPTZ", "When the contact submitted the form."),
-        Column("submit_day", "DATE", "Day of the submission, in the account's time zone."),
-        Column("completed", "BOOLEAN", "Whether the submission was completed."),
+        *record_columns(records.FormHistory, after={"submit_date": (SUBMIT_DAY,)}),
         FETCHED_AT,
     ),
     primary_key=("activity_day", "contact_external_id", "form_result_id"),

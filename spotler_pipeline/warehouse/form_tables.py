@@ -6,8 +6,9 @@ a contact comes from the contact's own form history (``contact_form_history``).
 
 from __future__ import annotations
 
+from spotler_pipeline import records
 from spotler_pipeline.warehouse.campaign_tables import PRESENCE_COLUMNS
-from spotler_pipeline.warehouse.model import Column, Table
+from spotler_pipeline.warehouse.model import Column, Table, record_column, record_columns
 
 SUBMIT_DAY = Column(
     "submit_day",
@@ -15,20 +16,13 @@ SUBMIT_DAY = Column(
     "Day the form was submitted in the account's time zone.",
 )
 FORM_ID = Column("form_id", "VARCHAR", "Spotler's id of the form.")
-FORM_RESULT_ID = Column("form_result_id", "VARCHAR", "Spotler's id of the submission.")
+FORM_RESULT_ID = record_column(records.FormResult, "form_result_id")
 
 FORMS = Table(
     name="forms",
     description="One row per form or survey, current or gone.",
     columns=(
-        Column("id", "VARCHAR", "Spotler's id of the form."),
-        Column("name", "VARCHAR", "Name of the form."),
-        Column(
-            "form_sub_type",
-            "VARCHAR",
-            "normal, subscribe, unSubscribe or editProfile.",
-        ),
-        Column("form_state", "VARCHAR", "draft, proof or final."),
+        *record_columns(records.Form),
         *PRESENCE_COLUMNS,
     ),
     primary_key=("id",),
@@ -43,14 +37,7 @@ FORM_RESULTS = Table(
     columns=(
         SUBMIT_DAY,
         FORM_ID,
-        FORM_RESULT_ID,
-        Column("submitted_at", "TIMESTAMPTZ", "When the form was submitted."),
-        Column("completed", "BOOLEAN", "Whether every step of the form was filled in."),
-        Column(
-            "test_result",
-            "BOOLEAN",
-            "A test submission (e.g. from the form's proof); not a real response.",
-        ),
+        *record_columns(records.FormResult),
         Column("answer_count", "INTEGER", "Number of answers (questions) in the submission."),
     ),
     primary_key=("form_id", "form_result_id"),
@@ -64,16 +51,7 @@ FORM_ANSWERS = Table(
         SUBMIT_DAY,
         FORM_ID,
         FORM_RESULT_ID,
-        Column("rank", "INTEGER", "Position of the question in the form."),
-        Column("field_id", "VARCHAR", "Spotler's id of the form field."),
-        Column("description", "VARCHAR", "The question as the form shows it."),
-        Column(
-            "answer",
-            "JSON",
-            "The answer exactly as Spotler sent it: per its contract an array of strings "
-            "(one element for an open or scale question, several for multiple choice, empty "
-            "when unanswered).",
-        ),
+        *record_columns(records.FormAnswer),
         Column(
             "answer_type",
             "VARCHAR",

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from spotler_pipeline import records
 from spotler_pipeline import row_layouts as api
-from spotler_pipeline.warehouse.model import PRESENT, Column, Table, api_column, interaction_table
+from spotler_pipeline.warehouse.model import (
+    PRESENT,
+    Column,
+    Table,
+    api_column,
+    interaction_table,
+    record_columns,
+)
 
 SEND_DAY = Column(
     "send_day",
@@ -32,19 +40,7 @@ MAILINGS = Table(
     description="One row per one-off mailing (newsletter or SMS), with its static details.",
     columns=(
         SEND_DAY,
-        Column("encrypted_id", "VARCHAR", "Spotler's id of the mailing (encryptedId)."),
-        Column("name", "VARCHAR", "Internal name of the mailing."),
-        Column("type", "VARCHAR", "EMAIL or SMS."),
-        Column("scheduled_start_date", "TIMESTAMPTZ", "When the send started."),
-        Column("archive_link", "VARCHAR", "Public web version of the mailing."),
-        Column("sent_count", "BIGINT", "Number of recipients the mailing was sent to."),
-        Column("sender", "VARCHAR", "The marketer who sent it."),
-        Column("target_group", "VARCHAR", "Target group the mailing was sent to."),
-        Column("message_name", "VARCHAR", "Name of the message (content) used."),
-        Column("message_author", "VARCHAR", "Author of the message."),
-        Column("subject", "VARCHAR", "Subject line; NULL for SMS."),
-        Column("from_name", "VARCHAR", "Sender name shown to recipients."),
-        Column("from_email", "VARCHAR", "Sender address shown to recipients."),
+        *record_columns(records.MailingDetails),
         Column("link_count", "INTEGER", "Number of trackable links in the mailing."),
         PRESENT,
     ),
@@ -58,55 +54,10 @@ MAILING_LINKS = Table(
     columns=(
         SEND_DAY,
         MAILING_ID,
-        Column("link_id", "VARCHAR", "Id of the link within Spotler (clicks.linkId)."),
-        Column("name", "VARCHAR", "Name of the link."),
-        Column("url", "VARCHAR", "Target URL."),
-        Column("code", "VARCHAR", "Tracking code of the link."),
-        Column("type", "VARCHAR", "Link type (e.g. webshop, unsubscribe, conversion, facebook)."),
+        *record_columns(records.Link),
     ),
     primary_key=("mailing_id", "link_id"),
     partition_column="send_day",
-)
-
-#: Money as Spotler reports it: an exact count of euro cents (``conversionValue``, int64).
-CONVERSION_VALUE_CENTS = Column(
-    "conversion_value_cents",
-    "BIGINT",
-    "Total conversion value in euro cents, as Spotler reports it (conversionValue); NULL when "
-    "the account has no eCommerce.",
-)
-
-STATISTIC_COLUMNS: tuple[Column, ...] = (
-    Column("sent_count", "BIGINT", "Messages sent."),
-    Column("accepted_count", "BIGINT", "Messages accepted by the receiving servers."),
-    Column(
-        "open_count",
-        "BIGINT",
-        "Unique opens, total (openCount): contacts who loaded the images or clicked a link; "
-        "every click also counts as an open.",
-    ),
-    Column(
-        "open_rendered_count",
-        "BIGINT",
-        "Unique rendered opens (openRenderedCount): contacts who loaded the images, the "
-        "contacts of mailing_opens.",
-    ),
-    Column("click_count", "BIGINT", "Clicks (unique clickers as Spotler counts them)."),
-    Column("hardbounce_count", "BIGINT", "Hard bounces."),
-    Column("softbounce_count", "BIGINT", "Soft bounces."),
-    Column("not_retained_after_bounce_count", "BIGINT", "Contacts removed after bouncing."),
-    Column("conversion_click_count", "BIGINT", "Clicks on conversion links."),
-    Column("unsubscribe_count", "BIGINT", "Unsubscribes from this mailing."),
-    Column("to_webshop_count", "BIGINT", "Clicks through to the webshop; NULL without eCommerce."),
-    Column(
-        "shoppingcart_created_count", "BIGINT", "Shopping carts created; NULL without eCommerce."
-    ),
-    Column(
-        "shoppingcart_converted_count",
-        "BIGINT",
-        "Shopping carts converted to orders; NULL without eCommerce.",
-    ),
-    CONVERSION_VALUE_CENTS,
 )
 
 MAILING_STATS_SNAPSHOTS = Table(
@@ -128,7 +79,7 @@ MAILING_STATS_SNAPSHOTS = Table(
         Column(
             "days_since_send", "INTEGER", "Whole days between the send day and the snapshot day."
         ),
-        *STATISTIC_COLUMNS,
+        *record_columns(records.MailingStatistics),
     ),
     primary_key=("mailing_id", "snapshot_day"),
     partition_column="snapshot_day",

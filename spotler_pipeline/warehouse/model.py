@@ -4,12 +4,20 @@ One :class:`Table` per DuckDB table. The same description drives the DDL, the Ar
 of the staged pages, the Dagster column-schema metadata and the primary-key checks, so a
 column is declared exactly once.
 
-Columns that hold a value of an API row (``contact_external_id``, ``open_date``, ...) are not
-named here: :func:`api_column` and :func:`interaction_table` take their name and type from
-:mod:`spotler_pipeline.row_layouts`, the layouts the client decodes pages into, and a table
-adds only what the warehouse knows (descriptions, keys, partition and parent-id columns).
-That module is plain data: the warehouse still knows nothing of HTTP, nor the client of the
-warehouse (its docstring says why the names live there and not in the tables).
+Columns that hold a value Spotler sends are not declared in the tables:
+
+- a catalogue or contact-history table (mailings, links, statistics, forms, form results and
+  answers, campaigns, triggers, steps, histories) takes its record's columns, name, SQL type
+  and description, from the record's fields in :mod:`spotler_pipeline.records`
+  (:func:`record_columns`), the records the client decodes Spotler's JSON into;
+- an interaction table takes its API columns, name and type, from
+  :mod:`spotler_pipeline.row_layouts` (:func:`api_column`, :func:`interaction_table`), the
+  layouts the client decodes bulk pages into, and describes them itself.
+
+A table adds only what the warehouse knows: keys, partition and parent-id columns, what a
+step works out (counts, days, ``present``). Both modules are plain data: the warehouse still
+knows nothing of HTTP, nor the client of the warehouse (their docstrings say why the names
+live there and not in the tables).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from spotler_pipeline.records import record_columns_of
 from spotler_pipeline.row_layouts import TIMESTAMP_TYPE, BatchColumn, BatchLayout
 
 SCHEMA = "spotler"
@@ -129,11 +138,47 @@ UNCOMPRESSED_COLUMNS = frozenset({"contact_encrypted_id"})
 def api_column(column: BatchColumn, description: str) -> Column:
     """The table column of a column of the API's rows: its name and type (``TIMESTAMPTZ`` or
     ``VARCHAR``) as the row layout declares them, and what it means to a reader."""
+    return _column(column.name, "TIMESTAMPTZ" if column.timestamp else "VARCHAR", description)
+
+
+def record_columns(
+    record: type,
+    *,
+    after: Mapping[str, tuple[Column, ...]] | None = None,
+    described: Mapping[str, str] | None = None,
+) -> tuple[Column, ...]:
+    """The table columns of a record of :mod:`spotler_pipeline.records`: each column of its
+    row as the record declares it (name, SQL type, description), in the record's order, with
+    the warehouse's own columns ``after`` the record column they follow (by name) and a
+    description of its own for a column this table ``described`` otherwise."""
+    after = after or {}
+    described = described or {}
+    columns: list[Column] = []
+    names = set()
+    for c in record_columns_of(record):
+        description = described.get(c.name, c.description)
+        columns.append(_column(c.name, c.sql_type, description))
+        columns.extend(after.get(c.name, ()))
+        names.add(c.name)
+    if unknown := (set(after) | set(described)) - names:
+        raise KeyError(f"{record.__name__} has no column {', '.join(sorted(unknown))}")
+    return tuple(columns)
+
+
+def record_column(record: type, name: str) -> Column:
+    """The table column ``name`` of ``record``'s row (e.g. an id a child table repeats)."""
+    for column in record_columns(record):
+        if column.name == name:
+            return column
+    raise KeyError(f"{record.__name__} has no column {name!r}")
+
+
+def _column(name: str, sql_type: str, description: str) -> Column:
     return Column(
-        column.name,
-        "TIMESTAMPTZ" if column.timestamp else "VARCHAR",
+        name,
+        sql_type,
         description,
-        compression="uncompressed" if column.name in UNCOMPRESSED_COLUMNS else None,
+        compression="uncompressed" if name in UNCOMPRESSED_COLUMNS else None,
     )
 
 
