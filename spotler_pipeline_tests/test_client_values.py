@@ -12,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from spotler_pipeline import row_layouts as layouts
 from spotler_pipeline.client.columnar import ArrowPageDecoder
+from spotler_pipeline.client.timestamps import PAGE_MEMORY
 from spotler_pipeline.client.values import text
 from spotler_pipeline.row_layouts import BatchLayout
 from spotler_pipeline_tests.test_client_support import (
@@ -109,8 +111,14 @@ def test_every_decoder_gives_the_values_of_one_conversion(
 ) -> None:
     body = _page(layout, leaves, bare=bare)
     decode = ArrowPageDecoder(layout, "items", "Europe/Amsterdam", AMS)
+    default = pa.default_memory_pool()
+    allocations = default.num_allocations()
     batch = decode(body).rows
     assert decode.last_decoder == decoder
+    if default.backend_name != PAGE_MEMORY.backend_name:
+        # Every array of the page comes from PAGE_MEMORY, whichever decoder read it: the fetch
+        # threads leave Arrow's default allocator (a heap per thread) untouched.
+        assert default.num_allocations() == allocations
     assert batch.schema == layout.schema
     data = orjson.loads(body)
     rows = data if bare else data["items"]

@@ -20,7 +20,6 @@ numeric ids does not pay for a failed strict parse on every page.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from spotler_pipeline.client.paging import Page, decode_json, json_page
-from spotler_pipeline.client.timestamps import parse_timestamp_array
+from spotler_pipeline.client.timestamps import PAGE_MEMORY, parse_timestamp_array
 from spotler_pipeline.client.transport import BodyError
 from spotler_pipeline.client.values import text
 from spotler_pipeline.row_layouts import BatchColumn, BatchLayout
@@ -93,24 +92,26 @@ class ArrowPageDecoder:
     def _arrow(self, body: bytes, schema: pa.Schema, unexpected: str) -> Page[pa.RecordBatch]:
         try:
             table = pj.read_json(
-                io.BytesIO(body),
+                pa.BufferReader(body),
                 read_options=pj.ReadOptions(block_size=len(body) + 1, use_threads=False),
                 parse_options=pj.ParseOptions(
                     explicit_schema=schema,
                     unexpected_field_behavior=unexpected,
                     newlines_in_values=True,
                 ),
+                memory_pool=PAGE_MEMORY,
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise _Unreadable from exc
         if table.num_rows != 1:
             raise _Unreadable  # several JSON values, or none
-        lists = table.column(self._array_field).combine_chunks()
+        # One JSON value read as one block: each column is one chunk of one row.
+        lists = table.column(self._array_field).chunk(0)
         if lists.null_count:
             raise _Unreadable  # array field absent or null: let the tolerant decoder look
-        rows = lists.flatten()
-        paging = table.column("paging").combine_chunks()
-        next_url = pc.struct_field(paging, [0])[0].as_py() if paging.is_valid()[0].as_py() else None
+        rows = pc.list_flatten(lists, memory_pool=PAGE_MEMORY)
+        paging = table.column("paging")[0].as_py()  # {"next": ...} or None
+        next_url = paging["next"] if paging else None
         arrays = [self._arrow_column(rows, column) for column in self._layout.columns]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         return Page(batch, batch.num_rows, has_next=bool(next_url))
@@ -119,7 +120,7 @@ class ArrowPageDecoder:
         leaf = _leaf(rows, column.source)
         kind = leaf.type
         if pa.types.is_null(kind):
-            return pa.nulls(len(leaf), column.arrow_type)
+            return pa.nulls(len(leaf), column.arrow_type, memory_pool=PAGE_MEMORY)
         if column.timestamp:
             if not pa.types.is_string(kind):
                 raise _Unreadable
@@ -130,7 +131,7 @@ class ArrowPageDecoder:
         if pa.types.is_string(kind):
             return leaf
         if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-            return leaf.cast(pa.string())  # "12", "true": what values.text gives
+            return leaf.cast(pa.string(), memory_pool=PAGE_MEMORY)  # "12", "true": as text()
         raise _Unreadable  # floats, objects, lists: values.text in the python decoder
 
     def _python(self, body: bytes) -> Page[pa.RecordBatch]:
@@ -150,9 +151,11 @@ class ArrowPageDecoder:
                 if any(v is not None and not isinstance(v, str) for v in values):
                     raise ValueError("expected ISO 8601 strings")
                 return parse_timestamp_array(
-                    pa.array(values, pa.string()), self._zone_name, self._zone
+                    pa.array(values, pa.string(), memory_pool=PAGE_MEMORY),
+                    self._zone_name,
+                    self._zone,
                 )
-            return pa.array([text(v) for v in values], pa.string())
+            return pa.array([text(v) for v in values], pa.string(), memory_pool=PAGE_MEMORY)
         except (ValueError, TypeError) as exc:
             raise BodyError(f"unreadable {'.'.join(column.source)}: {exc}") from None
 
@@ -171,8 +174,8 @@ def _leaf(rows: pa.StructArray, path: tuple[str, ...]) -> pa.Array:
             raise _Unreadable
         index = kind.get_field_index(key)
         if index < 0:
-            return pa.nulls(len(rows))
-        array = pc.struct_field(array, [index])
+            return pa.nulls(len(rows), memory_pool=PAGE_MEMORY)
+        array = pc.struct_field(array, [index], memory_pool=PAGE_MEMORY)
     return array
 
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from spotler_pipeline.row_layouts import TIMESTAMP_TYPE
 
 __all__ = [
+    "PAGE_MEMORY",
     "API_DATETIME_FORMAT",
     "DATE_PARAM_FORMAT",
     "TIMESTAMP_TYPE",
@@ -33,19 +34,28 @@ API_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 DATE_PARAM_FORMAT = "%Y%m%d%H%M%S"
 _NAIVE_TYPE = pa.timestamp("us")
 
+#: Where Arrow allocates the arrays of decoded pages: the C library's allocator, named on each
+#: call. Pages are decoded in every fetch thread at once, and Arrow's default allocator
+#: (mimalloc) keeps a heap per thread that holds on to what a page freed, so a large send
+#: day's run held far more memory than its pages needed (docs/benchmark-log.md). Named per
+#: call, the pool changes nothing for the rest of the process.
+PAGE_MEMORY = pa.system_memory_pool()
+
 
 # A zone designator at the end; searched from position 10, past the date's own hyphens.
 _OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)\s*$")
 
 
 def _cast_naive(values: pa.Array, zone_name: str) -> pa.Array:
-    naive = values.cast(_NAIVE_TYPE)
-    local = pc.assume_timezone(naive, zone_name, ambiguous="earliest", nonexistent="raise")
-    return local.cast(TIMESTAMP_TYPE)
+    naive = values.cast(_NAIVE_TYPE, memory_pool=PAGE_MEMORY)
+    local = pc.assume_timezone(
+        naive, zone_name, ambiguous="earliest", nonexistent="raise", memory_pool=PAGE_MEMORY
+    )
+    return local.cast(TIMESTAMP_TYPE, memory_pool=PAGE_MEMORY)
 
 
 def _cast_offset(values: pa.Array, zone_name: str) -> pa.Array:
-    return values.cast(TIMESTAMP_TYPE)
+    return values.cast(TIMESTAMP_TYPE, memory_pool=PAGE_MEMORY)
 
 
 def format_api_datetime(value: datetime, zone: tzinfo) -> str:
@@ -86,12 +96,12 @@ def parse_timestamp_array(values: pa.Array, zone_name: str, zone: tzinfo) -> pa.
     :func:`parse_api_datetime` per element for mixed or unusual input.
     """
     if pa.types.is_timestamp(values.type):
-        return values.cast(TIMESTAMP_TYPE)
+        return values.cast(TIMESTAMP_TYPE, memory_pool=PAGE_MEMORY)
     if values.null_count == len(values):
-        return pa.nulls(len(values), TIMESTAMP_TYPE)
+        return pa.nulls(len(values), TIMESTAMP_TYPE, memory_pool=PAGE_MEMORY)
     # A failed cast costs far more than a successful one, so try first the form the first
     # value has; a page mixing both forms ends in the per-element fallback.
-    first = values.drop_null()[0].as_py()
+    first = next(v for v in values if v.is_valid).as_py()
     casts = [_cast_naive, _cast_offset]
     if _OFFSET.search(first, 10):
         casts.reverse()
@@ -100,4 +110,8 @@ def parse_timestamp_array(values: pa.Array, zone_name: str, zone: tzinfo) -> pa.
             return cast(values, zone_name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    return pa.array([parse_api_datetime(v, zone) for v in values.to_pylist()], type=TIMESTAMP_TYPE)
+    return pa.array(
+        [parse_api_datetime(v, zone) for v in values.to_pylist()],
+        type=TIMESTAMP_TYPE,
+        memory_pool=PAGE_MEMORY,
+    )

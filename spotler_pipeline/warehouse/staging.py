@@ -45,7 +45,7 @@ def remove_abandoned(directory: Path) -> list[Path]:
     ]
 
 
-#: Pages conformed and waiting for the writer thread at most: fetch threads wait rather than
+#: Pages waiting for the writer thread at most: fetch threads wait rather than
 #: pile pages up in memory when the disk is slower than the API.
 MAX_PENDING_PAGES = 16
 
@@ -56,9 +56,10 @@ class StagingArea:
     ``directory`` is the staging directory (created if missing; the system temp folder when
     ``None``); :attr:`abandoned` lists the folders of killed runs removed on the way in.
 
-    Pages are conformed in the calling (fetch) thread and written by one thread of the
-    area's own: Arrow's allocator (mimalloc) keeps a heap per thread, so Parquet writers fed
-    from every fetch thread held several times the memory of one writing thread.
+    Pages are conformed and written by one thread of the area's own, not by the fetch
+    threads that hand them in: Arrow's default allocator (mimalloc) keeps a heap per thread
+    and holds on to what a page freed, so the same work spread over every fetch thread held
+    several times the memory of one thread.
     """
 
     def __init__(self, directory: str | Path | None = None) -> None:
@@ -92,22 +93,22 @@ class StagingArea:
     ) -> int:
         """Stage ``batch`` for ``table``; columns missing from it are filled from ``constants``.
 
-        Returns the number of rows staged. Thread-safe. A failure to write an earlier page
-        is raised here (or by :meth:`files`).
+        Returns the number of rows staged. Thread-safe. A failure to conform or write an
+        earlier page is raised here (or by :meth:`files`).
         """
         self._raise_failure()
-        conformed = conform(table, batch, constants or {})
-        self._count(table, conformed.num_rows)
-        if conformed.num_rows == 0:
+        n = batch.num_rows
+        self._count(table, n)
+        if n == 0:
             return 0
         self._pending.acquire()
         try:
-            future = self._writer_thread.submit(self._write, table, conformed)
+            future = self._writer_thread.submit(self._write, table, batch, constants or {})
         except BaseException:
             self._pending.release()
             raise
         future.add_done_callback(self._written)
-        return conformed.num_rows
+        return n
 
     def rows(self, table: Table) -> int:
         with self._lock:
@@ -138,9 +139,12 @@ class StagingArea:
         with self._lock:
             self._rows[table.name] = self._rows.get(table.name, 0) + n
 
-    def _write(self, table: Table, batch: pa.RecordBatch) -> None:
+    def _write(
+        self, table: Table, batch: pa.RecordBatch | pa.Table, constants: Mapping[str, Any]
+    ) -> None:
         if self._error is not None:
             return  # the run fails anyway; its files are incomplete
+        batch = conform(table, batch, constants)
         writer = self._writers.get(table.name)
         if writer is None:
             files = self._files.setdefault(table.name, [])
