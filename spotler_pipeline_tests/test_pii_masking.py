@@ -15,6 +15,7 @@ import hmac
 import logging
 import re
 import stat
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,7 +37,8 @@ from spotler_pipeline.client import (
     SpotlerUnavailableError,
 )
 from spotler_pipeline.client.errors import contact_tag, mask_personal_data
-from spotler_pipeline.defs.resources import WarehouseResource
+from spotler_pipeline.defs.failures import MaskedError, failing_plainly
+from spotler_pipeline.defs.resources import SpotlerResource, WarehouseResource
 from spotler_pipeline.simulator import Fault, Simulator
 from spotler_pipeline.simulator._time import ACCOUNT_TZ
 from spotler_pipeline.warehouse.contact_key import KEY_FILE_ENV, contact_key_path
@@ -428,3 +430,50 @@ def test_a_failing_check_its_run_config_and_logs_name_no_contact_and_resist_a_di
 
     assert not set().union(*(guesses(a) for a in addresses)) & shown
     assert shown <= {contact_tag(a, warehouse_key)[9:-1] for a in addresses}
+
+
+def _raises_with_an_address(address: str) -> None:
+    try:
+        {}[address]
+    except KeyError as exc:
+        raise ValueError(f"no row for {address}") from exc
+
+
+def test_an_unexpected_error_naming_a_contact_is_raised_masked_with_its_stack() -> None:
+    key = b"k" * 32
+    with pytest.raises(MaskedError) as raised, failing_plainly(key):
+        _raises_with_an_address("jan.jansen@example.com")
+    error = raised.value
+    assert str(error) == f"ValueError: no row for {contact_tag('jan.jansen@example.com', key)}"
+    assert error.__suppress_context__ and error.__cause__ is None  # the KeyError held it too
+    frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+    assert "_raises_with_an_address" in frames  # the bug's own stack is kept
+    # Nothing personal: raised unchanged.
+    with pytest.raises(ValueError, match="no row for order 17"), failing_plainly(key):
+        raise ValueError("no row for order 17")
+
+
+def test_a_step_failing_on_a_contact_leaves_no_address_in_the_event_log(tmp_path: Path) -> None:
+    address = "piet.pieters@example.com"
+
+    @dg.asset
+    def reads_a_contact(spotler: SpotlerResource) -> None:
+        with spotler.get_client(b"k" * 32):
+            _raises_with_an_address(address)
+
+    spotler = SpotlerResource(consumer_key="key", consumer_secret="secret")
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = dg.materialize(
+            [reads_a_contact],
+            resources={"spotler": spotler},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not result.success
+        stored = [
+            str(record.event_log_entry.to_json())
+            for record in instance.get_records_for_run(result.run_id).records
+        ]
+    failure = next(text for text in stored if "STEP_FAILURE" in text)
+    assert contact_tag(address, b"k" * 32) in failure and "_raises_with_an_address" in failure
+    assert not any(address in text for text in stored)

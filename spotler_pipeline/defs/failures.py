@@ -6,7 +6,9 @@ another account's data, a warehouse from a newer release or the first release's 
 :func:`failing_plainly` turns them into ``dg.Failure``: Dagster then shows the message as the
 failure's description, with the error's own details as metadata, and without the chained
 exceptions (HTTP library, DuckDB) behind it. Anything else is a bug and keeps its full stack
-trace.
+trace; only its message is masked when it holds personal data (an e-mail address, a contact
+in a request path): Dagster stores a failure's message in the event log, and a contact
+id must never be there (:class:`MaskedError`).
 
 Dagster attaches the frames between its step executor and the ``raise`` to every failure,
 ``dg.Failure`` included (no API leaves them out); what ``failing_plainly`` removes is our
@@ -24,6 +26,7 @@ from spotler_pipeline.client.errors import (
     SpotlerAuthError,
     SpotlerError,
     SpotlerUnavailableError,
+    mask_personal_data,
 )
 from spotler_pipeline.warehouse.account import AccountMismatchError
 from spotler_pipeline.warehouse.connection import WarehouseLockedError
@@ -58,12 +61,29 @@ def as_failure(exc: Exception, *, allow_retries: bool) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata=metadata, allow_retries=allow_retries)
 
 
+class MaskedError(Exception):
+    """An unexpected error whose message held personal data, raised in its place: the same
+    stack trace, the original type's name and message with every contact replaced by its
+    tag, and no chained exceptions (whose messages may hold the same data)."""
+
+
 @contextmanager
-def failing_plainly() -> Iterator[None]:
-    """Inside: an error a user can act on fails the step with its message only."""
+def failing_plainly(contact_key: bytes | None = None) -> Iterator[None]:
+    """Inside: an error a user can act on fails the step with its message only; any other
+    error whose message names a contact is raised again as a :class:`MaskedError` (contacts
+    tagged under ``contact_key``, the warehouse's, so that tags match the checks')."""
     try:
         yield
     except FIX_FIRST as exc:
         raise as_failure(exc, allow_retries=False) from None
     except MAY_PASS as exc:
         raise as_failure(exc, allow_retries=True) from None
+    except dg.Failure:
+        raise  # our own, already written for the event log
+    except Exception as exc:
+        text = str(exc)
+        masked = mask_personal_data(text, key=contact_key)
+        if masked == text:
+            raise
+        error = MaskedError(f"{type(exc).__name__}: {masked}")
+        raise error.with_traceback(exc.__traceback__) from None

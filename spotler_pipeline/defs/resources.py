@@ -119,7 +119,7 @@ class SpotlerResource(dg.ConfigurableResource):
         settings = self.client_settings()
         if contact_key is not None:
             settings = replace(settings, contact_key=contact_key)
-        with failing_plainly():
+        with failing_plainly(settings.contact_key):
             client = SpotlerClient(settings)
             try:
                 yield client
