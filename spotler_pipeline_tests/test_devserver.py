@@ -88,6 +88,9 @@ def make_dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], set[int]]]
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # SIGINT handled as in a terminal: a suite started as a background job of a
+        # non-interactive shell inherits it ignored, and make would ignore it too.
+        preexec_fn=devserver.restore_interrupts,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
